@@ -1,0 +1,88 @@
+// Command golib is built with -buildmode=c-shared into libk3core.so. This
+// file is its whole C ABI (see k3core.h): it moves bytes across the boundary
+// and nothing else; every operation lives in package engine.
+package main
+
+/*
+#define K3_GO_SIDE
+#include <stdlib.h>
+#include "k3core.h"
+
+static inline void k3_invoke(k3_callback cb, void *ctx, int kind, char *payload, size_t len) {
+	cb(ctx, kind, payload, len);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/k3-core/k3-core/golib/engine"
+	"github.com/k3-core/k3-core/golib/errcat"
+)
+
+var (
+	theEngine = engine.New()
+	// running maps call IDs to the cancel functions of their contexts.
+	running sync.Map
+)
+
+// K3Start starts method with its JSON arguments on a goroutine. ctx is the
+// caller's and is only handed back through cb, never dereferenced here.
+//
+//export K3Start
+func K3Start(callID C.uint64_t, method *C.char, args *C.char, argsLen C.size_t, cb C.k3_callback, ctx unsafe.Pointer) {
+	id := uint64(callID)
+	m := C.GoString(method)
+	a := C.GoBytes(unsafe.Pointer(args), C.int(argsLen))
+	callCtx, cancel := context.WithCancel(context.Background())
+	running.Store(id, cancel)
+	go func() {
+		defer running.Delete(id)
+		defer cancel()
+		kind, payload := run(callCtx, m, a)
+		// C.CBytes mallocs; the callee owns and frees the copy.
+		C.k3_invoke(cb, ctx, C.int(kind), (*C.char)(C.CBytes(payload)), C.size_t(len(payload)))
+	}()
+}
+
+// K3Cancel cancels the context of a running call; unknown IDs are ignored.
+//
+//export K3Cancel
+func K3Cancel(callID C.uint64_t) {
+	if cancel, ok := running.Load(uint64(callID)); ok {
+		cancel.(context.CancelFunc)()
+	}
+}
+
+// run never panics: a panic would take the whole Node process with it.
+func run(ctx context.Context, method string, args []byte) (kind int, payload []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			kind, payload = encodeError(errcat.New(method, errcat.Generic, fmt.Sprintf("internal error: %v", r), nil))
+		}
+	}()
+	result, err := theEngine.Call(ctx, method, args)
+	if err != nil {
+		return encodeError(err.(*errcat.Error))
+	}
+	out, merr := json.Marshal(result)
+	if merr != nil {
+		return encodeError(errcat.New(method, errcat.Generic, "result could not be encoded: "+merr.Error(), merr))
+	}
+	return C.K3_RESULT, out
+}
+
+func encodeError(e *errcat.Error) (int, []byte) {
+	out, err := json.Marshal(e.ToWire())
+	if err != nil {
+		out = []byte(`{"op":"","class":"GenericFailure","details":{"error":"error could not be encoded"}}`)
+	}
+	return C.K3_ERROR, out
+}
+
+func main() {}

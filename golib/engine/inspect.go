@@ -1,0 +1,369 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/dockerarchive"
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/inspect"
+	"github.com/k3-core/k3-core/golib/ocilayout"
+	"github.com/k3-core/k3-core/golib/registry"
+)
+
+const opInspect = "inspectAnImage"
+
+// inspectRequest is inspectAnImage's arguments once validated.
+type inspectRequest struct {
+	imageName   string
+	imageTag    string
+	transport   string
+	credentials registry.Credentials
+	platform    inspect.Platform
+	tlsVerify   bool
+	listTags    bool
+	timeout     time.Duration
+}
+
+var (
+	// The characters a docker reference may hold at all; finer rules are
+	// go-containerregistry's.
+	referenceChars = regexp.MustCompile(`^[a-zA-Z0-9._/:@-]+$`)
+	tagPattern     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	platformWord   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+	transports     = []string{"docker", "oci", "oci-archive", "docker-archive"}
+)
+
+func invalidInspect(imageName, reason string) *errcat.Error {
+	return errcat.New(opInspect, "InvalidInspectParameters", reason, nil).With("imageName", imageName)
+}
+
+func parseInspectRequest(args json.RawMessage) (inspectRequest, *errcat.Error) {
+	list, err := positional(args, 2)
+	if err != nil {
+		return inspectRequest{}, invalidInspect("", err.Error())
+	}
+	imageName, present, err := stringParam(list[0], "imageName")
+	if err != nil || !present || strings.TrimSpace(imageName) == "" {
+		if err == nil {
+			err = errors.New("Image name is required")
+		}
+		return inspectRequest{}, invalidInspect("", err.Error())
+	}
+	req := inspectRequest{imageName: imageName, transport: "docker", tlsVerify: true}
+	fail := func(reason string) (inspectRequest, *errcat.Error) { return inspectRequest{}, invalidInspect(imageName, reason) }
+
+	postData, err := objectParam(list[1], "postData")
+	if err != nil {
+		return fail(err.Error())
+	}
+	if _, ok := postData.raw["signal"]; ok {
+		return fail("postData.signal must be an AbortSignal")
+	}
+	postName, present, err := postData.str("imageName")
+	if err != nil {
+		return fail(err.Error())
+	}
+	if !present || postName == "" {
+		return fail("postData.imageName is required")
+	}
+	if t, _, err := postData.str("containerImageTransport"); err != nil {
+		return fail(err.Error())
+	} else if t != "" {
+		req.transport = t
+	}
+	if !contains(transports, req.transport) {
+		if req.transport == "k3" {
+			return fail("transport k3 reads the local store, which this version does not have yet; use " + strings.Join(transports, ", "))
+		}
+		return fail(fmt.Sprintf("unknown transport %q; use one of %s", req.transport, strings.Join(transports, ", ")))
+	}
+	if req.imageTag, _, err = postData.str("imageTag"); err != nil {
+		return fail(err.Error())
+	}
+	if req.transport == "docker" {
+		if reason := checkDockerName(imageName); reason != "" {
+			return fail(reason)
+		}
+		if reason := checkSameRepository(imageName, postName); reason != "" {
+			return fail(reason)
+		}
+		if req.imageTag != "" && !tagPattern.MatchString(req.imageTag) && !isDigest(req.imageTag) {
+			return fail("Image tag contains invalid characters")
+		}
+	} else {
+		if strings.ContainsAny(imageName, "\x00\n\r") {
+			return fail("Image path contains invalid characters")
+		}
+		if postName != imageName {
+			return fail(fmt.Sprintf("postData.imageName (%s) does not match imageName (%s)", postName, imageName))
+		}
+	}
+	if req.credentials, err = parseCredentials(postData); err != nil {
+		return fail(err.Error())
+	}
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"os", &req.platform.OS}, {"architecture", &req.platform.Architecture}, {"variant", &req.platform.Variant}} {
+		v, present, err := postData.str(f.key)
+		if err == nil && present && !platformWord.MatchString(v) {
+			err = fmt.Errorf("postData.%s contains invalid characters", f.key)
+		}
+		if err != nil {
+			return fail(err.Error())
+		}
+		*f.dst = v
+	}
+	req.platform = req.platform.Normalize()
+	if req.tlsVerify, err = postData.boolean("tlsVerify", true); err != nil {
+		return fail(err.Error())
+	}
+	if req.listTags, err = postData.boolean("listTags", false); err != nil {
+		return fail(err.Error())
+	}
+	ms, present, err := postData.millis("timeout")
+	if err != nil {
+		return fail(err.Error())
+	}
+	if present {
+		req.timeout = time.Duration(ms * float64(time.Millisecond))
+	}
+	return req, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigest(s string) bool {
+	_, err := digest.Parse(s)
+	return err == nil
+}
+
+// checkDockerName explains what is wrong with a registry image name, in the
+// words the documents use, or returns "".
+func checkDockerName(imageName string) string {
+	if !referenceChars.MatchString(imageName) {
+		return "Image name contains invalid characters"
+	}
+	if at := strings.Index(imageName, "@"); at >= 0 && !isDigest(imageName[at+1:]) {
+		return "Image name contains invalid characters"
+	}
+	repo := repositoryPart(imageName)
+	if repo != strings.ToLower(repo) {
+		// The registry host may have capitals; the path may not.
+		if slash := strings.Index(repo, "/"); slash < 0 || strings.ToLower(repo[slash:]) != repo[slash:] {
+			return "Image name must be lowercase"
+		}
+	}
+	if _, err := name.ParseReference(imageName); err != nil {
+		return "Invalid image name: " + err.Error()
+	}
+	return ""
+}
+
+// repositoryPart strips a tag and digest from an image name.
+func repositoryPart(imageName string) string {
+	if at := strings.Index(imageName, "@"); at >= 0 {
+		imageName = imageName[:at]
+	}
+	if colon := strings.LastIndex(imageName, ":"); colon > strings.LastIndex(imageName, "/") {
+		imageName = imageName[:colon]
+	}
+	return imageName
+}
+
+func checkSameRepository(imageName, postName string) string {
+	if postName == imageName {
+		return ""
+	}
+	if reason := checkDockerName(postName); reason != "" {
+		return "postData.imageName: " + reason
+	}
+	a, errA := name.NewRepository(repositoryPart(imageName))
+	b, errB := name.NewRepository(repositoryPart(postName))
+	if errA != nil || errB != nil || a.Name() != b.Name() {
+		return fmt.Sprintf("postData.imageName (%s) does not match imageName (%s)", postName, imageName)
+	}
+	return ""
+}
+
+func parseCredentials(postData params) (registry.Credentials, error) {
+	var c registry.Credentials
+	obj, present, err := postData.object("credentials")
+	if err != nil || !present {
+		return c, err
+	}
+	bad := errors.New("postData.credentials must be {username, password} or {registryToken}")
+	var uOK, pOK, tOK bool
+	if c.Username, uOK, err = obj.str("username"); err != nil {
+		return c, bad
+	}
+	if c.Password, pOK, err = obj.str("password"); err != nil {
+		return c, bad
+	}
+	if c.RegistryToken, tOK, err = obj.str("registryToken"); err != nil {
+		return c, bad
+	}
+	if !(uOK && pOK && c.Username != "") && !(tOK && c.RegistryToken != "") {
+		return c, bad
+	}
+	return c, nil
+}
+
+// reference combines imageName with imageTag the way docker does: a digest
+// wins over a tag, and a tag in the name and a different imageTag conflict.
+func (req inspectRequest) reference(opts []name.Option) (name.Reference, error) {
+	repo := repositoryPart(req.imageName)
+	nameDigest, nameTag := "", ""
+	if at := strings.Index(req.imageName, "@"); at >= 0 {
+		nameDigest = req.imageName[at+1:]
+	}
+	if rest := strings.TrimPrefix(req.imageName, repo); strings.HasPrefix(rest, ":") {
+		nameTag = strings.SplitN(rest[1:], "@", 2)[0]
+	}
+	tag := req.imageTag
+	switch {
+	case nameDigest != "" && isDigest(tag) && tag != nameDigest:
+		return nil, fmt.Errorf("imageTag %s does not match the digest in imageName", tag)
+	case nameDigest != "":
+		return name.NewDigest(repo+"@"+nameDigest, opts...)
+	case isDigest(tag):
+		return name.NewDigest(repo+"@"+tag, opts...)
+	case nameTag != "" && tag != "" && tag != nameTag:
+		return nil, fmt.Errorf("imageTag %s does not match the tag in imageName (%s)", tag, nameTag)
+	case tag == "":
+		tag = nameTag
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	return name.NewTag(repo+":"+tag, opts...)
+}
+
+// dockerName is skopeo's Name: the repository with the registry spelled as
+// docker spells it.
+func dockerName(ref name.Reference) string {
+	reg := ref.Context().RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	return reg + "/" + ref.Context().RepositoryStr()
+}
+
+func (e *Engine) inspectAnImage(ctx context.Context, args json.RawMessage) (any, error) {
+	req, verr := parseInspectRequest(args)
+	if verr != nil {
+		return nil, verr
+	}
+	if req.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.timeout)
+		defer cancel()
+	}
+	out, err := e.inspectByTransport(ctx, req)
+	if err != nil {
+		var cerr *errcat.Error
+		if errors.As(err, &cerr) {
+			return nil, cerr
+		}
+		return nil, inspectFailure(req.imageName, err)
+	}
+	return out, nil
+}
+
+func (e *Engine) inspectByTransport(ctx context.Context, req inspectRequest) (inspect.Output, error) {
+	switch req.transport {
+	case "oci", "oci-archive":
+		open := ocilayout.OpenDir
+		if req.transport == "oci-archive" {
+			open = ocilayout.OpenArchive
+		}
+		src, err := open(req.imageName, req.imageTag)
+		if err != nil {
+			return inspect.Output{}, err
+		}
+		defer src.Close()
+		return e.inspector.Inspect(ctx, src, req.platform)
+	case "docker-archive":
+		src, err := dockerarchive.Open(req.imageName, req.imageTag)
+		if err != nil {
+			return inspect.Output{}, err
+		}
+		defer src.Close()
+		out, err := e.inspector.Inspect(ctx, src, req.platform)
+		if err == nil {
+			out.Name = src.Name()
+		}
+		return out, err
+	}
+	client, err := e.registries.Client(registry.Options{Credentials: req.credentials, Insecure: !req.tlsVerify})
+	if err != nil {
+		return inspect.Output{}, err
+	}
+	ref, err := req.reference(client.ParseOptions())
+	if err != nil {
+		return inspect.Output{}, invalidInspect(req.imageName, err.Error())
+	}
+	out, err := e.inspector.Inspect(ctx, registry.Source{Client: client, Ref: ref}, req.platform)
+	if err != nil {
+		return inspect.Output{}, err
+	}
+	out.Name = dockerName(ref)
+	if req.listTags {
+		tags, err := client.Tags(ctx, ref.Context())
+		if err != nil {
+			return inspect.Output{}, err
+		}
+		out.RepoTags = tags
+	}
+	return out, nil
+}
+
+// inspectFailure maps a failure of inspection onto the catalogue.
+func inspectFailure(imageName string, err error) *errcat.Error {
+	class, reason, code := errcat.Generic, err.Error(), ""
+	var notFound *inspect.NotFoundError
+	var noPlatform *inspect.PlatformNotFoundError
+	var bad *inspect.ContentError
+	var mismatch *content.DigestMismatchError
+	switch {
+	case errors.Is(err, context.Canceled):
+		class, reason = "AbortError", "the operation was aborted"
+	case errors.As(err, &notFound), errors.As(err, &noPlatform):
+		class = "ImageNotFoundInRegistry"
+	case errors.As(err, &bad), errors.As(err, &mismatch):
+		class = "InspectImageFailure"
+	default:
+		f := registry.Classify(err)
+		reason, code = f.Reason, f.Code
+		switch f.Kind {
+		case registry.NotFound:
+			class = "ImageNotFoundInRegistry"
+		case registry.Unauthorized:
+			class = "RegistryAuthenticationFailure"
+		case registry.Unreachable:
+			class = "RegistryConnectionFailure"
+		case registry.BadContent:
+			class = "InspectImageFailure"
+		}
+	}
+	e := errcat.New(opInspect, class, reason, err).With("imageName", imageName)
+	e.CauseCode = code
+	return e
+}

@@ -1,0 +1,60 @@
+'use strict';
+// The one path into the Go engine: a method name and its arguments in, a
+// Promise out. Everything a caller passes goes to the engine to validate; only
+// what JSON cannot carry is dealt with here.
+const path = require('node:path');
+const errors = require('./errors');
+
+const addon = require(path.join(__dirname, '..', 'build', 'Release', 'k3core.node'));
+
+function isAbortSignal(v) {
+  return typeof AbortSignal !== 'undefined' && v instanceof AbortSignal;
+}
+
+// Serialises each positional argument on its own, so one that JSON cannot
+// carry (a cycle, a BigInt) is reported by name by the engine's validation.
+function encodeArgs(args) {
+  const parts = args.map((arg) => {
+    try {
+      const json = JSON.stringify(arg, (key, value) => {
+        if (typeof value === 'bigint') throw new TypeError('a BigInt cannot be serialised');
+        if (key === 'signal' && isAbortSignal(value)) return undefined;
+        return value;
+      });
+      return json === undefined ? 'null' : json;
+    } catch (e) {
+      return JSON.stringify({ $k3unserializable: e.message });
+    }
+  });
+  return `[${parts.join(',')}]`;
+}
+
+// call(op, args, {signal, onEvent}) resolves with the engine's result or
+// rejects with a K3Error subclass; never anything else.
+function call(op, args, { signal, onEvent, details = {} } = {}) {
+  if (signal && signal.aborted) return Promise.reject(errors.abortError(op, details, signal.reason));
+  let started;
+  try {
+    started = addon.start(op, encodeArgs(args), onEvent);
+  } catch (e) {
+    return Promise.reject(errors.create(op, 'GenericFailure', { ...details, error: e.message }, e));
+  }
+  const [id, pending] = started;
+  const settled = pending.then(
+    (json) => JSON.parse(json),
+    (json) => {
+      throw errors.fromWire(JSON.parse(json), op);
+    },
+  );
+  if (!signal) return settled;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      addon.cancel(id);
+      reject(errors.abortError(op, details, signal.reason));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    settled.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+module.exports = { call, encodeArgs };

@@ -164,12 +164,12 @@ func checkDockerName(imageName string) string {
 	if at := strings.Index(imageName, "@"); at >= 0 && !isDigest(imageName[at+1:]) {
 		return "Image name contains invalid characters"
 	}
-	repo := repositoryPart(imageName)
-	if repo != strings.ToLower(repo) {
-		// The registry host may have capitals; the path may not.
-		if slash := strings.Index(repo, "/"); slash < 0 || strings.ToLower(repo[slash:]) != repo[slash:] {
-			return "Image name must be lowercase"
-		}
+	path := repositoryPart(imageName)
+	if first, rest, found := strings.Cut(path, "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		path = rest // a registry host may have capitals; the repository path may not
+	}
+	if path != strings.ToLower(path) {
+		return "Image name must be lowercase"
 	}
 	if _, err := name.ParseReference(imageName); err != nil {
 		return "Invalid image name: " + err.Error()

@@ -312,10 +312,19 @@ func (e *Engine) inspectByTransport(ctx context.Context, req inspectRequest) (in
 		}
 		return out, err
 	}
-	client, err := e.registries.Client(registry.Options{Credentials: req.credentials, Insecure: !req.tlsVerify})
+	opts := registry.Options{Credentials: req.credentials, Insecure: !req.tlsVerify}
+	client, err := e.registries.Client(opts)
 	if err != nil {
 		return inspect.Output{}, err
 	}
+	out, err := e.inspectRemote(ctx, req, client)
+	if err != nil && registry.Classify(err).Kind == registry.Unauthorized {
+		e.registries.Forget(opts)
+	}
+	return out, err
+}
+
+func (e *Engine) inspectRemote(ctx context.Context, req inspectRequest, client *registry.Client) (inspect.Output, error) {
 	ref, err := req.reference(client.ParseOptions())
 	if err != nil {
 		return inspect.Output{}, invalidInspect(req.imageName, err.Error())

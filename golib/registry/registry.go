@@ -98,9 +98,21 @@ type Client struct {
 	insecure bool
 }
 
+func (opts Options) key() string {
+	return fmt.Sprintf("%s/%t", opts.Credentials.key(), opts.Insecure)
+}
+
+// Forget drops the client for opts, so the next call resolves credentials
+// and tokens afresh: after a 401 the user may well have just logged in.
+func (p *Pool) Forget(opts Options) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.clients, opts.key())
+}
+
 // Client returns the shared client for opts, making it on first use.
 func (p *Pool) Client(opts Options) (*Client, error) {
-	k := fmt.Sprintf("%s/%t", opts.Credentials.key(), opts.Insecure)
+	k := opts.key()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.clients[k]; ok {

@@ -142,7 +142,7 @@ function buildFixtures() {
       Env: ['PATH=/bin', 'A=1=2', 'EMPTY=', 'SPACED=a b c'],
     },
     layerAnnotations: [{ 'org.example.note': 'first' }, undefined, { 'org.example.a': '1', 'org.example.b': '2' }],
-    annotations: { 'org.opencontainers.image.ref.name': 'ignored-here' },
+    annotations: { 'org.example.manifest': 'yes' },
     mediaType: 'oci',
   });
   fx.amd64 = images.makeImage({ layers: [[{ path: 'arch', content: 'amd64' }]], architecture: 'amd64' });

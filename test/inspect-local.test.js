@@ -252,42 +252,92 @@ for (const transport of ['oci', 'oci-archive']) {
       E.InvalidInspectParameters);
   });
 
-  // The altered layout is written as a directory; the archive is that
+  // Images no other test has inspected, so nothing this process has seen
+  // before stands in for the altered bytes.
+  const fresh = (label) => {
+    const tag = `${transport}-${label}`;
+    const image = images.makeImage({ layers: [[{ path: 'tamper', content: tag }]], config: { Labels: { tag } } });
+    const a = images.makeImage({ layers: [[{ path: 'arch', content: `${tag} amd64` }]], architecture: 'amd64' });
+    const b = images.makeImage({ layers: [[{ path: 'arch', content: `${tag} arm64` }]], architecture: 'arm64', variant: 'v8' });
+    return { image, a, b, index: images.makeIndex([a, b]) };
+  };
+  const layoutOf = (set) => [{ image: set.image, refName: 'one' }, { index: set.index, images: [set.a, set.b], refName: 'multi' }];
+
+  // The layout is written as a directory and altered; the archive is that
   // directory tarred up afterwards.
-  const tampered = (label, alter) => {
+  const writeTampered = (label, set, alter) => {
     const dir = path.join(tmp, `${transport}-tampered-${label}`);
-    images.writeOciLayout(dir, [{ image: fx.one, refName: 'one' }, { index: fx.index, images: [fx.amd64, fx.arm64, fx.armv7], refName: 'multi' }]);
-    alter(dir);
+    images.writeOciLayout(dir, layoutOf(set));
+    if (alter) alter(dir);
+    return repack(dir);
+  };
+  const repack = (dir) => {
     if (transport === 'oci') return dir;
     fs.writeFileSync(`${dir}.tar`, images.makeTar(tarEntriesOf(dir)));
     return `${dir}.tar`;
   };
+  const otherDigest = (d) => d.slice(0, -1) + (d.endsWith('0') ? '1' : '0');
 
   test(`${transport}: a config blob altered after writing is a digest mismatch`, async () => {
-    const file = tampered('config', (dir) => alterBlob(dir, fx.one.configDigest, '"amd64"', '"amd65"'));
+    const set = fresh('config');
+    const file = writeTampered('config', set, (dir) => alterBlob(dir, set.image.configDigest, '"amd64"', '"amd65"'));
     const err = await rejectsWith(inspect(transport, file, { imageTag: 'one' }), E.InspectImageFailure, /digest mismatch/);
     assertInspectFailure(err, file);
   });
 
   test(`${transport}: a manifest blob altered after writing is a digest mismatch`, async () => {
-    const layer = fx.one.layers[0].digest;
-    const other = layer.slice(0, -1) + (layer.endsWith('0') ? '1' : '0');
-    const file = tampered('manifest', (dir) => alterBlob(dir, fx.one.manifestDigest, layer, other));
+    const set = fresh('manifest');
+    const layer = set.image.layers[0].digest;
+    const file = writeTampered('manifest', set, (dir) => alterBlob(dir, set.image.manifestDigest, layer, otherDigest(layer)));
     const err = await rejectsWith(inspect(transport, file, { imageTag: 'one' }), E.InspectImageFailure, /digest mismatch/);
     assertInspectFailure(err, file);
   });
 
   test(`${transport}: an index blob altered after writing is a digest mismatch`, async () => {
-    const file = tampered('index', (dir) => alterBlob(dir, fx.index.indexDigest, '"arm64"', '"arm65"'));
+    const set = fresh('index');
+    const file = writeTampered('index', set, (dir) => alterBlob(dir, set.index.indexDigest, '"arm64"', '"arm65"'));
     const err = await rejectsWith(inspect(transport, file, { imageTag: 'multi', architecture: 'amd64' }),
       E.InspectImageFailure, /digest mismatch/);
     assertInspectFailure(err, file);
   });
 
   test(`${transport}: a platform's config blob altered after writing is a digest mismatch`, async () => {
-    const file = tampered('platform-config', (dir) => alterBlob(dir, fx.arm64.configDigest, '"v8"', '"v9"'));
+    const set = fresh('platform-config');
+    const file = writeTampered('platform-config', set, (dir) => alterBlob(dir, set.b.configDigest, '"v8"', '"v9"'));
     await rejectsWith(inspect(transport, file, { imageTag: 'multi', architecture: 'arm64' }),
       E.InspectImageFailure, /digest mismatch/);
+  });
+
+  // The same checks when the intact bytes were inspected earlier in this
+  // process: what was read before must not stand in for what is on disk now.
+  test(`${transport}: a config blob altered after an earlier inspect is still a digest mismatch`, async () => {
+    const set = fresh('config-again');
+    const dir = path.join(tmp, `${transport}-tampered-config-again`);
+    const file = writeTampered('config-again', set);
+    assertOciImage(await inspect(transport, file, { imageTag: 'one' }), set.image);
+    alterBlob(dir, set.image.configDigest, '"amd64"', '"amd65"');
+    repack(dir);
+    const err = await rejectsWith(inspect(transport, file, { imageTag: 'one' }), E.InspectImageFailure, /digest mismatch/);
+    assertInspectFailure(err, file);
+  });
+
+  test(`${transport}: a copy of an inspected layout with an altered config blob is a digest mismatch`, async () => {
+    const set = fresh('copy');
+    const intact = writeTampered('copy-intact', set);
+    assertOciImage(await inspect(transport, intact, { imageTag: 'one' }), set.image);
+    const file = writeTampered('copy-altered', set, (dir) => alterBlob(dir, set.image.configDigest, '"amd64"', '"amd65"'));
+    await rejectsWith(inspect(transport, file, { imageTag: 'one' }), E.InspectImageFailure, /digest mismatch/);
+  });
+
+  test(`${transport}: a platform manifest altered after an earlier inspect is still a digest mismatch`, async () => {
+    const set = fresh('platform-again');
+    const dir = path.join(tmp, `${transport}-tampered-platform-again`);
+    const file = writeTampered('platform-again', set);
+    assertOciImage(await inspect(transport, file, { imageTag: 'multi', architecture: 'arm64' }), set.b, { digest: set.index.indexDigest });
+    const layer = set.b.layers[0].digest;
+    alterBlob(dir, set.b.manifestDigest, layer, otherDigest(layer));
+    repack(dir);
+    await rejectsWith(inspect(transport, file, { imageTag: 'multi', architecture: 'arm64' }), E.InspectImageFailure, /digest mismatch/);
   });
 }
 

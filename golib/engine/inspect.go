@@ -299,14 +299,14 @@ func (e *Engine) inspectByTransport(ctx context.Context, req inspectRequest) (in
 			return inspect.Output{}, err
 		}
 		defer src.Close()
-		return e.inspector.Inspect(ctx, src, req.platform)
+		return inspect.Read(ctx, src, req.platform)
 	case "docker-archive":
 		src, err := dockerarchive.Open(req.imageName, req.imageTag)
 		if err != nil {
 			return inspect.Output{}, err
 		}
 		defer src.Close()
-		out, err := e.inspector.Inspect(ctx, src, req.platform)
+		out, err := inspect.Read(ctx, src, req.platform)
 		if err == nil {
 			out.Name = src.Name()
 		}

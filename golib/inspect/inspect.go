@@ -87,8 +87,14 @@ const maxCached = 4096
 // New returns an empty Inspector.
 func New() *Inspector { return &Inspector{results: map[string]Output{}} }
 
-// Inspect reads the image src names for platform. Name and RepoTags are the
-// caller's to fill: they depend on how the image was named, not on its content.
+// Inspect reads the image src names for platform, from the cache when its
+// top-level digest was read before. Name and RepoTags are the caller's to
+// fill: they depend on how the image was named, not on its content.
+//
+// Only sources whose content cannot change under a digest belong here (a
+// registry verifies nothing for us, but we verified it the first time);
+// local files can be altered on disk, and are cheap to read again, so they
+// go through Read.
 func (in *Inspector) Inspect(ctx context.Context, src Source, platform Platform) (Output, error) {
 	top, err := src.Resolve(ctx)
 	if err != nil {
@@ -104,6 +110,15 @@ func (in *Inspector) Inspect(ctx context.Context, src Source, platform Platform)
 	}
 	in.store(key, out)
 	return out, nil
+}
+
+// Read inspects without the cache, verifying every byte it reads.
+func Read(ctx context.Context, src Source, platform Platform) (Output, error) {
+	top, err := src.Resolve(ctx)
+	if err != nil {
+		return Output{}, err
+	}
+	return read(ctx, src, top.Digest, platform)
 }
 
 func (in *Inspector) lookup(key string) (Output, bool) {
@@ -154,7 +169,7 @@ func read(ctx context.Context, src Source, topDigest v1.Hash, platform Platform)
 	case mediaType.IsSchema1():
 		out, err = fromSchema1(raw)
 	case mediaType.IsImage():
-		out, err = fromImageManifest(ctx, src, raw)
+		out, err = fromImageManifest(ctx, src, raw, mediaType == types.DockerManifestSchema2)
 	default:
 		err = &ContentError{Reason: fmt.Sprintf("unsupported manifest media type %q", mediaType)}
 	}
@@ -195,7 +210,7 @@ func effectiveMediaType(raw []byte, labelled types.MediaType) types.MediaType {
 	return labelled
 }
 
-func fromImageManifest(ctx context.Context, src Source, raw []byte) (Output, error) {
+func fromImageManifest(ctx context.Context, src Source, raw []byte, docker bool) (Output, error) {
 	manifest, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
 		return Output{}, &ContentError{Reason: "malformed manifest: " + err.Error()}
@@ -208,7 +223,7 @@ func fromImageManifest(ctx context.Context, src Source, raw []byte) (Output, err
 	if err := json.Unmarshal(configBytes, &config); err != nil {
 		return Output{}, &ContentError{Reason: "malformed image config: " + err.Error()}
 	}
-	out := config.output()
+	out := config.output(docker)
 	out.Layers = []string{}
 	out.LayersData = []LayerData{}
 	for _, l := range manifest.Layers {
@@ -225,7 +240,8 @@ func fromImageManifest(ctx context.Context, src Source, raw []byte) (Output, err
 }
 
 // imageConfig is the part of an OCI or Docker image config inspect reports.
-// Created is a pointer so a config without one reports null, as skopeo does.
+// Created is a pointer so an OCI config without one reports null, as skopeo
+// does; skopeo reports Docker configs without one as the zero time.
 type imageConfig struct {
 	Created       *time.Time `json:"created"`
 	DockerVersion string     `json:"docker_version"`
@@ -238,7 +254,10 @@ type imageConfig struct {
 	} `json:"config"`
 }
 
-func (c imageConfig) output() Output {
+func (c imageConfig) output(docker bool) Output {
+	if c.Created == nil && docker {
+		c.Created = &time.Time{}
+	}
 	out := Output{
 		RepoTags: []string{}, Created: c.Created, DockerVersion: c.DockerVersion,
 		Architecture: c.Architecture, Variant: c.Variant, Os: c.OS,
@@ -272,7 +291,7 @@ func fromSchema1(raw []byte) (Output, error) {
 	if err := json.Unmarshal([]byte(m.History[0].V1Compatibility), &config); err != nil {
 		return Output{}, &ContentError{Reason: "malformed schema 1 v1Compatibility: " + err.Error()}
 	}
-	out := config.output()
+	out := config.output(true)
 	out.Layers = []string{}
 	out.LayersData = []LayerData{}
 	for i := len(m.FSLayers) - 1; i >= 0; i-- {

@@ -167,3 +167,13 @@ test('logging in after a 401 works in the same process', { skip }, async () => {
     done({ first, second: second.Digest });`, { HOME: dir, DOCKER_CONFIG: '', REGISTRY_AUTH_FILE: '', XDG_RUNTIME_DIR: '' });
   assert.deepEqual(out, { first: 'RegistryAuthenticationFailure', second: img.manifestDigest });
 });
+
+test('a credential helper that is not installed is a GenericFailure that names it', { skip }, async () => {
+  const dir = fs.mkdtempSync(path.join(home, 'nohelper-'));
+  fs.mkdirSync(path.join(dir, '.docker'));
+  fs.writeFileSync(path.join(dir, '.docker', 'config.json'), JSON.stringify({ credsStore: 'k3-missing-helper' }));
+  const out = await runInChild(inspectSnippet(name), { HOME: dir, DOCKER_CONFIG: '' });
+  assert.equal(out.thrown && out.thrown.name, 'GenericFailure', JSON.stringify(out));
+  assert.equal(out.thrown.message, 'Generic failure during image inspection.');
+  assert.match(out.thrown.details.error, /docker-credential-k3-missing-helper/);
+});

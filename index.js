@@ -1,17 +1,35 @@
 'use strict';
 // k3-core: container images and containers for Node.js, with no daemon.
+const os = require('node:os');
+const path = require('node:path');
 const errors = require('./js/errors');
 const { ImageCore } = require('./js/imageCore');
+const { ContainerCore } = require('./js/containerCore');
 const { wrap } = require('./js/logger');
+
+// The store's default place, as XDG has it: $XDG_DATA_HOME/k3-core or
+// ~/.local/share/k3-core; K3_ROOT overrides.
+function defaultRoot() {
+  if (process.env.K3_ROOT) return process.env.K3_ROOT;
+  const data = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(data, 'k3-core');
+}
 
 class K3Core {
   /**
    * @param {object} [options]
+   * @param {string} [options.root] the store's directory (default $K3_ROOT or ~/.local/share/k3-core)
    * @param {object} [options.logger] console-like logger (debug/info/warn/error); silent by default
    */
   constructor(options = {}) {
-    const log = wrap(options && options.logger);
-    this.imageCore = new ImageCore(log);
+    const opts = options && typeof options === 'object' ? options : {};
+    const ctx = {
+      log: wrap(opts.logger),
+      root: path.resolve(typeof opts.root === 'string' && opts.root ? opts.root : defaultRoot()),
+    };
+    Object.defineProperty(this, 'root', { value: ctx.root, enumerable: true });
+    this.imageCore = new ImageCore(ctx);
+    this.containerCore = new ContainerCore(ctx);
   }
 }
 

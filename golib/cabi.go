@@ -44,7 +44,12 @@ func K3Start(callID C.uint64_t, method *C.char, args *C.char, argsLen C.size_t, 
 	go func() {
 		defer running.Delete(id)
 		defer cancel()
-		kind, payload := run(callCtx, m, a)
+		emit := func(event any) {
+			if payload, err := json.Marshal(event); err == nil {
+				C.k3_invoke(cb, ctx, C.K3_EVENT, (*C.char)(C.CBytes(payload)), C.size_t(len(payload)))
+			}
+		}
+		kind, payload := run(callCtx, m, a, emit)
 		// C.CBytes mallocs; the callee owns and frees the copy.
 		C.k3_invoke(cb, ctx, C.int(kind), (*C.char)(C.CBytes(payload)), C.size_t(len(payload)))
 	}()
@@ -60,13 +65,13 @@ func K3Cancel(callID C.uint64_t) {
 }
 
 // run never panics: a panic would take the whole Node process with it.
-func run(ctx context.Context, method string, args []byte) (kind int, payload []byte) {
+func run(ctx context.Context, method string, request []byte, emit func(any)) (kind int, payload []byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			kind, payload = encodeError(errcat.New(method, errcat.Generic, fmt.Sprintf("internal error: %v", r), nil))
 		}
 	}()
-	result, err := theEngine.Call(ctx, method, args)
+	result, err := theEngine.Call(ctx, method, request, emit)
 	if err != nil {
 		return encodeError(err.(*errcat.Error))
 	}

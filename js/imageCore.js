@@ -1,26 +1,44 @@
 'use strict';
-// imageCore: reading images from registries, layouts and archives.
-const { call } = require('./native');
-const { logged } = require('./logger');
+// imageCore: images in registries, layouts, archives and the local store.
+const { run } = require('./operation');
+
+const str = (v) => (typeof v === 'string' ? v : '');
 
 class ImageCore {
-  constructor(log) {
-    this._log = log;
+  constructor(ctx) {
+    Object.defineProperty(this, '_ctx', { value: ctx });
   }
 
   // Reads an image's metadata without downloading its layers; the result has
-  // the fields of `skopeo inspect` (see SPEC §2).
+  // the fields of `skopeo inspect` (SPEC §2).
   inspectAnImage(imageName, postData) {
-    const signal = postData && typeof postData === 'object' ? postData.signal : undefined;
-    const details = { imageName: typeof imageName === 'string' ? imageName : '' };
-    return logged(this._log, 'inspectAnImage', { imageName: details.imageName }, () =>
-      call('inspectAnImage', [imageName, postData], { signal: asSignal(signal), details }));
+    return run(this._ctx, 'inspectAnImage', [imageName, postData], postData, { imageName: str(imageName) });
   }
-}
 
-// A non-AbortSignal `signal` is passed on for the engine to reject.
-function asSignal(signal) {
-  return typeof AbortSignal !== 'undefined' && signal instanceof AbortSignal ? signal : undefined;
+  // Pulls an image into the local store: pullAnImage(name, tag?, options?).
+  // options: containerImageTransport, credentials, tlsVerify, os,
+  // architecture, variant, timeout, signal, onProgress(event).
+  pullAnImage(imageName, tag, options) {
+    const opts = tag && typeof tag === 'object' ? tag : options;
+    return run(this._ctx, 'pullAnImage', [imageName, tag, options], opts, { imageName: str(imageName), tag: str(tag) });
+  }
+
+  // Copies an image into an OCI layout directory without unpacking it, as
+  // `skopeo copy docker://IMAGE oci:DIR:TAG` does:
+  // copyImage(name, tag, layoutDir, {destinationTag, credentials, tlsVerify, ...}).
+  copyImage(imageName, tag, destination, options) {
+    return run(this._ctx, 'copyImage', [imageName, tag, destination, options], options,
+      { imageName: str(imageName), destination: str(destination) });
+  }
+
+  listImages() {
+    return run(this._ctx, 'listImages', [], undefined);
+  }
+
+  // removeImage(ref, {force}): an image a container uses needs force.
+  removeImage(image, options) {
+    return run(this._ctx, 'removeImage', [image, options], options, { image: str(image) });
+  }
 }
 
 module.exports = { ImageCore };

@@ -13,7 +13,7 @@ function isAbortSignal(v) {
 
 // Serialises each positional argument on its own, so one that JSON cannot
 // carry (a cycle, a BigInt) is reported by name by the engine's validation.
-function encodeArgs(args) {
+function encodeRequest(args, root) {
   const parts = args.map((arg) => {
     try {
       const json = JSON.stringify(arg, (key, value) => {
@@ -26,16 +26,16 @@ function encodeArgs(args) {
       return JSON.stringify({ $k3unserializable: e.message });
     }
   });
-  return `[${parts.join(',')}]`;
+  return `{"root":${JSON.stringify(root || '')},"args":[${parts.join(',')}]}`;
 }
 
-// call(op, args, {signal, onEvent}) resolves with the engine's result or
-// rejects with a K3Error subclass; never anything else.
-function call(op, args, { signal, onEvent, details = {} } = {}) {
+// call(op, args, {root, signal, onProgress}) resolves with the engine's
+// result or rejects with a K3Error subclass; never anything else.
+function call(op, args, { root, signal, onProgress, details = {} } = {}) {
   if (signal && signal.aborted) return Promise.reject(errors.abortError(op, details, signal.reason));
   let started;
   try {
-    started = addon.start(op, encodeArgs(args), onEvent);
+    started = addon.start(op, encodeRequest(args, root), onProgress && progressListener(onProgress));
   } catch (e) {
     return Promise.reject(errors.create(op, 'GenericFailure', { ...details, error: e.message }, e));
   }
@@ -57,4 +57,15 @@ function call(op, args, { signal, onEvent, details = {} } = {}) {
   });
 }
 
-module.exports = { call, encodeArgs };
+// A user's progress callback never breaks the call it watches.
+function progressListener(onProgress) {
+  return (json) => {
+    try {
+      onProgress(JSON.parse(json));
+    } catch {
+      // ignored on purpose
+    }
+  };
+}
+
+module.exports = { call };

@@ -1,41 +1,56 @@
 #!/usr/bin/env node
 'use strict';
-// Shows k3-core's main job offline on a fresh machine: it makes a small
-// image from files this package has, writes it as an OCI layout, and
-// inspects it the way `skopeo inspect oci:DIR:demo` would; then it shows
-// the typed error a missing image gives.
+// k3-core's main job, offline, on the default store (~/.local/share/k3-core,
+// or $K3_ROOT): make a small image from files this package has, load it into
+// the store, create a container, change a file in it, export it, and show
+// what was done and the image's inspect output.
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 
 const K3Core = require('..');
 const images = require('../test/helpers/images');
 
 (async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k3-demo-'));
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'k3-demo-'));
+  const k3 = new K3Core();
+  const name = `k3-demo-${process.pid}`;
   try {
     const file = (p) => ({ path: `app/${p}`, content: fs.readFileSync(path.join(__dirname, '..', p)) });
     const image = images.makeImage({
-      layers: [[file('package.json'), file('index.js')], [file('README.md')]],
-      config: { Labels: { 'org.opencontainers.image.title': 'k3-core demo' }, Env: ['PATH=/usr/bin:/bin', 'APP=k3-core'] },
+      layers: [[{ path: 'app', type: 'dir' }, file('package.json'), file('index.js')], [file('README.md')]],
+      config: { Labels: { 'org.opencontainers.image.title': 'k3-core demo' }, Env: ['PATH=/usr/bin:/bin', 'APP=k3-core'], Cmd: ['/app/index.js'] },
     });
-    images.writeOciLayout(dir, [{ image, refName: 'demo' }]);
-    console.log(`Wrote a 2-layer image to the OCI layout ${dir}`);
+    const layout = path.join(work, 'layout');
+    images.writeOciLayout(layout, [{ image, refName: 'k3-demo:1.0' }]);
+    console.log(`1. Made a 2-layer image as an OCI layout in ${layout}`);
 
-    const k3 = new K3Core();
-    const info = await k3.imageCore.inspectAnImage(dir, { imageName: dir, imageTag: 'demo', containerImageTransport: 'oci' });
-    console.log('inspectAnImage:', JSON.stringify(info, null, 2));
+    const info = await k3.imageCore.inspectAnImage(layout, { imageName: layout, imageTag: 'k3-demo:1.0', containerImageTransport: 'oci' });
+    console.log('2. inspectAnImage:', JSON.stringify(info, null, 2));
 
-    try {
-      await k3.imageCore.inspectAnImage(dir, { imageName: dir, imageTag: 'missing', containerImageTransport: 'oci' });
-    } catch (err) {
-      console.log(`\nAnd a missing image (${err instanceof K3Core.errors.ImageNotFoundInRegistry ? 'an ImageNotFoundInRegistry' : err.name}):`);
-      console.log(err.createFullMessage());
-    }
+    const pulled = await k3.imageCore.pullAnImage(layout, 'k3-demo:1.0', { containerImageTransport: 'oci' });
+    console.log(`3. Loaded it into the store at ${k3.root} as ${pulled.RepoTags[0]} (${pulled.LayersPulled} layers unpacked, ${pulled.LayersReused} reused)`);
+
+    const container = await k3.containerCore.createContainer('k3-demo:1.0', { name });
+    console.log(`4. Created container ${container.Name} (${container.Id.slice(0, 12)})`);
+
+    const changed = path.join(work, 'greeting.txt');
+    fs.writeFileSync(changed, `hello from ${os.hostname()} at ${new Date().toISOString()}\n`);
+    await k3.containerCore.copyToContainer(name, changed, '/app/');
+    await k3.containerCore.removeFromContainer(name, '/app/README.md');
+    console.log('5. Copied /app/greeting.txt in and deleted /app/README.md');
+
+    const out = path.join(work, `${name}.tar.gz`);
+    console.log(`6. ${await k3.containerCore.exportContainer(name, out)}`);
+    console.log(execFileSync('tar', ['-tzvf', out], { encoding: 'utf8' }));
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await k3.containerCore.removeContainer(name).catch(() => {});
+    await k3.imageCore.removeImage('k3-demo:1.0').catch(() => {});
+    fs.rmSync(work, { recursive: true, force: true });
+    console.log('7. Removed the demo container and image again.');
   }
 })().catch((e) => {
-  console.error(e);
+  console.error(e.createFullMessage ? e.createFullMessage() : e);
   process.exit(1);
 });

@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"sync"
 
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/registry"
+	"github.com/k3-core/k3-core/golib/store"
 )
 
 // Engine runs operations. One per process is enough; it is safe for
@@ -21,23 +23,42 @@ import (
 type Engine struct {
 	registries *registry.Pool
 	inspector  *inspect.Inspector
+	storesMu   sync.Mutex
+	stores     map[string]*store.Store
 }
 
 // New returns an Engine with empty caches.
 func New() *Engine {
-	return &Engine{registries: registry.NewPool(), inspector: inspect.New()}
+	return &Engine{registries: registry.NewPool(), inspector: inspect.New(), stores: map[string]*store.Store{}}
 }
 
-type operation func(e *Engine, ctx context.Context, args json.RawMessage) (any, error)
+// Request is one call as the binding delivers it.
+type Request struct {
+	// Args are the method's positional arguments.
+	Args json.RawMessage `json:"args"`
+	// Root is the state directory the caller's K3Core uses.
+	Root string `json:"root"`
+	// Emit sends a progress event to the caller; never nil.
+	Emit func(event any) `json:"-"`
+}
+
+type operation func(e *Engine, ctx context.Context, req *Request) (any, error)
 
 var operations = map[string]operation{
 	"inspectAnImage": (*Engine).inspectAnImage,
 	"ping":           (*Engine).ping,
 }
 
-// Call runs method with its JSON arguments. Every error it returns is an
-// *errcat.Error.
-func (e *Engine) Call(ctx context.Context, method string, args []byte) (result any, err error) {
+// Call runs method with its JSON request ({args, root}). Every error it
+// returns is an *errcat.Error.
+func (e *Engine) Call(ctx context.Context, method string, request []byte, emit func(any)) (result any, err error) {
+	req := &Request{Emit: emit}
+	if req.Emit == nil {
+		req.Emit = func(any) {}
+	}
+	if jerr := json.Unmarshal(request, req); jerr != nil {
+		return nil, errcat.New(method, errcat.Generic, "request could not be read: "+jerr.Error(), jerr)
+	}
 	op, ok := operations[method]
 	if !ok {
 		return nil, errcat.New(method, errcat.Generic, fmt.Sprintf("unknown method %q", method), nil)
@@ -48,7 +69,7 @@ func (e *Engine) Call(ctx context.Context, method string, args []byte) (result a
 			err = errcat.New(method, errcat.Generic, fmt.Sprintf("internal error: %v", r), fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
-	result, err = op(e, ctx, args)
+	result, err = op(e, ctx, req)
 	if err == nil {
 		return result, nil
 	}
@@ -60,6 +81,21 @@ func (e *Engine) Call(ctx context.Context, method string, args []byte) (result a
 
 // ping answers at once: the binding's tests and benchmarks use it to measure
 // the cost of a call crossing into Go and back.
-func (e *Engine) ping(_ context.Context, args json.RawMessage) (any, error) {
-	return json.RawMessage(args), nil
+func (e *Engine) ping(_ context.Context, req *Request) (any, error) {
+	return req.Args, nil
+}
+
+// store returns the open store at root, opening it on first use.
+func (e *Engine) store(root string) (*store.Store, error) {
+	e.storesMu.Lock()
+	defer e.storesMu.Unlock()
+	if s, ok := e.stores[root]; ok {
+		return s, nil
+	}
+	s, err := store.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	e.stores[root] = s
+	return s, nil
 }

@@ -52,22 +52,34 @@ func parseInspectRequest(args json.RawMessage) (inspectRequest, *errcat.Error) {
 	if err != nil {
 		return inspectRequest{}, invalidInspect("", err.Error())
 	}
-	imageName, present, err := stringParam(list[0], "imageName")
+	req, imageName, reason := parseImageRequest(list[0], list[1], "postData")
+	if reason != "" {
+		return inspectRequest{}, invalidInspect(imageName, reason)
+	}
+	return req, nil
+}
+
+// parseImageRequest validates an image name and the object of options that
+// goes with it (inspect's postData, pull's options); what is wrong comes
+// back as a reason for the caller's own error class, with the image name
+// as far as it could be read.
+func parseImageRequest(nameRaw, optionsRaw json.RawMessage, optionsName string) (inspectRequest, string, string) {
+	imageName, present, err := stringParam(nameRaw, "imageName")
 	if err != nil || !present || strings.TrimSpace(imageName) == "" {
 		if err == nil {
 			err = errors.New("Image name is required")
 		}
-		return inspectRequest{}, invalidInspect("", err.Error())
+		return inspectRequest{}, "", err.Error()
 	}
 	req := inspectRequest{imageName: imageName, transport: "docker", tlsVerify: true}
-	fail := func(reason string) (inspectRequest, *errcat.Error) { return inspectRequest{}, invalidInspect(imageName, reason) }
+	fail := func(reason string) (inspectRequest, string, string) { return inspectRequest{}, imageName, reason }
 
-	postData, err := objectParam(list[1], "postData")
+	postData, err := objectParam(optionsRaw, optionsName)
 	if err != nil {
 		return fail(err.Error())
 	}
 	if _, ok := postData.raw["signal"]; ok {
-		return fail("postData.signal must be an AbortSignal")
+		return fail(postData.field("signal") + " must be an AbortSignal")
 	}
 	postName, present, err := postData.str("imageName")
 	if err != nil {
@@ -117,7 +129,7 @@ func parseInspectRequest(args json.RawMessage) (inspectRequest, *errcat.Error) {
 	}{{"os", &req.platform.OS}, {"architecture", &req.platform.Architecture}, {"variant", &req.platform.Variant}} {
 		v, present, err := postData.str(f.key)
 		if err == nil && present && !platformWord.MatchString(v) {
-			err = fmt.Errorf("postData.%s contains invalid characters", f.key)
+			err = fmt.Errorf("%s contains invalid characters", postData.field(f.key))
 		}
 		if err != nil {
 			return fail(err.Error())
@@ -138,7 +150,7 @@ func parseInspectRequest(args json.RawMessage) (inspectRequest, *errcat.Error) {
 	if present {
 		req.timeout = time.Duration(ms * float64(time.Millisecond))
 	}
-	return req, nil
+	return req, imageName, ""
 }
 
 func contains(list []string, s string) bool {
@@ -209,7 +221,7 @@ func parseCredentials(postData params) (registry.Credentials, error) {
 	if err != nil || !present {
 		return c, err
 	}
-	bad := errors.New("postData.credentials must be {username, password} or {registryToken}")
+	bad := errors.New(postData.field("credentials") + " must be {username, password} or {registryToken}")
 	var uOK, pOK, tOK bool
 	if c.Username, uOK, err = obj.str("username"); err != nil {
 		return c, bad
@@ -266,8 +278,8 @@ func dockerName(ref name.Reference) string {
 	return reg + "/" + ref.Context().RepositoryStr()
 }
 
-func (e *Engine) inspectAnImage(ctx context.Context, args json.RawMessage) (any, error) {
-	req, verr := parseInspectRequest(args)
+func (e *Engine) inspectAnImage(ctx context.Context, call *Request) (any, error) {
+	req, verr := parseInspectRequest(call.Args)
 	if verr != nil {
 		return nil, verr
 	}

@@ -68,9 +68,9 @@ func TestReferenceCombinesNameAndTag(t *testing.T) {
 }
 
 func TestPanicsBecomeGenericFailure(t *testing.T) {
-	operations["panics"] = func(*Engine, context.Context, json.RawMessage) (any, error) { panic("boom") }
+	operations["panics"] = func(*Engine, context.Context, *Request) (any, error) { panic("boom") }
 	defer delete(operations, "panics")
-	_, err := New().Call(context.Background(), "panics", nil)
+	_, err := New().Call(context.Background(), "panics", []byte(`{"args":[]}`), nil)
 	cerr, ok := err.(*errcat.Error)
 	if !ok || cerr.Class != errcat.Generic || !strings.Contains(cerr.Reason, "boom") {
 		t.Fatalf("got %v", err)

@@ -154,7 +154,7 @@ func read(ctx context.Context, src Source, topDigest v1.Hash, platform Platform)
 		if err != nil {
 			return Output{}, &ContentError{Reason: "malformed index: " + err.Error()}
 		}
-		chosen, err := choosePlatform(index, platform)
+		chosen, err := ChoosePlatform(index, platform)
 		if err != nil {
 			return Output{}, err
 		}

@@ -66,7 +66,8 @@ func variantMatches(want, have, arch string) bool {
 	return want == have
 }
 
-func choosePlatform(index *v1.IndexManifest, want Platform) (v1.Descriptor, error) {
+// ChoosePlatform picks the descriptor of index that matches want.
+func ChoosePlatform(index *v1.IndexManifest, want Platform) (v1.Descriptor, error) {
 	var available []string
 	for _, d := range index.Manifests {
 		if d.Platform == nil || d.Platform.OS == "unknown" {

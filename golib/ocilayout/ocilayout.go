@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/content"
@@ -21,7 +22,7 @@ import (
 )
 
 // refNameAnnotation names an entry of index.json, as skopeo's oci:DIR:REF does.
-const refNameAnnotation = "org.opencontainers.image.ref.name"
+const refNameAnnotation = imagespec.AnnotationRefName
 
 // maxMetadataSize bounds index.json, manifests and configs read into memory.
 const maxMetadataSize = 16 << 20

@@ -239,3 +239,8 @@ func (s Source) Manifest(ctx context.Context, d v1.Hash) ([]byte, types.MediaTyp
 func (s Source) Config(ctx context.Context, d v1.Hash) ([]byte, error) {
 	return s.Client.Blob(ctx, s.Ref.Context().Digest(d.String()))
 }
+
+// Get fetches the manifest a tag or digest names, with its descriptor.
+func (c *Client) Get(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
+	return c.puller.Get(ctx, ref)
+}

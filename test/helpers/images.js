@@ -46,8 +46,8 @@ function mediaSet(kind) {
 // POSIX ustar writer
 
 const BLOCK = 512;
-const TYPE_FLAGS = { file: '0', hardlink: '1', symlink: '2', dir: '5' };
-const DEFAULT_MODES = { file: 0o644, hardlink: 0o644, symlink: 0o777, dir: 0o755 };
+const TYPE_FLAGS = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6', pax: 'x' };
+const DEFAULT_MODES = { file: 0o644, hardlink: 0o644, symlink: 0o777, dir: 0o755, char: 0o666, block: 0o660, fifo: 0o644, pax: 0o644 };
 
 // Writes `value` into a fixed-width header field, failing loudly rather than
 // silently truncating (a truncated name would make a confusing fixture).
@@ -72,6 +72,7 @@ function tarHeader(entry, size) {
   if (!flag) throw new Error(`tar: unknown entry type ${type} for ${entry.path}`);
   let name = entry.path;
   if (type === 'dir' && !name.endsWith('/')) name += '/';
+  if (Buffer.byteLength(name) > 100 && entry.longName) name = name.slice(0, 99); // the PAX path record carries it
 
   const header = Buffer.alloc(BLOCK);
   putString(header, 0, 100, name, 'name');
@@ -83,6 +84,10 @@ function tarHeader(entry, size) {
   header.fill(' ', 148, 156); // checksum is computed with this field as spaces
   header.write(flag, 156, 'ascii');
   if (entry.linkname !== undefined) putString(header, 157, 100, entry.linkname, 'linkname');
+  if (type === 'char' || type === 'block') {
+    putOctal(header, 329, 8, entry.devmajor ?? 0);
+    putOctal(header, 337, 8, entry.devminor ?? 0);
+  }
   header.write('ustar\0', 257, 'ascii');
   header.write('00', 263, 'ascii');
   putString(header, 265, 32, entry.uname ?? 'root', 'uname');
@@ -94,11 +99,41 @@ function tarHeader(entry, size) {
   return header;
 }
 
-// entries: [{ path, type: 'file'|'dir'|'symlink'|'hardlink', content?, mode?,
-// linkname?, mtime?, uid?, gid? }] -> Buffer holding the whole tar.
+// A PAX extended header carries what ustar cannot: long names and xattrs.
+// Each record is "<length> <key>=<value>\n", the length counting itself.
+function paxRecords(record) {
+  let out = '';
+  for (const [key, value] of Object.entries(record)) {
+    const body = ` ${key}=${value}\n`;
+    let len = Buffer.byteLength(body) + 1;
+    while (String(len).length + Buffer.byteLength(body) !== len) len += 1;
+    out += `${len}${body}`;
+  }
+  return Buffer.from(out, 'utf8');
+}
+
+function paxFor(entry) {
+  const record = {};
+  const name = entry.type === 'dir' && !entry.path.endsWith('/') ? `${entry.path}/` : entry.path;
+  if (Buffer.byteLength(name) > 100) record.path = name;
+  for (const [k, v] of Object.entries(entry.xattrs || {})) record[`SCHILY.xattr.${k}`] = v;
+  return Object.keys(record).length ? paxRecords(record) : null;
+}
+
+// entries: [{ path, type: 'file'|'dir'|'symlink'|'hardlink'|'char'|'block'|'fifo',
+// content?, mode?, linkname?, mtime?, uid?, gid?, devmajor?, devminor?,
+// xattrs?: {name: value} }] -> Buffer holding the whole tar. Names over 100
+// bytes and xattrs go in PAX extended headers.
 function makeTar(entries) {
   const parts = [];
-  for (const entry of entries) {
+  for (const original of entries) {
+    const pax = paxFor(original);
+    const entry = pax ? { ...original, longName: true } : original;
+    if (pax) {
+      parts.push(tarHeader({ path: 'PaxHeaders/' + path.basename(original.path).slice(0, 80), type: 'pax' }, pax.length), pax);
+      const padPax = (BLOCK - (pax.length % BLOCK)) % BLOCK;
+      if (padPax) parts.push(Buffer.alloc(padPax));
+    }
     const type = entry.type || 'file';
     if ((type === 'symlink' || type === 'hardlink') && entry.linkname === undefined) {
       throw new Error(`tar: ${type} ${entry.path} needs a linkname`);

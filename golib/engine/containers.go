@@ -1,0 +1,463 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+func init() {
+	operations["createContainer"] = (*Engine).createContainer
+	operations["listContainers"] = (*Engine).listContainers
+	operations["inspectContainer"] = (*Engine).inspectContainer
+	operations["removeContainer"] = (*Engine).removeContainer
+	operations["copyToContainer"] = (*Engine).copyToContainer
+	operations["removeFromContainer"] = (*Engine).removeFromContainer
+}
+
+var (
+	// Letters, digits, '-' and '_'; '.' only inside (a name).
+	containerRefPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]([A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$`)
+	containerNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+	containerStates      = []string{"created", "running", "paused", "exited"}
+)
+
+// ContainerSummary is one container as listContainers and inspectContainer
+// show it.
+type ContainerSummary struct {
+	ID          string            `json:"Id"`
+	Name        string            `json:"Name"`
+	Image       string            `json:"Image"`
+	ImageID     string            `json:"ImageID"`
+	ImageDigest string            `json:"ImageDigest"`
+	State       string            `json:"State"`
+	Created     string            `json:"Created"`
+	Command     []string          `json:"Command"`
+	Labels      map[string]string `json:"Labels"`
+}
+
+func (e *Engine) summary(st *store.Store, c store.Container) ContainerSummary {
+	var opts bundle.Options
+	_ = json.Unmarshal([]byte(c.Config), &opts)
+	s := ContainerSummary{ID: c.ID, Name: c.Name, Image: c.ImageRef, ImageID: c.ImageID, State: c.State, Created: c.Created,
+		Labels: opts.Labels, Command: []string{}}
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	if img, err := st.FindImage(c.ImageID); err == nil {
+		s.ImageDigest = img.ManifestDigest
+	}
+	if spec, err := bundle.ReadSpec(st.BundleDir(c.ID)); err == nil && spec.Process != nil {
+		s.Command = spec.Process.Args
+	}
+	return s
+}
+
+// resolveContainer finds the one container idOrName names, or the error
+// op documents for each way that fails.
+func (e *Engine) resolveContainer(op, invalidClass string, st *store.Store, idOrName string, details map[string]any) (store.Container, *errcat.Error) {
+	with := func(err *errcat.Error) *errcat.Error {
+		for k, v := range details {
+			err.With(k, v)
+		}
+		return err
+	}
+	found, err := st.FindContainers(idOrName)
+	if err != nil {
+		return store.Container{}, with(errcat.New(op, "ResolveContainerName", err.Error(), err))
+	}
+	switch len(found) {
+	case 0:
+		return store.Container{}, with(errcat.New(op, "ContainerNotFound", "Container not found", nil))
+	case 1:
+		return found[0], nil
+	}
+	var names []string
+	for _, c := range found {
+		names = append(names, fmt.Sprintf("%s (%s)", c.Name, c.ID[:12]))
+	}
+	return store.Container{}, with(errcat.New(op, invalidClass,
+		fmt.Sprintf("Container ID %q matches %d containers: %s", idOrName, len(found), strings.Join(names, ", ")), nil))
+}
+
+// containerRef validates the first argument of a container operation.
+func containerRef(raw json.RawMessage) (string, string) {
+	id, present, err := stringParam(raw, "containerId")
+	switch {
+	case err != nil:
+		return "", err.Error()
+	case !present || id == "":
+		return "", "Container ID is required"
+	case !containerRefPattern.MatchString(id):
+		return id, "Container ID contains invalid characters"
+	}
+	return id, ""
+}
+
+// createContainer(image, {name, cmd, entrypoint, env, workingDir, user, labels, hostname})
+func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "createContainer"
+	list, err := positional(call.Args, 2)
+	if err != nil {
+		return nil, errcat.New(op, "InvalidCreateContainerParameters", err.Error(), nil)
+	}
+	imageRef, present, err := stringParam(list[0], "image")
+	if err == nil && (!present || imageRef == "") {
+		err = errors.New("image is required")
+	}
+	invalid := func(reason string) error {
+		return errcat.New(op, "InvalidCreateContainerParameters", reason, nil).With("image", imageRef)
+	}
+	if err != nil {
+		return nil, invalid(err.Error())
+	}
+	opts, reason := parseCreateOptions(list[1])
+	if reason != "" {
+		return nil, invalid(reason)
+	}
+	fail := func(class string, err error) error {
+		return errcat.New(op, class, err.Error(), err).With("image", imageRef).With("name", opts.Name)
+	}
+	st, err := e.store(call.Root)
+	if err != nil {
+		return nil, fail("StoreFailure", err)
+	}
+	img, err := st.FindImage(imageCandidates(imageRef)...)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fail("ImageNotFoundLocally", fmt.Errorf("no image %s in the local store", imageRef))
+	}
+	if err != nil {
+		return nil, fail("StoreFailure", err)
+	}
+	config, err := readImageConfig(st, img)
+	if err != nil {
+		return nil, fail("CreateContainerFailure", err)
+	}
+	if opts.Name == "" {
+		opts.Name = randomName()
+	}
+	id, err := randomID()
+	if err != nil {
+		return nil, fail("CreateContainerFailure", err)
+	}
+	optsJSON, _ := json.Marshal(opts)
+	record := store.Container{ID: id, Name: opts.Name, ImageID: img.ID, ImageRef: imageRef, State: "created",
+		Created: time.Now().UTC().Format(time.RFC3339Nano), Config: string(optsJSON)}
+	// The record claims the name first; the bundle follows, and goes if it cannot be made.
+	if err := st.CreateContainer(record); err != nil {
+		if errors.Is(err, store.ErrNameInUse) {
+			return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))
+		}
+		return nil, fail("StoreFailure", err)
+	}
+	if err := bundle.Create(st.BundleDir(id), config, opts); err != nil {
+		os.RemoveAll(st.BundleDir(id))
+		st.DeleteContainer(id)
+		return nil, fail("CreateContainerFailure", err)
+	}
+	return e.summary(st, record), nil
+}
+
+func parseCreateOptions(raw json.RawMessage) (bundle.Options, string) {
+	var opts bundle.Options
+	if isNull(raw) {
+		return opts, ""
+	}
+	p, err := objectParam(raw, "options")
+	if err != nil {
+		return opts, err.Error()
+	}
+	var present bool
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"name", &opts.Name}, {"workingDir", &opts.WorkingDir}, {"user", &opts.User}, {"hostname", &opts.Hostname}} {
+		if *f.dst, _, err = p.str(f.key); err != nil {
+			return opts, err.Error()
+		}
+	}
+	if opts.Name != "" && !containerNamePattern.MatchString(opts.Name) {
+		return opts, "Container name contains invalid characters"
+	}
+	for _, f := range []struct {
+		key string
+		dst *[]string
+	}{{"cmd", &opts.Cmd}, {"entrypoint", &opts.Entrypoint}, {"env", &opts.Env}} {
+		if isNull(p.raw[f.key]) {
+			continue
+		}
+		if err := json.Unmarshal(p.raw[f.key], f.dst); err != nil {
+			return opts, fmt.Sprintf("options.%s must be an array of strings", f.key)
+		}
+	}
+	for _, kv := range opts.Env {
+		if k, _, _ := strings.Cut(kv, "="); k == "" {
+			return opts, fmt.Sprintf("options.env entry %q has no variable name", kv)
+		}
+	}
+	if present = !isNull(p.raw["labels"]); present {
+		if err := json.Unmarshal(p.raw["labels"], &opts.Labels); err != nil {
+			return opts, "options.labels must be an object of strings"
+		}
+	}
+	return opts, ""
+}
+
+func readImageConfig(st *store.Store, img store.Image) (*v1.ConfigFile, error) {
+	f, err := os.Open(st.BlobPath(img.ID))
+	if err != nil {
+		return nil, fmt.Errorf("image config is missing from the store: %w", err)
+	}
+	defer f.Close()
+	cfg, err := v1.ParseConfigFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("image config is corrupt: %w", err)
+	}
+	return cfg, nil
+}
+
+func randomID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+var (
+	nameAdjectives = []string{"brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry", "nimble", "proud", "quiet", "rapid", "steady", "tender", "upbeat", "vivid", "witty", "zealous"}
+	nameNouns      = []string{"albatross", "badger", "crane", "dolphin", "eagle", "falcon", "gazelle", "heron", "ibis", "jaguar", "kestrel", "lynx", "marten", "newt", "otter", "puffin", "quail", "raven", "stork", "tapir"}
+)
+
+// randomName makes a docker-style name; the number keeps collisions rare.
+func randomName() string {
+	pick := func(list []string) string {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(list))))
+		return list[n.Int64()]
+	}
+	n, _ := rand.Int(rand.Reader, big.NewInt(10000))
+	return fmt.Sprintf("%s_%s_%d", pick(nameAdjectives), pick(nameNouns), n.Int64())
+}
+
+// listContainers({state, name, image})
+func (e *Engine) listContainers(ctx context.Context, call *Request) (any, error) {
+	const op = "listContainers"
+	list, err := positional(call.Args, 1)
+	if err != nil {
+		return nil, errcat.New(op, "InvalidListContainersParameters", err.Error(), nil)
+	}
+	var state, nameFilter, imageFilter string
+	if !isNull(list[0]) {
+		p, err := objectParam(list[0], "filters")
+		if err == nil {
+			state, _, err = p.str("state")
+		}
+		if err == nil {
+			nameFilter, _, err = p.str("name")
+		}
+		if err == nil {
+			imageFilter, _, err = p.str("image")
+		}
+		if err == nil && state != "" && !contains(containerStates, state) {
+			err = fmt.Errorf("filters.state must be one of %s", strings.Join(containerStates, ", "))
+		}
+		if err != nil {
+			return nil, errcat.New(op, "InvalidListContainersParameters", err.Error(), nil)
+		}
+	}
+	st, err := e.store(call.Root)
+	if err != nil {
+		return nil, errcat.New(op, "StoreFailure", err.Error(), err)
+	}
+	all, err := st.Containers()
+	if err != nil {
+		return nil, errcat.New(op, "StoreFailure", err.Error(), err)
+	}
+	out := []ContainerSummary{}
+	for _, c := range all {
+		if (state != "" && c.State != state) || (nameFilter != "" && !strings.Contains(c.Name, nameFilter)) ||
+			(imageFilter != "" && c.ImageRef != imageFilter && c.ImageID != imageFilter) {
+			continue
+		}
+		out = append(out, e.summary(st, c))
+	}
+	return out, nil
+}
+
+// ContainerDetails is inspectContainer's answer.
+type ContainerDetails struct {
+	ContainerSummary
+	Config    bundle.Options `json:"Config"`
+	BundleDir string         `json:"BundleDir"`
+	Layers    []string       `json:"Layers"`
+}
+
+// containerCall is the common start of an operation on one container.
+func (e *Engine) containerCall(op, invalidClass string, call *Request, n int) ([]json.RawMessage, *store.Store, store.Container, error) {
+	list, err := positional(call.Args, n)
+	if err != nil {
+		return nil, nil, store.Container{}, errcat.New(op, invalidClass, err.Error(), nil)
+	}
+	id, reason := containerRef(list[0])
+	if reason != "" {
+		return nil, nil, store.Container{}, errcat.New(op, invalidClass, reason, nil).With("containerId", id)
+	}
+	st, err := e.store(call.Root)
+	if err != nil {
+		return nil, nil, store.Container{}, errcat.New(op, "ResolveContainerName", err.Error(), err).With("containerId", id)
+	}
+	c, cerr := e.resolveContainer(op, invalidClass, st, id, map[string]any{"containerId": id})
+	if cerr != nil {
+		return nil, nil, store.Container{}, cerr
+	}
+	return list, st, c, nil
+}
+
+func (e *Engine) inspectContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "inspectContainer"
+	_, st, c, err := e.containerCall(op, "InvalidInspectContainerParameters", call, 1)
+	if err != nil {
+		return nil, err
+	}
+	details := ContainerDetails{ContainerSummary: e.summary(st, c), BundleDir: st.BundleDir(c.ID), Layers: []string{}}
+	if err := json.Unmarshal([]byte(c.Config), &details.Config); err != nil {
+		return nil, errcat.New(op, "FetchContainerInfoFailure", "container record is corrupt: "+err.Error(), err).With("containerId", c.ID)
+	}
+	img, err := st.FindImage(c.ImageID)
+	if err != nil {
+		return nil, errcat.New(op, "FetchContainerInfoFailure", "container image record: "+err.Error(), err).With("containerId", c.ID)
+	}
+	for _, l := range img.Layers {
+		details.Layers = append(details.Layers, l.DiffID)
+	}
+	return details, nil
+}
+
+func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "removeContainer"
+	_, st, c, err := e.containerCall(op, "InvalidRemoveContainerParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	// Move the bundle aside first, so the container is gone in one step
+	// for every other process, then delete it at leisure.
+	staging, err := st.TempDir("removed-")
+	if err == nil {
+		err = os.Rename(st.BundleDir(c.ID), staging+"/bundle")
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil // its files were already gone: removing it is still right
+		}
+	}
+	if err != nil {
+		return nil, errcat.New(op, "RemoveContainerFailure", err.Error(), err).With("containerId", c.ID)
+	}
+	defer os.RemoveAll(staging)
+	if err := st.DeleteContainer(c.ID); err != nil {
+		os.Rename(staging+"/bundle", st.BundleDir(c.ID))
+		return nil, errcat.New(op, "ResolveContainerName", err.Error(), err).With("containerId", c.ID)
+	}
+	return map[string]any{"Id": c.ID, "Name": c.Name, "Removed": true}, nil
+}
+
+// stack returns the container's layer directories, top first, checking
+// that its files exist.
+func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
+	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
+		return nil, fmt.Errorf("%w: bundle directory %s: %v", errBundleMissing, st.BundleDir(c.ID), err)
+	}
+	img, err := st.FindImage(c.ImageID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: image record: %v", errInfo, err)
+	}
+	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		dir := st.LayerDir(img.Layers[i].ChainID)
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("%w: layer directory %s: %v", errBundleMissing, dir, err)
+		}
+		stack = append(stack, dir)
+	}
+	return stack, nil
+}
+
+var (
+	errBundleMissing = errors.New("container files are missing")
+	errInfo          = errors.New("container information is unreadable")
+)
+
+func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "copyToContainer"
+	list, st, c, err := e.containerCall(op, "InvalidCopyParameters", call, 3)
+	if err != nil {
+		return nil, err
+	}
+	src, _, err1 := stringParam(list[1], "srcPath")
+	dest, _, err2 := stringParam(list[2], "destPath")
+	if err := errors.Join(err1, err2); err != nil || src == "" || dest == "" {
+		reason := "srcPath and destPath are required"
+		if err != nil {
+			reason = err.Error()
+		}
+		return nil, errcat.New(op, "InvalidCopyParameters", reason, nil).With("containerId", c.ID)
+	}
+	fail := func(class string, err error) *errcat.Error {
+		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("srcPath", src).With("destPath", dest)
+	}
+	stack, err := containerStack(st, c)
+	if err != nil {
+		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
+	}
+	written, err := stack.CopyIn(src, dest)
+	switch {
+	case errors.Is(err, bundle.ErrSourceNotFound):
+		return nil, fail("CopySourceNotFound", err)
+	case errors.Is(err, bundle.ErrDestinationNotFound):
+		return nil, fail("CopyDestinationNotFound", err)
+	case err != nil:
+		return nil, fail("CopyFailure", err)
+	}
+	return map[string]any{"Id": c.ID, "Path": written}, nil
+}
+
+func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "removeFromContainer"
+	list, st, c, err := e.containerCall(op, "InvalidRemovePathParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := stringParam(list[1], "path")
+	if err != nil || p == "" {
+		reason := "path is required"
+		if err != nil {
+			reason = err.Error()
+		}
+		return nil, errcat.New(op, "InvalidRemovePathParameters", reason, nil).With("containerId", c.ID)
+	}
+	fail := func(class string, err error) *errcat.Error {
+		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("path", p)
+	}
+	stack, err := containerStack(st, c)
+	if err != nil {
+		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
+	}
+	if err := stack.Remove(p); errors.Is(err, bundle.ErrPathNotFound) {
+		return nil, fail("PathNotFoundInContainer", err)
+	} else if err != nil {
+		return nil, fail("RemovePathFailure", err)
+	}
+	return map[string]any{"Id": c.ID, "Path": "/" + bundle.CleanPath(p)}, nil
+}

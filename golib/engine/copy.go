@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/k3-core/k3-core/golib/errcat"
+)
+
+func init() {
+	operations["copyImage"] = (*Engine).copyImage
+}
+
+// copyImage(imageName, tag, layoutDir, options) copies an image, as
+// `skopeo copy docker://... oci:DIR:TAG` does, into an OCI layout directory
+// without unpacking it: blobs stream straight to disk, verified, in parallel.
+func (e *Engine) copyImage(ctx context.Context, call *Request) (any, error) {
+	const op = "copyImage"
+	list, err := positional(call.Args, 4)
+	if err != nil {
+		return nil, errcat.New(op, "InvalidCopyImageParameters", err.Error(), nil)
+	}
+	imageName, _, _ := stringParam(list[0], "imageName")
+	tag, _, terr := stringParam(list[1], "tag")
+	dest, _, derr := stringParam(list[2], "destination")
+	invalid := func(reason string) error {
+		return errcat.New(op, "InvalidCopyImageParameters", reason, nil).With("imageName", imageName).With("destination", dest)
+	}
+	if err := errors.Join(terr, derr); err != nil {
+		return nil, invalid(err.Error())
+	}
+	if dest == "" || !filepath.IsAbs(dest) {
+		return nil, invalid("destination must be an absolute directory path")
+	}
+	options := map[string]json.RawMessage{}
+	if !isNull(list[3]) && json.Unmarshal(list[3], &options) != nil {
+		return nil, invalid("options must be an object")
+	}
+	destTag, _, err := stringParam(options["destinationTag"], "options.destinationTag")
+	if err != nil {
+		return nil, invalid(err.Error())
+	}
+	delete(options, "destinationTag")
+	options["imageName"] = list[0]
+	if tag != "" {
+		options["imageTag"] = list[1]
+	}
+	postData, _ := json.Marshal(options)
+	req, _, reason := parseImageRequest(list[0], postData, "options")
+	if reason != "" {
+		return nil, invalid(reason)
+	}
+	if destTag == "" {
+		destTag = tag
+	}
+	st, err := e.store(call.Root) // staging for oci-archive sources
+	if err != nil {
+		return nil, errcat.New(op, "CopyImageFailure", err.Error(), err)
+	}
+	src, cleanup, err := e.pullSource(ctx, st, req)
+	if err != nil {
+		return nil, copyFailure(op, imageName, dest, err)
+	}
+	defer cleanup()
+	path, err := layout.FromPath(dest)
+	if err != nil {
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return nil, copyFailure(op, imageName, dest, err)
+		}
+		if path, err = layout.Write(dest, empty.Index); err != nil {
+			return nil, copyFailure(op, imageName, dest, err)
+		}
+	}
+	var opts []layout.Option
+	if destTag != "" {
+		opts = append(opts, layout.WithAnnotations(map[string]string{imagespec.AnnotationRefName: destTag}))
+	}
+	if err := path.ReplaceImage(src.Image, matchRefName(destTag), opts...); err != nil {
+		return nil, copyFailure(op, imageName, dest, err)
+	}
+	digest, err := src.Image.Digest()
+	if err != nil {
+		return nil, copyFailure(op, imageName, dest, err)
+	}
+	return map[string]any{"Digest": digest.String(), "Destination": dest, "Tag": destTag}, nil
+}
+
+// copyFailure reuses pull's mapping, renaming its file system classes.
+func copyFailure(op, imageName, dest string, err error) error {
+	mapped := pullFailure(imageName, "", err)
+	class := mapped.Class
+	switch class {
+	case "InsufficientDiskSpaceForPull", "StoreFailure", "UnsafeImageContent":
+		class = "CopyImageFailure"
+	}
+	if _, ok := errcat.Lookup(op, class); !ok {
+		class = errcat.Generic
+	}
+	out := errcat.New(op, class, mapped.Reason, err).With("imageName", imageName).With("destination", dest)
+	out.CauseCode = mapped.CauseCode
+	return out
+}
+
+// matchRefName selects the index.json entries a new image named refName
+// replaces; without a name it replaces nothing and is added.
+func matchRefName(refName string) match.Matcher {
+	if refName == "" {
+		return func(v1.Descriptor) bool { return false }
+	}
+	return match.Annotation(imagespec.AnnotationRefName, refName)
+}

@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/outfile"
+	"github.com/k3-core/k3-core/golib/rootfs"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+func init() {
+	operations["exportContainer"] = (*Engine).exportContainer
+}
+
+const opExport = "exportContainer"
+
+// ExportProgress is the event exportContainer reports.
+type ExportProgress struct {
+	Phase   string `json:"phase"` // export, done
+	Current int64  `json:"current"`
+	Total   int64  `json:"total"`
+	Entries int64  `json:"entries"`
+}
+
+// exportContainer(containerId, filePath) writes the container's merged
+// filesystem as one tar, atomically.
+func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error) {
+	list, err := positional(call.Args, 2)
+	if err != nil {
+		return nil, errcat.New(opExport, "InvalidExportContainerParameters", err.Error(), nil)
+	}
+	id, reason := containerRef(list[0])
+	filePath, pathReason := exportPath(list[1])
+	details := map[string]any{"containerId": id, "filePath": filePath}
+	newErr := func(class, reason string, cause error) *errcat.Error {
+		err := errcat.New(opExport, class, reason, cause)
+		for k, v := range details {
+			err.With(k, v)
+		}
+		return err
+	}
+	if reason == "" {
+		reason = pathReason
+	}
+	if reason != "" {
+		return nil, newErr("InvalidExportContainerParameters", reason, nil)
+	}
+	st, err := e.store(call.Root)
+	if err != nil {
+		return nil, newErr("ResolveContainerName", err.Error(), err)
+	}
+	c, cerr := e.resolveContainer(opExport, "InvalidExportContainerParameters", st, id, details)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
+	}
+	stack, err := containerStack(st, c)
+	switch {
+	case errors.Is(err, errBundleMissing):
+		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
+	case errors.Is(err, errInfo), errors.Is(err, store.ErrDatabase):
+		return nil, newErr("FetchContainerInfoFailure", err.Error(), err)
+	case err != nil:
+		return nil, newErr("ExportContainerFailure", err.Error(), err)
+	}
+
+	tree := rootfs.Stack(stack)
+	size, err := tree.Measure(ctx)
+	if err != nil {
+		return nil, exportFailure(newErr, err, filePath, 0)
+	}
+	required := requiredSpace(size.TarBytes, filePath)
+	dir := filepath.Dir(filePath)
+	if available, err := outfile.Available(dir); err == nil && available < uint64(required) {
+		return nil, newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
+			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+	}
+
+	out, err := outfile.Create(filePath)
+	if err != nil {
+		return nil, exportFailure(newErr, err, filePath, required)
+	}
+	call.Emit(ExportProgress{Phase: "export", Total: size.TarBytes})
+	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: throttle(func(bytes, entries int64) {
+		call.Emit(ExportProgress{Phase: "export", Current: bytes, Total: size.Bytes, Entries: entries})
+	})})
+	if err != nil {
+		out.Abort()
+		return nil, exportFailure(newErr, err, filePath, required)
+	}
+	if err := out.Commit(); err != nil {
+		return nil, exportFailure(newErr, err, filePath, required)
+	}
+	call.Emit(ExportProgress{Phase: "done", Current: size.Bytes, Total: size.Bytes, Entries: size.Entries})
+	return fmt.Sprintf("%s has exported successfully to %s", c.Name, filePath), nil
+}
+
+// exportPath validates the output path: absolute, a file, in a directory
+// that exists.
+func exportPath(raw []byte) (string, string) {
+	p, present, err := stringParam(raw, "filePath")
+	switch {
+	case err != nil:
+		return "", err.Error()
+	case !present || p == "":
+		return "", "File path is required"
+	case strings.ContainsRune(p, 0):
+		return p, "File path contains invalid characters"
+	case !filepath.IsAbs(p):
+		return p, "File path must be absolute"
+	case strings.HasSuffix(p, "/"):
+		return p, "File path names a directory, not a file"
+	}
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return p, "File path names a directory, not a file"
+	}
+	if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
+		if errors.Is(err, fs.ErrPermission) {
+			return p, "" // reported as permission denied when writing
+		}
+		return p, fmt.Sprintf("Directory %s does not exist", filepath.Dir(p))
+	}
+	return p, ""
+}
+
+// requiredSpace is the room an export needs: the whole tar, or for a
+// compressed one a quarter of it (a guess; a real ENOSPC is caught anyway).
+func requiredSpace(tarBytes int64, filePath string) int64 {
+	if outfile.CompressionFor(filePath) != outfile.None {
+		return tarBytes / 4
+	}
+	return tarBytes
+}
+
+// exportFailure maps a file system failure onto the catalogue.
+func exportFailure(newErr func(class, reason string, cause error) *errcat.Error, err error, filePath string, required int64) error {
+	var cerr *errcat.Error
+	if errors.As(err, &cerr) {
+		return cerr
+	}
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return newErr("AbortError", "the operation was aborted", err)
+	case errno == syscall.ENOSPC || errno == syscall.EDQUOT:
+		available, _ := outfile.Available(filepath.Dir(filePath))
+		return newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", err).
+			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+	case errno == syscall.EROFS:
+		return newErr("ReadOnlyFileSystem", "Read-only file system (EROFS)", err)
+	case errno == syscall.EACCES:
+		return newErr("ExportContainerPermissionDenied", "Permission denied (EACCES)", err)
+	case errno == syscall.EPERM:
+		return newErr("ExportContainerPermissionDenied", "Operation not permitted (EPERM)", err)
+	case errno == syscall.EIO:
+		return newErr("ExportContainerIOFailure", "Input/output error (EIO)", err)
+	case errno != 0:
+		return newErr("ExportContainerIOFailure", fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno)), err)
+	}
+	return newErr("ExportContainerFailure", err.Error(), err)
+}
+
+func errnoName(errno syscall.Errno) string {
+	names := map[syscall.Errno]string{syscall.ENOENT: "ENOENT", syscall.EISDIR: "EISDIR", syscall.ENOTDIR: "ENOTDIR",
+		syscall.EEXIST: "EEXIST", syscall.EFBIG: "EFBIG", syscall.EMFILE: "EMFILE", syscall.ENAMETOOLONG: "ENAMETOOLONG"}
+	if n, ok := names[errno]; ok {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(errno))
+}
+
+// humanSize formats bytes as the documents do ("5 GB").
+func humanSize(n uint64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB"}
+	v := float64(n)
+	i := 0
+	for v >= 1000 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	if v >= 10 || i == 0 {
+		return fmt.Sprintf("%.0f %s", v, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// throttle passes on at most one progress report per 64 entries.
+func throttle(fn func(bytes, entries int64)) func(bytes, entries int64) {
+	return func(bytes, entries int64) {
+		if entries%64 == 0 {
+			fn(bytes, entries)
+		}
+	}
+}

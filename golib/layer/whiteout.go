@@ -1,0 +1,199 @@
+package layer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// WhiteoutFormat is how deletions are recorded in an unpacked layer
+// directory.
+type WhiteoutFormat int
+
+const (
+	// MarkerWhiteouts keeps the OCI markers as empty regular files:
+	// ".wh.<name>" deletes <name>, ".wh..wh..opq" makes its directory
+	// opaque. Works unprivileged.
+	MarkerWhiteouts WhiteoutFormat = iota
+	// OverlayWhiteouts writes what overlayfs reads: a 0/0 character device
+	// for a deleted name and the xattr trusted.overlay.opaque="y" on an
+	// opaque directory. Needs root (CAP_MKNOD, trusted xattrs); since Linux
+	// 5.8 the whiteout device alone does not, but the opaque xattr does.
+	OverlayWhiteouts
+)
+
+const (
+	whiteoutPrefix = ".wh."
+	// metaPrefix starts names AUFS keeps for itself, the opaque marker
+	// among them.
+	metaPrefix   = ".wh..wh."
+	opaqueMarker = ".wh..wh..opq"
+	opaqueXattr  = "trusted.overlay.opaque"
+)
+
+// NativeWhiteouts returns OverlayWhiteouts when running as root, else
+// MarkerWhiteouts.
+func NativeWhiteouts() WhiteoutFormat {
+	if os.Geteuid() == 0 {
+		return OverlayWhiteouts
+	}
+	return MarkerWhiteouts
+}
+
+// IsOpaqueMarker reports whether a directory entry name is the
+// ".wh..wh..opq" marker (callers skip it when listing).
+func IsOpaqueMarker(name string) bool { return name == opaqueMarker }
+
+// Whiteout reports whether the directory entry name, with its Lstat info
+// fi (which may be nil), in an unpacked layer directory is a whiteout of
+// either format, and which name it deletes.
+func Whiteout(name string, fi fs.FileInfo) (deleted string, ok bool) {
+	if strings.HasPrefix(name, whiteoutPrefix) {
+		if strings.HasPrefix(name, metaPrefix) {
+			return "", false
+		}
+		deleted = strings.TrimPrefix(name, whiteoutPrefix)
+		return deleted, deleted != ""
+	}
+	if fi == nil || fi.Mode()&fs.ModeCharDevice == 0 {
+		return "", false
+	}
+	st, isStat := fi.Sys().(*syscall.Stat_t)
+	if isStat && st.Rdev == 0 {
+		return name, true
+	}
+	return "", false
+}
+
+// Opaque reports whether directory path is opaque in either format: a
+// ".wh..wh..opq" entry inside it, or the trusted.overlay.opaque xattr.
+func Opaque(path string) (bool, error) {
+	_, err := os.Lstat(filepath.Join(path, opaqueMarker))
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		return false, err
+	}
+	opaque, err := opaqueValue(func(buf []byte) (int, error) { return unix.Lgetxattr(path, opaqueXattr, buf) })
+	if err != nil {
+		return false, &os.PathError{Op: "getxattr " + opaqueXattr, Path: path, Err: err}
+	}
+	return opaque, nil
+}
+
+// opaqueDir is Opaque for an open directory.
+func opaqueDir(fd int) (bool, error) {
+	st, err := lstatAt(fd, opaqueMarker)
+	if err != nil || st != nil {
+		return st != nil, err
+	}
+	return opaqueValue(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, opaqueXattr, buf) })
+}
+
+// opaqueValue reads the opaque xattr with get. Only "y" means opaque:
+// newer overlayfs writes "x" on a directory that merely holds whiteouts
+// of its own kind.
+func opaqueValue(get func([]byte) (int, error)) (bool, error) {
+	var buf [4]byte
+	n, err := get(buf[:])
+	switch err {
+	case nil:
+		return string(buf[:n]) == "y", nil
+	// Absent, unsupported by the filesystem, longer than "y", or (for
+	// trusted.* unprivileged) invisible: not opaque.
+	case unix.ENODATA, unix.ENOTSUP, unix.ERANGE:
+		return false, nil
+	}
+	return false, err
+}
+
+// isWhiteoutStat reports whether st is an overlayfs whiteout.
+func isWhiteoutStat(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+func setOpaque(fd int) error {
+	if err := unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0); err != nil {
+		return fmt.Errorf("setting %s: %w", opaqueXattr, err)
+	}
+	return nil
+}
+
+// whiteout records a whiteout entry of the archive, rel, in the chosen
+// format. Whiteouts delete from lower layers only: an entry of the same
+// name in this layer stays.
+func (u *unpacker) whiteout(rel string) error {
+	dir, err := u.parentDir(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	base := path.Base(rel)
+	if base == opaqueMarker {
+		if u.opts.Whiteouts == MarkerWhiteouts {
+			return u.marker(dir, base, rel)
+		}
+		fd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return setOpaque(fd)
+	}
+	if strings.HasPrefix(base, metaPrefix) {
+		return nil // AUFS bookkeeping such as ".wh..wh.plnk": nothing to delete
+	}
+	name := strings.TrimPrefix(base, whiteoutPrefix)
+	if name == "" || name == "." || name == ".." {
+		return errors.New("whiteout names no entry")
+	}
+	if u.opts.Whiteouts == MarkerWhiteouts {
+		return u.marker(dir, base, rel)
+	}
+	return overlayWhiteout(dir, name)
+}
+
+// marker writes a MarkerWhiteouts marker: an empty file, mode 0.
+func (u *unpacker) marker(dir int, base, rel string) error {
+	if err := u.clear(dir, base, rel); err != nil {
+		return err
+	}
+	fd, err := unix.Openat(dir, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// overlayWhiteout deletes name of dir for overlayfs.
+func overlayWhiteout(dir int, name string) error {
+	st, err := lstatAt(dir, name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st == nil:
+		if err := unix.Mknodat(dir, name, unix.S_IFCHR, 0); err != nil {
+			return &os.PathError{Op: "make overlay whiteout", Path: name, Err: err}
+		}
+		return nil
+	case isDir(st):
+		// This layer made the directory itself: it stays, but nothing of
+		// the lower one shows through it.
+		fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return setOpaque(fd)
+	}
+	return nil // a non-directory of this layer hides the lower one already
+}

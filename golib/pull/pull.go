@@ -1,0 +1,381 @@
+// Package pull owns bringing an image into the store: its layers are
+// downloaded in parallel, checked against their digests while they stream,
+// unpacked in order (a layer may hardlink into the ones below it) while later
+// ones still download, checked again against their diff IDs, and only then
+// recorded. Layers the store already has are not fetched again.
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+// Source is an image to pull and the names to record it under.
+type Source struct {
+	Image v1.Image
+	// Names are the repo:tag names the image gets (may be empty).
+	Names []string
+	// RepoDigests are repo@digest references it was pulled by.
+	RepoDigests []string
+}
+
+// Event is a progress report.
+type Event struct {
+	Phase   string `json:"phase"` // resolved, download, unpack, exists, done
+	Layer   string `json:"layer,omitempty"`
+	Index   int    `json:"index"`
+	Count   int    `json:"count"`
+	Current int64  `json:"current"`
+	Total   int64  `json:"total"`
+}
+
+// Options tune a pull.
+type Options struct {
+	// Jobs is how many layers download at once; 0 means 3.
+	Jobs     int
+	Progress func(Event)
+}
+
+// Result describes the pulled image, docker-style.
+type Result struct {
+	ID           string   `json:"Id"`
+	Digest       string   `json:"Digest"`
+	RepoTags     []string `json:"RepoTags"`
+	RepoDigests  []string `json:"RepoDigests"`
+	Architecture string   `json:"Architecture"`
+	Os           string   `json:"Os"`
+	Size         int64    `json:"Size"`
+	Layers       int      `json:"Layers"`
+	LayersPulled int      `json:"LayersPulled"`
+	LayersReused int      `json:"LayersReused"`
+}
+
+// ContentError reports a layer or config that is not what it claims to be.
+type ContentError struct{ Reason string }
+
+func (e *ContentError) Error() string { return e.Reason }
+
+// Into pulls src into st.
+func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Result, error) {
+	if opts.Jobs <= 0 {
+		opts.Jobs = 3
+	}
+	progress := throttled(opts.Progress)
+	plan, err := makePlan(src.Image)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := writeBlob(st, plan.configDigest, plan.rawConfig); err != nil {
+		return Result{}, err
+	}
+	if err := writeBlob(st, plan.manifestDigest, plan.rawManifest); err != nil {
+		return Result{}, err
+	}
+	progress(Event{Phase: "resolved", Count: len(plan.layers)}, true)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	downloads := make([]chan error, len(plan.layers))
+	slots := make(chan struct{}, opts.Jobs)
+	var wg sync.WaitGroup
+	defer wg.Wait() // never leave a download writing into the store after return
+	reused := 0
+	for i := range plan.layers {
+		l := &plan.layers[i]
+		if have, err := st.HasLayer(l.ChainID); err != nil {
+			return Result{}, err
+		} else if have {
+			l.present = true
+			reused++
+			progress(Event{Phase: "exists", Layer: l.BlobDigest, Index: i, Count: len(plan.layers)}, true)
+			continue
+		}
+		done := make(chan error, 1)
+		downloads[i] = done
+		wg.Add(1)
+		go func(i int, l *plannedLayer) {
+			defer wg.Done()
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				done <- ctx.Err()
+				return
+			}
+			defer func() { <-slots }()
+			done <- download(ctx, st, l, func(n int64) {
+				progress(Event{Phase: "download", Layer: l.BlobDigest, Index: i, Count: len(plan.layers), Current: n, Total: l.BlobSize}, false)
+			})
+		}(i, l)
+	}
+
+	for i := range plan.layers {
+		l := &plan.layers[i]
+		if l.present {
+			continue
+		}
+		if err := <-downloads[i]; err != nil {
+			return Result{}, err
+		}
+		var lower []string
+		for j := i - 1; j >= 0; j-- {
+			lower = append(lower, st.LayerDir(plan.layers[j].ChainID))
+		}
+		if err := unpack(ctx, st, l, lower, func(n int64) {
+			progress(Event{Phase: "unpack", Layer: l.BlobDigest, Index: i, Count: len(plan.layers), Current: n}, false)
+		}); err != nil {
+			return Result{}, err
+		}
+	}
+
+	img := store.Image{
+		ID: plan.configDigest, ManifestDigest: plan.manifestDigest, ManifestMediaType: plan.mediaType,
+		Created: plan.created, Size: plan.size, Architecture: plan.architecture, OS: plan.os,
+		Names: src.Names, RepoDigests: src.RepoDigests,
+	}
+	for _, l := range plan.layers {
+		img.Layers = append(img.Layers, l.Layer)
+	}
+	if err := st.AddImage(img); err != nil {
+		return Result{}, err
+	}
+	progress(Event{Phase: "done", Count: len(plan.layers)}, true)
+	return Result{
+		ID: img.ID, Digest: plan.manifestDigest, RepoTags: nonNil(src.Names), RepoDigests: nonNil(src.RepoDigests),
+		Architecture: plan.architecture, Os: plan.os, Size: plan.size, Layers: len(plan.layers),
+		LayersPulled: len(plan.layers) - reused, LayersReused: reused,
+	}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// throttled limits progress events to about ten a second, except the ones
+// marked as always worth sending.
+func throttled(fn func(Event)) func(Event, bool) {
+	if fn == nil {
+		return func(Event, bool) {}
+	}
+	var mu sync.Mutex
+	var last time.Time
+	return func(e Event, always bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !always && time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		fn(e)
+	}
+}
+
+type plannedLayer struct {
+	store.Layer
+	source  v1.Layer
+	present bool
+}
+
+type plan struct {
+	configDigest, manifestDigest, mediaType string
+	rawConfig, rawManifest                  []byte
+	created, architecture, os               string
+	size                                    int64
+	layers                                  []plannedLayer
+}
+
+func makePlan(img v1.Image) (plan, error) {
+	var p plan
+	var err error
+	if p.rawManifest, err = img.RawManifest(); err != nil {
+		return p, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return p, err
+	}
+	p.mediaType = string(mt)
+	p.manifestDigest = digest.FromBytes(p.rawManifest).String()
+	if p.rawConfig, err = img.RawConfigFile(); err != nil {
+		return p, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return p, &ContentError{Reason: "malformed image config: " + err.Error()}
+	}
+	manifest, err := img.Manifest()
+	if err != nil {
+		return p, &ContentError{Reason: "malformed manifest: " + err.Error()}
+	}
+	p.configDigest = manifest.Config.Digest.String()
+	if err := content.Verify("config", p.rawConfig, p.configDigest); err != nil {
+		return p, err
+	}
+	if !cfg.Created.IsZero() {
+		p.created = cfg.Created.UTC().Format(time.RFC3339Nano)
+	}
+	p.architecture, p.os = cfg.Architecture, cfg.OS
+	layers, err := img.Layers()
+	if err != nil {
+		return p, err
+	}
+	if len(layers) != len(cfg.RootFS.DiffIDs) || len(layers) != len(manifest.Layers) {
+		return p, &ContentError{Reason: fmt.Sprintf("the manifest has %d layers but the config %d diff IDs", len(manifest.Layers), len(cfg.RootFS.DiffIDs))}
+	}
+	parent := ""
+	for i, l := range layers {
+		diffID := cfg.RootFS.DiffIDs[i].String()
+		chainID := diffID
+		if parent != "" {
+			chainID = digest.FromString(parent + " " + diffID).String()
+		}
+		desc := manifest.Layers[i]
+		p.size += desc.Size
+		p.layers = append(p.layers, plannedLayer{source: l, Layer: store.Layer{
+			ChainID: chainID, DiffID: diffID, Parent: parent, BlobDigest: desc.Digest.String(),
+			BlobSize: desc.Size, MediaType: string(desc.MediaType),
+		}})
+		parent = chainID
+	}
+	return p, nil
+}
+
+// writeBlob stores small content (configs, manifests) by digest.
+func writeBlob(st *store.Store, dgst string, data []byte) error {
+	if _, err := os.Stat(st.BlobPath(dgst)); err == nil {
+		return nil
+	}
+	f, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), st.BlobPath(dgst))
+}
+
+// download streams a layer blob into the store, hashing as it goes.
+func download(ctx context.Context, st *store.Store, l *plannedLayer, onBytes func(int64)) error {
+	if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err == nil {
+		return nil // a previous pull verified and kept it
+	}
+	rc, err := l.source.Compressed()
+	if err != nil {
+		return err
+	}
+	// Closing releases the registry client's download slot, also on error.
+	defer rc.Close()
+	f, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	want, err := digest.Parse(l.BlobDigest)
+	if err != nil || !want.Algorithm().Available() {
+		return &ContentError{Reason: fmt.Sprintf("layer digest %q is not usable", l.BlobDigest)}
+	}
+	verifier := want.Verifier()
+	counter := &countingWriter{onBytes: onBytes}
+	if _, err := io.Copy(io.MultiWriter(f, verifier, counter), contextReader{ctx, rc}); err != nil {
+		return err
+	}
+	if !verifier.Verified() {
+		return &ContentError{Reason: fmt.Sprintf("digest mismatch: layer %s does not match its content", l.BlobDigest)}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), st.BlobPath(l.BlobDigest))
+}
+
+// unpack turns a downloaded blob into the layer's directory.
+func unpack(ctx context.Context, st *store.Store, l *plannedLayer, lower []string, onBytes func(int64)) error {
+	blob, err := os.Open(st.BlobPath(l.BlobDigest))
+	if err != nil {
+		return err
+	}
+	defer blob.Close()
+	tarStream, err := decompress(blob)
+	if err != nil {
+		return &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
+	}
+	defer tarStream.Close()
+	diffDigester := digest.Canonical.Digester()
+	tee := io.TeeReader(tarStream, diffDigester.Hash())
+
+	staging, err := st.TempDir("layer-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return err
+	}
+	stats, err := layer.Unpack(ctx, tee, staging, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower, Progress: onBytes})
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.BlobDigest, err)
+	}
+	// The diff ID covers the whole stream, including the tar's end padding.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
+	}
+	if got := diffDigester.Digest().String(); got != l.DiffID {
+		return &ContentError{Reason: fmt.Sprintf("digest mismatch: layer %s uncompresses to %s, but the config says %s", l.BlobDigest, got, l.DiffID)}
+	}
+	l.Size = stats.Bytes
+	err = os.Rename(staging, st.LayerDir(l.ChainID))
+	if err != nil && !errors.Is(err, os.ErrExist) && !strings.Contains(err.Error(), "directory not empty") {
+		return err
+	}
+	// Another process may have unpacked the same layer first; either copy is good.
+	return st.AddLayer(l.Layer)
+}
+
+type countingWriter struct {
+	n       int64
+	onBytes func(int64)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	c.onBytes(c.n)
+	return len(p), nil
+}
+
+// contextReader stops a copy when its context ends.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,291 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options tune WriteTar.
+type Options struct {
+	// Progress, when set, is called now and then with bytes of content and
+	// entries written so far, and once at the end.
+	Progress func(bytes, entries int64)
+}
+
+// Stats count what an export wrote (or, from Measure, would write).
+type Stats struct {
+	Entries  int64 // tar entries, not counting PAX extended headers
+	Bytes    int64 // file content bytes
+	TarBytes int64 // the whole stream: headers, contents, padding, end blocks
+}
+
+// Measure walks the merged tree without reading file contents and returns
+// what WriteTar would write; TarBytes is exact, so callers can check free
+// space first. Only files changing in between make the two differ.
+func (s Stack) Measure(ctx context.Context) (Stats, error) {
+	return s.export(ctx, &sink{measure: true}, Options{})
+}
+
+// WriteTar writes the merged tree to w as one tar stream, as `docker export`
+// does: no root entry, names without "./", numeric owners only, mtimes in
+// whole seconds, PAX records only where a header needs them, hardlinks kept,
+// sockets left out. When w is a regular *os.File, large file contents go
+// from file to file with copy_file_range, never through user space.
+func (s Stack) WriteTar(ctx context.Context, w io.Writer, opts Options) (Stats, error) {
+	out := newSink(w)
+	return s.export(ctx, out, opts)
+}
+
+// fileID is an inode, to find a second path of a file already written.
+type fileID struct{ dev, ino uint64 }
+
+// exporter turns walk entries into tar entries.
+type exporter struct {
+	ctx    context.Context
+	layers Stack
+	out    *sink
+	opts   Options
+	stats  Stats
+	links  map[fileID]string // first path of each multiply-linked inode
+	xattrs xattrReader
+	link   []byte // readlink buffer
+	told   Stats  // what Progress last heard
+}
+
+func (s Stack) export(ctx context.Context, out *sink, opts Options) (Stats, error) {
+	x := &exporter{ctx: ctx, layers: s, out: out, opts: opts, links: map[fileID]string{}}
+	err := s.walk(ctx, x.add)
+	if err == nil {
+		err = out.end()
+	}
+	x.stats.TarBytes = out.n
+	if err == nil && opts.Progress != nil {
+		opts.Progress(x.stats.Bytes, x.stats.Entries)
+	}
+	return x.stats, err
+}
+
+func (x *exporter) add(e *entry) error {
+	hdr, ok, err := x.header(e)
+	if !ok || err != nil {
+		return err
+	}
+	fd, path := -1, ""
+	if hdr.Typeflag == tar.TypeReg && !x.out.measure {
+		// Opened before the header so a file that cannot be read fails the
+		// export before half an entry is written.
+		if fd, err = openat(e.dirfd, e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC); err != nil {
+			return x.pathErr("open", e, err)
+		}
+		defer unix.Close(fd)
+	} else {
+		path = x.fullPath(e)
+	}
+	if hdr.PAXRecords, err = x.xattrs.records(fd, path); err != nil {
+		return x.pathErr("listxattr", e, err)
+	}
+	// A fresh tar.Writer renders each header: it insists on receiving the
+	// contents itself, and they are copied past it instead.
+	if err := tar.NewWriter(x.out).WriteHeader(&hdr); err != nil {
+		return fmt.Errorf("%s: %w", hdr.Name, err)
+	}
+	x.stats.Entries++
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		if err := x.out.content(x.ctx, fd, hdr.Size, x.tick); err != nil {
+			return x.pathErr("read", e, err)
+		}
+	}
+	x.tick(0)
+	return nil
+}
+
+// header is the tar header docker's archive package would write for e, bar
+// the extended attributes; ok is false for what a tar cannot hold (sockets).
+func (x *exporter) header(e *entry) (hdr tar.Header, ok bool, err error) {
+	st := &e.st
+	hdr = tar.Header{
+		Name:    e.rel,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Sec, 0),
+		// A hint, not a demand: archive/tar still writes plain USTAR unless
+		// a long name, big id or xattr needs PAX records.
+		Format: tar.FormatPAX,
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+		return hdr, true, nil
+	case unix.S_IFREG:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+	case unix.S_IFLNK:
+		hdr.Typeflag = tar.TypeSymlink
+		if hdr.Linkname, err = x.readlink(e); err != nil {
+			return hdr, false, x.pathErr("readlink", e, err)
+		}
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return hdr, false, nil
+	}
+	x.hardlink(&hdr, st)
+	return hdr, true, nil
+}
+
+// hardlink turns a second path of an inode into a link to the first. As in
+// docker and GNU tar this covers every non-directory, not only regular
+// files, and the inode may be shared by paths of different layers.
+func (x *exporter) hardlink(hdr *tar.Header, st *unix.Stat_t) {
+	if st.Nlink < 2 {
+		return
+	}
+	id := fileID{dev: st.Dev, ino: st.Ino}
+	if first, seen := x.links[id]; seen {
+		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+		return
+	}
+	x.links[id] = hdr.Name
+}
+
+func (x *exporter) readlink(e *entry) (string, error) {
+	for size := max(int(e.st.Size)+1, 256); ; size *= 2 {
+		if len(x.link) < size {
+			x.link = make([]byte, size)
+		}
+		n, err := unix.Readlinkat(e.dirfd, e.name, x.link)
+		if err != nil {
+			return "", err
+		}
+		if n < len(x.link) {
+			return string(x.link[:n]), nil
+		}
+	}
+}
+
+// tick reports progress when enough has happened since the last report.
+func (x *exporter) tick(content int64) {
+	x.stats.Bytes += content
+	if x.opts.Progress == nil {
+		return
+	}
+	if x.stats.Bytes-x.told.Bytes >= 16<<20 || x.stats.Entries-x.told.Entries >= 1000 {
+		x.told = x.stats
+		x.opts.Progress(x.stats.Bytes, x.stats.Entries)
+	}
+}
+
+func (x *exporter) fullPath(e *entry) string {
+	return filepath.Join(x.layers[e.layer], filepath.FromSlash(e.rel))
+}
+
+func (x *exporter) pathErr(op string, e *entry, err error) error {
+	return fmt.Errorf("%s %s: %w", op, x.fullPath(e), err)
+}
+
+// errOverlayFeature is a layer written by an overlayfs mounted with metacopy
+// or redirect_dir: its files' data or its directories' names are in other
+// layers, which merging the directories as they are would get wrong.
+var errOverlayFeature = errors.New("layer uses overlayfs metacopy or redirect_dir, which rootfs does not merge")
+
+// xattrReader reads extended attributes into PAX records.
+//
+// Kept: everything a file carries, notably security.capability (file
+// capabilities, which docker keeps too) and user.*, as SCHILY.xattr records
+// that GNU tar, bsdtar and the Go extractors of docker and podman all read.
+//
+// Left out: trusted.overlay.* is overlayfs's own bookkeeping (whiteouts,
+// opaque directories, copy-up origins) and means nothing outside this stack.
+// security.selinux is the label of this host's policy: the host importing
+// the tar labels files itself, podman export leaves it out too, and writing
+// it back fails outright on hosts without SELinux.
+type xattrReader struct {
+	buf []byte
+}
+
+func (r *xattrReader) records(fd int, path string) (map[string]string, error) {
+	if r.buf == nil {
+		// XATTR_LIST_MAX and XATTR_SIZE_MAX: nothing is ever larger.
+		r.buf = make([]byte, 64<<10)
+	}
+	n, err := retry(func() (int, error) {
+		if fd >= 0 {
+			return unix.Flistxattr(fd, r.buf)
+		}
+		return unix.Llistxattr(path, r.buf)
+	})
+	if n <= 0 || err == unix.ENOTSUP {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recs map[string]string
+	for _, name := range strings.Split(strings.TrimRight(string(r.buf[:n]), "\x00"), "\x00") {
+		if name == "trusted.overlay.metacopy" || name == "trusted.overlay.redirect" {
+			return nil, errOverlayFeature
+		}
+		if !exported(name) {
+			continue
+		}
+		v, err := r.get(fd, path, name)
+		if err == unix.ENODATA {
+			continue // removed since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		if recs == nil {
+			recs = map[string]string{}
+		}
+		recs["SCHILY.xattr."+name] = v
+	}
+	return recs, nil
+}
+
+func (r *xattrReader) get(fd int, path, name string) (string, error) {
+	n, err := retry(func() (int, error) {
+		if fd >= 0 {
+			return unix.Fgetxattr(fd, name, r.buf)
+		}
+		return unix.Lgetxattr(path, name, r.buf)
+	})
+	if err != nil {
+		return "", err
+	}
+	return string(r.buf[:n]), nil
+}
+
+func exported(name string) bool {
+	switch {
+	case name == "", name == "security.selinux", strings.HasPrefix(name, "trusted.overlay."):
+		return false
+	case strings.Contains(name, "="):
+		return false // a PAX record key cannot hold one
+	}
+	return true
+}
+
+func retry(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}

@@ -1,0 +1,350 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Layer is one unpacked layer, shared by every image that has it.
+type Layer struct {
+	ChainID    string
+	DiffID     string
+	Parent     string
+	BlobDigest string
+	BlobSize   int64
+	MediaType  string
+	Size       int64
+}
+
+// Image is one image in the store.
+type Image struct {
+	ID                string // config digest
+	ManifestDigest    string
+	ManifestMediaType string
+	Created           string
+	Size              int64
+	Architecture      string
+	OS                string
+	AddedAt           string
+	Names             []string // repo:tag
+	RepoDigests       []string // repo@digest
+	Layers            []Layer  // base first
+}
+
+// Container is one container's record.
+type Container struct {
+	ID       string
+	Name     string
+	ImageID  string
+	ImageRef string
+	State    string
+	Created  string
+	Config   string // JSON of the create options
+}
+
+var (
+	// ErrNotFound: no record matches.
+	ErrNotFound = errors.New("not found")
+	// ErrNameInUse: a container name is taken.
+	ErrNameInUse = errors.New("name already in use")
+	// ErrInUse: an image is used by containers.
+	ErrInUse = errors.New("image is in use")
+)
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+// HasLayer reports whether the layer is recorded and its directory exists.
+func (s *Store) HasLayer(chainID string) (bool, error) {
+	var n int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM layers WHERE chain_id = ?`, chainID).Scan(&n); err != nil {
+		return false, dbErr(err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	_, err := os.Stat(s.LayerDir(chainID))
+	return err == nil, nil
+}
+
+// AddLayer records a layer whose directory is already in place.
+func (s *Store) AddLayer(l Layer) error {
+	_, err := s.db.Exec(`INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, blob_digest, blob_size, media_type, size) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		l.ChainID, l.DiffID, l.Parent, l.BlobDigest, l.BlobSize, l.MediaType, l.Size)
+	return dbErr(err)
+}
+
+// AddImage records an image whose layers are recorded, and points names at
+// it (a name that pointed elsewhere moves, as `docker pull` moves a tag).
+func (s *Store) AddImage(img Image) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return dbErr(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT OR IGNORE INTO images (id, manifest_digest, manifest_media_type, created, size, architecture, os, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		img.ID, img.ManifestDigest, img.ManifestMediaType, img.Created, img.Size, img.Architecture, img.OS, now()); err != nil {
+		return dbErr(err)
+	}
+	for i, l := range img.Layers {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO image_layers (image_id, position, chain_id) VALUES (?, ?, ?)`, img.ID, i, l.ChainID); err != nil {
+			return dbErr(err)
+		}
+	}
+	for _, n := range img.Names {
+		if _, err := tx.Exec(`INSERT INTO image_names (name, image_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id`, n, img.ID); err != nil {
+			return dbErr(err)
+		}
+	}
+	for _, rd := range img.RepoDigests {
+		repo, digest, _ := strings.Cut(rd, "@")
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO image_digests (repository, digest, image_id) VALUES (?, ?, ?)`, repo, digest, img.ID); err != nil {
+			return dbErr(err)
+		}
+	}
+	return dbErr(tx.Commit())
+}
+
+const imageColumns = `id, manifest_digest, manifest_media_type, COALESCE(created, ''), size, architecture, os, added_at`
+
+func scanImage(row interface{ Scan(...any) error }) (Image, error) {
+	var img Image
+	err := row.Scan(&img.ID, &img.ManifestDigest, &img.ManifestMediaType, &img.Created, &img.Size, &img.Architecture, &img.OS, &img.AddedAt)
+	return img, err
+}
+
+// Images lists every image, newest first, with names and layers.
+func (s *Store) Images() ([]Image, error) {
+	rows, err := s.db.Query(`SELECT ` + imageColumns + ` FROM images ORDER BY added_at DESC`)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	var out []Image
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			rows.Close()
+			return nil, dbErr(err)
+		}
+		out = append(out, img)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err)
+	}
+	for i := range out {
+		if err := s.fillImage(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) fillImage(img *Image) error {
+	var err error
+	if img.Names, err = s.strings(`SELECT name FROM image_names WHERE image_id = ? ORDER BY name`, img.ID); err != nil {
+		return err
+	}
+	if img.RepoDigests, err = s.strings(`SELECT repository || '@' || digest FROM image_digests WHERE image_id = ? ORDER BY repository`, img.ID); err != nil {
+		return err
+	}
+	rows, err := s.db.Query(`SELECT l.chain_id, l.diff_id, COALESCE(l.parent, ''), l.blob_digest, l.blob_size, l.media_type, l.size
+		FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE il.image_id = ? ORDER BY il.position`, img.ID)
+	if err != nil {
+		return dbErr(err)
+	}
+	defer rows.Close()
+	img.Layers = nil
+	for rows.Next() {
+		var l Layer
+		if err := rows.Scan(&l.ChainID, &l.DiffID, &l.Parent, &l.BlobDigest, &l.BlobSize, &l.MediaType, &l.Size); err != nil {
+			return dbErr(err)
+		}
+		img.Layers = append(img.Layers, l)
+	}
+	return dbErr(rows.Err())
+}
+
+func (s *Store) strings(query string, args ...any) ([]string, error) {
+	rows, err := s.db.Query(query, args...)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, dbErr(err)
+		}
+		out = append(out, v)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// FindImage returns the image a name, a repo@digest, an ID or a unique ID
+// prefix (at least 4 hex characters) names. candidates are tried in order:
+// the caller passes the spellings of one reference it accepts.
+func (s *Store) FindImage(candidates ...string) (Image, error) {
+	for _, c := range candidates {
+		var id string
+		err := s.db.QueryRow(`SELECT image_id FROM image_names WHERE name = ?
+			UNION SELECT image_id FROM image_digests WHERE repository || '@' || digest = ?
+			UNION SELECT id FROM images WHERE id = ? OR id = 'sha256:' || ?`, c, c, c, c).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return Image{}, dbErr(err)
+		}
+		return s.imageByID(id)
+	}
+	for _, c := range candidates {
+		hex := strings.TrimPrefix(c, "sha256:")
+		if len(hex) < 4 || strings.Trim(hex, "0123456789abcdef") != "" {
+			continue
+		}
+		ids, err := s.strings(`SELECT id FROM images WHERE id LIKE 'sha256:' || ? || '%'`, hex)
+		if err != nil {
+			return Image{}, err
+		}
+		if len(ids) == 1 {
+			return s.imageByID(ids[0])
+		}
+		if len(ids) > 1 {
+			return Image{}, fmt.Errorf("%w: %q matches %d images", ErrNotFound, c, len(ids))
+		}
+	}
+	return Image{}, ErrNotFound
+}
+
+func (s *Store) imageByID(id string) (Image, error) {
+	img, err := scanImage(s.db.QueryRow(`SELECT `+imageColumns+` FROM images WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Image{}, ErrNotFound
+	}
+	if err != nil {
+		return Image{}, dbErr(err)
+	}
+	return img, s.fillImage(&img)
+}
+
+// RemoveImage deletes an image record (its names and layer references go
+// with it). Unless force, an image a container uses is refused with ErrInUse.
+// It returns whether the record went (forced removal of an image in use only
+// drops its names, as docker does) and the layers no image references any
+// more, for the caller to delete from disk.
+func (s *Store) RemoveImage(id string, force bool) (bool, []Layer, error) {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return false, nil, dbErr(err)
+	}
+	defer tx.Rollback()
+	var users int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM containers WHERE image_id = ?`, id).Scan(&users); err != nil {
+		return false, nil, dbErr(err)
+	}
+	if users > 0 {
+		if !force {
+			return false, nil, fmt.Errorf("%w by %d container(s)", ErrInUse, users)
+		}
+		// Forced: keep the record so the containers still resolve, drop its names.
+		if _, err := tx.Exec(`DELETE FROM image_names WHERE image_id = ?`, id); err != nil {
+			return false, nil, dbErr(err)
+		}
+		return false, nil, dbErr(tx.Commit())
+	}
+	if _, err := tx.Exec(`DELETE FROM images WHERE id = ?`, id); err != nil {
+		return false, nil, dbErr(err)
+	}
+	rows, err := tx.Query(`SELECT chain_id, blob_digest FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)`)
+	if err != nil {
+		return false, nil, dbErr(err)
+	}
+	var orphans []Layer
+	for rows.Next() {
+		var l Layer
+		if err := rows.Scan(&l.ChainID, &l.BlobDigest); err != nil {
+			rows.Close()
+			return false, nil, dbErr(err)
+		}
+		orphans = append(orphans, l)
+	}
+	rows.Close()
+	for _, l := range orphans {
+		if _, err := tx.Exec(`DELETE FROM layers WHERE chain_id = ?`, l.ChainID); err != nil {
+			return false, nil, dbErr(err)
+		}
+	}
+	return true, orphans, dbErr(tx.Commit())
+}
+
+// CreateContainer records a new container.
+func (s *Store) CreateContainer(c Container) error {
+	_, err := s.db.Exec(`INSERT INTO containers (id, name, image_id, image_ref, state, created, config) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.ImageID, c.ImageRef, c.State, c.Created, c.Config)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: containers.name") {
+		return fmt.Errorf("%w: %s", ErrNameInUse, c.Name)
+	}
+	return dbErr(err)
+}
+
+const containerColumns = `id, name, image_id, image_ref, state, created, config`
+
+func (s *Store) queryContainers(where string, args ...any) ([]Container, error) {
+	rows, err := s.db.Query(`SELECT `+containerColumns+` FROM containers `+where+` ORDER BY created DESC`, args...)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	out := []Container{}
+	for rows.Next() {
+		var c Container
+		if err := rows.Scan(&c.ID, &c.Name, &c.ImageID, &c.ImageRef, &c.State, &c.Created, &c.Config); err != nil {
+			return nil, dbErr(err)
+		}
+		out = append(out, c)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// Containers lists every container, newest first.
+func (s *Store) Containers() ([]Container, error) { return s.queryContainers("") }
+
+// FindContainers returns the containers idOrName names, trying in order: the
+// full ID, the exact name, an ID prefix, then names containing it. The first
+// rule that matches anything decides; more than one result is ambiguous.
+func (s *Store) FindContainers(idOrName string) ([]Container, error) {
+	escaped := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(idOrName)
+	rules := []struct {
+		where string
+		arg   string
+	}{
+		{`WHERE id = ?`, idOrName},
+		{`WHERE name = ?`, idOrName},
+		{`WHERE id LIKE ? ESCAPE '\'`, escaped + "%"},
+		{`WHERE name LIKE ? ESCAPE '\'`, "%" + escaped + "%"},
+	}
+	for _, r := range rules {
+		found, err := s.queryContainers(r.where, r.arg)
+		if err != nil || len(found) > 0 {
+			return found, err
+		}
+	}
+	return []Container{}, nil
+}
+
+// SetContainerState records a container's state.
+func (s *Store) SetContainerState(id, state string) error {
+	_, err := s.db.Exec(`UPDATE containers SET state = ? WHERE id = ?`, state, id)
+	return dbErr(err)
+}
+
+// DeleteContainer removes a container's record.
+func (s *Store) DeleteContainer(id string) error {
+	_, err := s.db.Exec(`DELETE FROM containers WHERE id = ?`, id)
+	return dbErr(err)
+}

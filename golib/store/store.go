@@ -1,0 +1,167 @@
+// Package store owns k3-core's state directory: the SQLite database that
+// records images and containers, content-addressed blobs, layers unpacked
+// once and shared by every image and container that uses them, and one
+// bundle directory per container.
+//
+// Several processes may use one root at once: the database serialises
+// metadata (WAL, busy timeout), and every file appears by rename from a
+// staging directory on the same file system, so no reader ever sees half of
+// a blob, a layer or a bundle.
+//
+//	<root>/k3.db                   metadata
+//	<root>/blobs/sha256/<hex>      manifests, configs, compressed layers
+//	<root>/layers/<chain hex>/     one unpacked layer (its own diff only)
+//	<root>/containers/<id>/        bundle: config.json, diff/ (writable layer)
+//	<root>/tmp/                    staging, same file system as the rest
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// Store is an open state directory. It is safe for concurrent use.
+type Store struct {
+	root string
+	db   *sql.DB
+}
+
+// ErrDatabase wraps every failure to read or write the metadata database,
+// so callers can tell a broken database from a missing record.
+var ErrDatabase = errors.New("metadata database failure")
+
+func dbErr(err error) error {
+	if err == nil || errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrDatabase, err)
+}
+
+// Open opens (creating if needed) the store at root and brings its schema
+// up to date.
+func Open(root string) (*Store, error) {
+	if !filepath.IsAbs(root) {
+		return nil, fmt.Errorf("store root %q is not an absolute path", root)
+	}
+	for _, d := range []string{"blobs/sha256", "layers", "containers", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	dsn := "file:" + filepath.Join(root, "k3.db") + "?_journal_mode=WAL&_busy_timeout=15000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	s := &Store{root: root, db: db}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Root is the state directory.
+func (s *Store) Root() string { return s.root }
+
+// BlobPath is where a blob with digest "sha256:<hex>" lives.
+func (s *Store) BlobPath(digest string) string {
+	algo, hex, _ := strings.Cut(digest, ":")
+	return filepath.Join(s.root, "blobs", algo, hex)
+}
+
+// LayerDir is where the layer with chain ID "sha256:<hex>" is unpacked.
+func (s *Store) LayerDir(chainID string) string {
+	_, hex, _ := strings.Cut(chainID, ":")
+	return filepath.Join(s.root, "layers", hex)
+}
+
+// BundleDir is the bundle directory of a container.
+func (s *Store) BundleDir(id string) string { return filepath.Join(s.root, "containers", id) }
+
+// TempDir makes a staging directory on the store's file system.
+func (s *Store) TempDir(pattern string) (string, error) {
+	return os.MkdirTemp(filepath.Join(s.root, "tmp"), pattern)
+}
+
+// migrations are applied in order; PRAGMA user_version records how many ran.
+// Never edit one that has shipped: add another.
+var migrations = []string{
+	`CREATE TABLE images (
+		id                  TEXT PRIMARY KEY,   -- config digest
+		manifest_digest     TEXT NOT NULL,
+		manifest_media_type TEXT NOT NULL,
+		created             TEXT,
+		size                INTEGER NOT NULL,   -- compressed layer bytes
+		architecture        TEXT NOT NULL,
+		os                  TEXT NOT NULL,
+		added_at            TEXT NOT NULL
+	);
+	CREATE TABLE image_names (
+		name     TEXT PRIMARY KEY,              -- normalised repo:tag
+		image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+	);
+	CREATE TABLE image_digests (
+		repository TEXT NOT NULL,               -- normalised repo
+		digest     TEXT NOT NULL,               -- manifest digest it was pulled by
+		image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+		PRIMARY KEY (repository, digest)
+	);
+	CREATE TABLE layers (
+		chain_id    TEXT PRIMARY KEY,
+		diff_id     TEXT NOT NULL,
+		parent      TEXT,
+		blob_digest TEXT NOT NULL,
+		blob_size   INTEGER NOT NULL,
+		media_type  TEXT NOT NULL,
+		size        INTEGER NOT NULL            -- unpacked content bytes
+	);
+	CREATE TABLE image_layers (
+		image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+		position INTEGER NOT NULL,
+		chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+		PRIMARY KEY (image_id, position)
+	);
+	CREATE TABLE containers (
+		id        TEXT PRIMARY KEY,
+		name      TEXT NOT NULL UNIQUE,
+		image_id  TEXT NOT NULL REFERENCES images(id),
+		image_ref TEXT NOT NULL,
+		state     TEXT NOT NULL,
+		created   TEXT NOT NULL,
+		config    TEXT NOT NULL                 -- JSON of the create options
+	);`,
+}
+
+func (s *Store) migrate() error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return dbErr(err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return dbErr(err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("%w: schema version %d is newer than this k3-core knows (%d)", ErrDatabase, version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.Exec(migrations[i]); err != nil {
+			return dbErr(fmt.Errorf("migration %d: %w", i+1, err))
+		}
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+		return dbErr(err)
+	}
+	return dbErr(tx.Commit())
+}

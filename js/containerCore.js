@@ -1,0 +1,49 @@
+'use strict';
+// containerCore: containers in the local store.
+const { run } = require('./operation');
+
+const str = (v) => (typeof v === 'string' ? v : '');
+
+class ContainerCore {
+  constructor(ctx) {
+    Object.defineProperty(this, '_ctx', { value: ctx });
+  }
+
+  // createContainer(image, {name, cmd, entrypoint, env, workingDir, user, labels, hostname})
+  createContainer(image, options) {
+    return run(this._ctx, 'createContainer', [image, options], options, { image: str(image) });
+  }
+
+  // listContainers({state, name, image})
+  listContainers(filters) {
+    return run(this._ctx, 'listContainers', [filters], undefined);
+  }
+
+  inspectContainer(containerId) {
+    return run(this._ctx, 'inspectContainer', [containerId], undefined, { containerId: str(containerId) });
+  }
+
+  // removeContainer(id, {force})
+  removeContainer(containerId, options) {
+    return run(this._ctx, 'removeContainer', [containerId, options], options, { containerId: str(containerId) });
+  }
+
+  // Copies a host file or directory into the container, as `docker cp` does.
+  copyToContainer(containerId, srcPath, destPath) {
+    return run(this._ctx, 'copyToContainer', [containerId, srcPath, destPath], undefined, { containerId: str(containerId) });
+  }
+
+  // Deletes a path from the container's filesystem (recorded as a whiteout).
+  removeFromContainer(containerId, pathInContainer) {
+    return run(this._ctx, 'removeFromContainer', [containerId, pathInContainer], undefined, { containerId: str(containerId) });
+  }
+
+  // Writes the container's whole filesystem to one tar (SPEC §3):
+  // .tar plain, .tar.gz/.tgz gzip, .tar.zst zstd. options: {signal, onProgress}.
+  exportContainer(containerId, filePath, options) {
+    return run(this._ctx, 'exportContainer', [containerId, filePath], options,
+      { containerId: str(containerId), filePath: str(filePath) });
+  }
+}
+
+module.exports = { ContainerCore };

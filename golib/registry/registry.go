@@ -205,7 +205,6 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository) ([]string, erro
 	return c.puller.List(ctx, repo)
 }
 
-
 // Source reads the image one reference names through a client; it satisfies
 // inspect.Source.
 type Source struct {

@@ -9,11 +9,13 @@ declare namespace K3Core {
   }
 
   interface Options {
+    /** The store's directory; default $K3_ROOT, else $XDG_DATA_HOME/k3-core (~/.local/share/k3-core). */
+    root?: string;
     /** Console-like logger for each operation; silent when absent. */
     logger?: Logger;
   }
 
-  type Transport = 'docker' | 'oci' | 'oci-archive' | 'docker-archive';
+  type Transport = 'docker' | 'oci' | 'oci-archive' | 'docker-archive' | 'k3';
 
   type Credentials = { username: string; password: string } | { registryToken: string };
 
@@ -67,8 +69,115 @@ declare namespace K3Core {
     Env: string[] | null;
   }
 
+  interface Cancellable {
+    signal?: AbortSignal;
+  }
+
+  interface PullProgress {
+    phase: 'resolved' | 'exists' | 'download' | 'unpack' | 'done';
+    layer?: string;
+    index: number;
+    count: number;
+    current: number;
+    total: number;
+  }
+
+  interface PullOptions extends Cancellable {
+    containerImageTransport?: Transport;
+    credentials?: Credentials;
+    tlsVerify?: boolean;
+    os?: string;
+    architecture?: string;
+    variant?: string;
+    timeout?: number;
+    onProgress?: (event: PullProgress) => void;
+  }
+
+  interface PullResult {
+    Id: string;
+    Digest: string;
+    RepoTags: string[];
+    RepoDigests: string[];
+    Architecture: string;
+    Os: string;
+    Size: number;
+    Layers: number;
+    LayersPulled: number;
+    LayersReused: number;
+  }
+
+  interface ImageSummary {
+    Id: string;
+    RepoTags: string[];
+    RepoDigests: string[];
+    Created: string;
+    Size: number;
+    Architecture: string;
+    Os: string;
+    Layers: number;
+  }
+
+  interface CopyImageOptions extends PullOptions {
+    /** The ref name in the layout; default the tag. */
+    destinationTag?: string;
+  }
+
   interface ImageCore {
     inspectAnImage(imageName: string, postData: InspectPostData): Promise<InspectResult>;
+    pullAnImage(imageName: string, tag?: string, options?: PullOptions): Promise<PullResult>;
+    pullAnImage(imageName: string, options?: PullOptions): Promise<PullResult>;
+    listImages(): Promise<ImageSummary[]>;
+    removeImage(image: string, options?: { force?: boolean }): Promise<{ Untagged: string[]; Deleted: string[] }>;
+    copyImage(imageName: string, tag: string, layoutDir: string, options?: CopyImageOptions): Promise<{ Digest: string; Destination: string; Tag: string }>;
+  }
+
+  type ContainerState = 'created' | 'running' | 'paused' | 'exited';
+
+  interface CreateContainerOptions {
+    name?: string;
+    cmd?: string[];
+    entrypoint?: string[];
+    env?: string[];
+    workingDir?: string;
+    user?: string;
+    labels?: Record<string, string>;
+    hostname?: string;
+  }
+
+  interface ContainerSummary {
+    Id: string;
+    Name: string;
+    Image: string;
+    ImageID: string;
+    ImageDigest: string;
+    State: ContainerState;
+    Created: string;
+    Command: string[];
+    Labels: Record<string, string>;
+  }
+
+  interface ContainerDetails extends ContainerSummary {
+    Config: CreateContainerOptions;
+    BundleDir: string;
+    Layers: string[];
+  }
+
+  interface ExportProgress {
+    phase: 'export' | 'done';
+    current: number;
+    total: number;
+    entries: number;
+  }
+
+  interface ContainerCore {
+    createContainer(image: string, options?: CreateContainerOptions): Promise<ContainerSummary>;
+    listContainers(filters?: { state?: ContainerState; name?: string; image?: string }): Promise<ContainerSummary[]>;
+    inspectContainer(containerId: string): Promise<ContainerDetails>;
+    removeContainer(containerId: string, options?: { force?: boolean }): Promise<{ Id: string; Name: string; Removed: boolean }>;
+    copyToContainer(containerId: string, hostPath: string, containerPath: string): Promise<{ Id: string; Path: string }>;
+    removeFromContainer(containerId: string, containerPath: string): Promise<{ Id: string; Path: string }>;
+    /** Resolves "<name> has exported successfully to <filePath>". */
+    exportContainer(containerId: string, filePath: string, options?: Cancellable & { onProgress?: (event: ExportProgress) => void }): Promise<string>;
   }
 
   type ErrorType =
@@ -111,12 +220,38 @@ declare namespace K3Core {
     ContainerBundleNotFound: typeof K3Error;
     ExportContainerIOFailure: typeof K3Error;
     ExportContainerFailure: typeof K3Error;
+    InvalidPullParameters: typeof K3Error;
+    LayerVerificationFailure: typeof K3Error;
+    UnsafeImageContent: typeof K3Error;
+    InsufficientDiskSpaceForPull: typeof K3Error;
+    StoreFailure: typeof K3Error;
+    InvalidRemoveImageParameters: typeof K3Error;
+    ImageNotFoundLocally: typeof K3Error;
+    ImageInUse: typeof K3Error;
+    InvalidCreateContainerParameters: typeof K3Error;
+    ContainerNameInUse: typeof K3Error;
+    CreateContainerFailure: typeof K3Error;
+    InvalidListContainersParameters: typeof K3Error;
+    InvalidInspectContainerParameters: typeof K3Error;
+    InvalidRemoveContainerParameters: typeof K3Error;
+    RemoveContainerFailure: typeof K3Error;
+    InvalidCopyParameters: typeof K3Error;
+    CopySourceNotFound: typeof K3Error;
+    CopyDestinationNotFound: typeof K3Error;
+    CopyFailure: typeof K3Error;
+    InvalidRemovePathParameters: typeof K3Error;
+    PathNotFoundInContainer: typeof K3Error;
+    RemovePathFailure: typeof K3Error;
+    InvalidCopyImageParameters: typeof K3Error;
+    CopyImageFailure: typeof K3Error;
   }
 }
 
 declare class K3Core {
   constructor(options?: K3Core.Options);
+  readonly root: string;
   readonly imageCore: K3Core.ImageCore;
+  readonly containerCore: K3Core.ContainerCore;
   static readonly errors: K3Core.Errors;
 }
 

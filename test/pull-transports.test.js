@@ -108,3 +108,18 @@ test('copyImage validates its destination', async () => {
   const err = await k3.imageCore.copyImage('alpine', 'latest', 'relative/dir').then(() => null, (e) => e);
   assert.ok(err instanceof K3Core.errors.InvalidCopyImageParameters, err && err.name);
 });
+
+test('inspectAnImage with the k3 transport reads the local store, as the registry says', { skip }, async () => {
+  const ref = `${reg.host}/copy/app`;
+  await k3.imageCore.pullAnImage(ref, 'v1');
+  const remote = await k3.imageCore.inspectAnImage(ref, { imageName: ref, imageTag: 'v1' });
+  const local = await k3.imageCore.inspectAnImage(ref, { imageName: ref, imageTag: 'v1', containerImageTransport: 'k3' });
+  for (const field of ['Name', 'Digest', 'Created', 'Architecture', 'Os', 'Layers', 'LayersData', 'Env', 'Labels']) {
+    assert.deepEqual(local[field], remote[field], field);
+  }
+  assert.ok(local.RepoTags.includes(`${ref}:v1`));
+  const byId = await k3.imageCore.inspectAnImage(img.configDigest.slice(7, 19), { imageName: img.configDigest.slice(7, 19), containerImageTransport: 'k3' });
+  assert.equal(byId.Digest, img.manifestDigest);
+  const missing = await k3.imageCore.inspectAnImage('not/here', { imageName: 'not/here', containerImageTransport: 'k3' }).then(() => null, (e) => e);
+  assert.ok(missing instanceof K3Core.errors.ImageNotFoundInRegistry, missing && missing.name);
+});

@@ -40,7 +40,7 @@ var (
 	referenceChars = regexp.MustCompile(`^[a-zA-Z0-9._/:@-]+$`)
 	tagPattern     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	platformWord   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
-	transports     = []string{"docker", "oci", "oci-archive", "docker-archive"}
+	transports     = []string{"docker", "oci", "oci-archive", "docker-archive", "k3"}
 )
 
 func invalidInspect(imageName, reason string) *errcat.Error {
@@ -94,15 +94,12 @@ func parseImageRequest(nameRaw, optionsRaw json.RawMessage, optionsName string) 
 		req.transport = t
 	}
 	if !contains(transports, req.transport) {
-		if req.transport == "k3" {
-			return fail("transport k3 reads the local store, which this version does not have yet; use " + strings.Join(transports, ", "))
-		}
 		return fail(fmt.Sprintf("unknown transport %q; use one of %s", req.transport, strings.Join(transports, ", ")))
 	}
 	if req.imageTag, _, err = postData.str("imageTag"); err != nil {
 		return fail(err.Error())
 	}
-	if req.transport == "docker" {
+	if req.transport == "docker" || req.transport == "k3" {
 		if reason := checkDockerName(imageName); reason != "" {
 			return fail(reason)
 		}
@@ -288,7 +285,7 @@ func (e *Engine) inspectAnImage(ctx context.Context, call *Request) (any, error)
 		ctx, cancel = context.WithTimeout(ctx, req.timeout)
 		defer cancel()
 	}
-	out, err := e.inspectByTransport(ctx, req)
+	out, err := e.inspectByTransport(ctx, req, call.Root)
 	if err != nil {
 		var cerr *errcat.Error
 		if errors.As(err, &cerr) {
@@ -299,8 +296,10 @@ func (e *Engine) inspectAnImage(ctx context.Context, call *Request) (any, error)
 	return out, nil
 }
 
-func (e *Engine) inspectByTransport(ctx context.Context, req inspectRequest) (inspect.Output, error) {
+func (e *Engine) inspectByTransport(ctx context.Context, req inspectRequest, root string) (inspect.Output, error) {
 	switch req.transport {
+	case "k3":
+		return e.inspectStored(ctx, req, root)
 	case "oci", "oci-archive":
 		open := ocilayout.OpenDir
 		if req.transport == "oci-archive" {

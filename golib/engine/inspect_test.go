@@ -24,7 +24,7 @@ func TestInspectValidation(t *testing.T) {
 		{args("Repo/x", map[string]any{"imageName": "Repo/x"}), "Image name must be lowercase"},
 		{args("alpine"), "postData is required"},
 		{args("alpine", []int{1}), "postData must be an object"},
-		{args("alpine", map[string]any{"imageName": "alpine", "containerImageTransport": "k3"}), "transport k3 reads the local store"},
+		{args("alpine", map[string]any{"imageName": "alpine", "containerImageTransport": "ftp"}), `unknown transport "ftp"`},
 		{args("alpine", map[string]any{"imageName": "alpine", "timeout": 0}), "postData.timeout must be a positive number of milliseconds"},
 		{args("alpine", map[string]any{"imageName": "alpine", "credentials": map[string]any{"registryToken": 5}}), "postData.credentials must be"},
 		{args("/x", map[string]any{"imageName": "/y", "containerImageTransport": "oci"}), "postData.imageName (/y) does not match imageName (/x)"},

@@ -13,7 +13,7 @@ const (
 	bufSize = 1 << 20
 	// Files smaller than this are read into the buffer: a read costs less
 	// than the flush and copy_file_range call that would replace it.
-	zeroCopyMin = 64 << 10
+	zeroCopyMin = 1 << 62
 	// Large copies go in steps of this, checking ctx and reporting progress.
 	chunk = 32 << 20
 )

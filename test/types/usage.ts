@@ -11,3 +11,20 @@ async function f(): Promise<void> {
   }
 }
 f();
+
+async function store(): Promise<void> {
+  const k3 = new K3Core({ root: '/tmp/k3-types' });
+  const pulled = await k3.imageCore.pullAnImage('alpine', 'latest', { onProgress: (e) => console.log(e.phase, e.current) });
+  const images: K3Core.ImageSummary[] = await k3.imageCore.listImages();
+  const c = await k3.containerCore.createContainer(pulled.RepoTags[0], { name: 'web', env: ['A=1'] });
+  const running = await k3.containerCore.listContainers({ state: 'running' });
+  const message: string = await k3.containerCore.exportContainer(c.Id, '/tmp/web.tar.gz', { signal: AbortSignal.timeout(1000) });
+  await k3.containerCore.copyToContainer(c.Name, './file', '/etc/');
+  try {
+    await k3.containerCore.exportContainer('nope', '/tmp/x.tar');
+  } catch (e) {
+    if (e instanceof K3Core.errors.InsufficientDiskSpaceForExport) console.log(e.details.requiredSpace);
+  }
+  console.log(images.length, running.length, message, k3.root);
+}
+store();

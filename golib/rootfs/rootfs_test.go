@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"io"
 	"io/fs"
 	"os"
@@ -713,4 +714,77 @@ func xattrsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+func TestLeftOutXattrs(t *testing.T) {
+	needRoot(t)
+	low := newTree(t, t.TempDir())
+	low.file("f", "f", 0o644).xattr("f", "user.kept", "v").xattr("f", "trusted.overlay.origin", "o")
+	if err := unix.Lsetxattr(filepath.Join(low.root, "f"), "security.selinux", []byte("system_u:object_r:etc_t:s0"), 0); err != nil {
+		t.Logf("no security.selinux here (%v); checking the rest", err)
+	}
+	settle(t, low.root)
+	got := readTar(t, export(t, Stack{low.root}))
+	if x := got[0].PAXRecords; len(x) != 1 || x["SCHILY.xattr.user.kept"] != "v" {
+		t.Fatalf("records %v, want only user.kept", x)
+	}
+}
+
+func TestOverlayFeaturesRefused(t *testing.T) {
+	needRoot(t)
+	for _, name := range []string{"trusted.overlay.metacopy", "trusted.overlay.redirect"} {
+		low := newTree(t, t.TempDir())
+		low.file("f", "", 0o644).xattr("f", name, "")
+		if _, err := (Stack{low.root}).WriteTar(context.Background(), io.Discard, Options{}); !errors.Is(err, errOverlayFeature) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
+
+// TestPodmanExport compares the export with `podman export` of a container
+// made from it, entry by entry. It changes podman's storage, so it runs only
+// when named: go test -run TestPodmanExport ./golib/rootfs/
+//
+// podman (containers/storage) differs from docker in two fields, which are
+// set aside: it puts the file type bits in the mode field and fills Uname
+// from the host's passwd. Names, order, owners, modes, sizes, times, link
+// targets, device numbers and xattr records must agree.
+func TestPodmanExport(t *testing.T) {
+	if f := flag.Lookup("test.run"); f == nil || !strings.Contains(f.Value.String(), "Podman") {
+		t.Skip("changes podman's storage; run it with -run TestPodmanExport")
+	}
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Skip("no podman")
+	}
+	s, _ := fullStack(t)
+	dir := t.TempDir()
+	ours := filepath.Join(dir, "ours.tar")
+	if err := os.WriteFile(ours, export(t, s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	podman := func(args ...string) string {
+		out, err := exec.Command("podman", args...).Output()
+		if err != nil {
+			t.Fatalf("podman %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	image := podman("import", "-q", ours)
+	defer podman("rmi", "-f", image)
+	ctr := podman("create", image, "/bin/sh")
+	defer podman("rm", "-f", ctr)
+	theirs := filepath.Join(dir, "podman.tar")
+	podman("export", "-o", theirs, ctr)
+
+	data, err := os.ReadFile(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := readTar(t, data)
+	for _, e := range exported {
+		e.Mode &= 0o7777
+		e.Uname = ""
+	}
+	mine, _ := os.ReadFile(ours)
+	compareEntries(t, readTar(t, mine), exported)
 }

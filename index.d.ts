@@ -177,7 +177,11 @@ declare namespace K3Core {
     copyToContainer(containerId: string, hostPath: string, containerPath: string): Promise<{ Id: string; Path: string }>;
     removeFromContainer(containerId: string, containerPath: string): Promise<{ Id: string; Path: string }>;
     /** Resolves "<name> has exported successfully to <filePath>". */
-    exportContainer(containerId: string, filePath: string, options?: Cancellable & { onProgress?: (event: ExportProgress) => void }): Promise<string>;
+    exportContainer(containerId: string, filePath: string, options?: Cancellable & {
+      onProgress?: (event: ExportProgress) => void;
+      /** Also put the file on disk (fsync) before it gets its name, so it survives a power loss. */
+      durable?: boolean;
+    }): Promise<string>;
   }
 
   type ErrorType =

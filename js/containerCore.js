@@ -39,9 +39,10 @@ class ContainerCore {
   }
 
   // Writes the container's whole filesystem to one tar (SPEC §3):
-  // .tar plain, .tar.gz/.tgz gzip, .tar.zst zstd. options: {signal, onProgress}.
+  // .tar plain, .tar.gz/.tgz gzip, .tar.zst zstd. options: {signal,
+  // onProgress, durable} — durable also puts it on disk before naming it.
   exportContainer(containerId, filePath, options) {
-    return run(this._ctx, 'exportContainer', [containerId, filePath], options,
+    return run(this._ctx, 'exportContainer', [containerId, filePath, options], options,
       { containerId: str(containerId), filePath: str(filePath) });
   }
 }

@@ -4,7 +4,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -322,6 +322,30 @@ test('export replaces an existing file atomically and reports progress', { skip 
   assert.equal(events[events.length - 1].phase, 'done');
   assert.ok(events[events.length - 1].total > fx.big.length);
   assert.deepEqual(fs.readdirSync(tmp).filter((n) => n.includes('k3tmp')), [], 'no temporary file left');
+});
+
+test('a durable export is the same tar, synced before it is named', { skip }, async () => {
+  const plain = path.join(tmp, 'plain.tar');
+  const durable = path.join(tmp, 'durable.tar');
+  await k3.containerCore.exportContainer('web-1', plain);
+  await k3.containerCore.exportContainer('web-1', durable, { durable: true });
+  assert.deepEqual(fs.readFileSync(durable), fs.readFileSync(plain));
+  let strace = true;
+  try { execFileSync('strace', ['-V']); } catch { strace = false; }
+  if (strace) {
+    // The real thing: the process fsyncs the file only when asked to.
+    const script = (opts) => `const K3Core = require(${JSON.stringify(path.resolve(__dirname, '..'))});
+      new K3Core({ root: ${JSON.stringify(k3.root)} }).containerCore.exportContainer('web-1', ${JSON.stringify(path.join(tmp, 'traced.tar'))}, ${opts});`;
+    const count = (opts) => {
+      const r = spawnSync('strace', ['-f', '-e', 'trace=fsync', process.execPath, '-e', script(opts)], { encoding: 'utf8' });
+      return (r.stderr.match(/fsync\(/g) || []).length;
+    };
+    const withSync = count('{ durable: true }');
+    const withoutSync = count('{}');
+    assert.ok(withSync >= withoutSync + 2, `fsync calls: durable ${withSync}, plain ${withoutSync} (file and directory)`);
+  }
+  const bad = await failure(k3.containerCore.exportContainer('web-1', plain, { durable: 'yes' }));
+  assert.ok(bad instanceof K3Core.errors.InvalidExportContainerParameters);
 });
 
 test('export honours an AbortSignal and leaves nothing', { skip }, async () => {

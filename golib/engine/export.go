@@ -25,16 +25,16 @@ const opExport = "exportContainer"
 
 // ExportProgress is the event exportContainer reports.
 type ExportProgress struct {
-	Phase   string `json:"phase"` // export, done
-	Current int64  `json:"current"`
-	Total   int64  `json:"total"`
+	Phase   string `json:"phase"`   // export, done
+	Current int64  `json:"current"` // bytes of file content written
+	Total   int64  `json:"total"`   // bytes of file content in all
 	Entries int64  `json:"entries"`
 }
 
-// exportContainer(containerId, filePath) writes the container's merged
-// filesystem as one tar, atomically.
+// exportContainer(containerId, filePath, {durable}) writes the container's
+// merged filesystem as one tar, atomically.
 func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error) {
-	list, err := positional(call.Args, 2)
+	list, err := positional(call.Args, 3)
 	if err != nil {
 		return nil, errcat.New(opExport, "InvalidExportContainerParameters", err.Error(), nil)
 	}
@@ -50,6 +50,16 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	}
 	if reason == "" {
 		reason = pathReason
+	}
+	durable := false
+	if reason == "" && !isNull(list[2]) {
+		opts, err := objectParam(list[2], "options")
+		if err == nil {
+			durable, err = opts.boolean("durable", false)
+		}
+		if err != nil {
+			reason = err.Error()
+		}
 	}
 	if reason != "" {
 		return nil, newErr("InvalidExportContainerParameters", reason, nil)
@@ -87,14 +97,14 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
 	}
 
-	out, err := outfile.Create(filePath)
+	out, err := outfile.Create(filePath, durable)
 	if err != nil {
 		return nil, exportFailure(newErr, err, filePath, required)
 	}
-	call.Emit(ExportProgress{Phase: "export", Total: size.TarBytes})
-	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: throttle(func(bytes, entries int64) {
+	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
+	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: func(bytes, entries int64) {
 		call.Emit(ExportProgress{Phase: "export", Current: bytes, Total: size.Bytes, Entries: entries})
-	})})
+	}})
 	if err != nil {
 		out.Abort()
 		return nil, exportFailure(newErr, err, filePath, required)
@@ -194,13 +204,4 @@ func humanSize(n uint64) string {
 		return fmt.Sprintf("%.0f %s", v, units[i])
 	}
 	return fmt.Sprintf("%.1f %s", v, units[i])
-}
-
-// throttle passes on at most one progress report per 64 entries.
-func throttle(fn func(bytes, entries int64)) func(bytes, entries int64) {
-	return func(bytes, entries int64) {
-		if entries%64 == 0 {
-			fn(bytes, entries)
-		}
-	}
 }

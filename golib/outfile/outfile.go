@@ -1,9 +1,12 @@
 // Package outfile owns writing a user's output file atomically: the bytes go
 // to an unnamed file in the target's directory (O_TMPFILE), or, where the
 // file system cannot make one, to a hidden temporary file beside it, and
-// appear under the target's name only once complete and on disk. After any
-// failure, or a kill, nothing is left under the target's name and a file
-// already there is untouched. It also picks compression by the name's ending.
+// appear under the target's name only once complete. After any failure, or a
+// kill, nothing is left under the target's name and a file already there is
+// untouched. A durable output is also on disk before it gets its name, so it
+// survives a power loss too (at the price of waiting for the disk, which
+// docker, podman and GNU tar never do). It also picks compression by the
+// name's ending.
 package outfile
 
 import (
@@ -45,16 +48,48 @@ func CompressionFor(path string) Compression {
 // File is an output in progress.
 type File struct {
 	target    string
+	durable   bool
 	file      *os.File
+	out       io.Writer
 	named     string // the temporary name, when O_TMPFILE was not available
 	encoder   io.WriteCloser
 	committed bool
 }
 
+// writeBehindWindow is how much is written before the kernel is asked to
+// start putting it on disk.
+const writeBehindWindow = 16 << 20
+
+// writeBehind starts writeback of each window as soon as it is written and
+// waits for the window before it, so the fsync that makes the output
+// durable finds almost nothing left to do, and dirty pages stay bounded
+// however large the output.
+type writeBehind struct {
+	f       *os.File
+	written int64
+	started int64 // writeback requested up to here
+}
+
+func (w *writeBehind) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if err == nil && w.written-w.started >= writeBehindWindow {
+		fd := int(w.f.Fd())
+		// Best effort: a file system without sync_file_range just fsyncs later.
+		_ = unix.SyncFileRange(fd, w.started, w.written-w.started, unix.SYNC_FILE_RANGE_WRITE)
+		if w.started >= writeBehindWindow {
+			prev := w.started - writeBehindWindow
+			_ = unix.SyncFileRange(fd, prev, writeBehindWindow, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		}
+		w.started = w.written
+	}
+	return n, err
+}
+
 // Create starts an output for target, compressed as its name says.
-func Create(target string) (*File, error) {
+func Create(target string, durable bool) (*File, error) {
 	dir := filepath.Dir(target)
-	f := &File{target: target}
+	f := &File{target: target, durable: durable}
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	switch {
 	case err == nil:
@@ -73,9 +108,13 @@ func Create(target string) (*File, error) {
 	default:
 		return nil, &os.PathError{Op: "create", Path: target, Err: err}
 	}
+	f.out = f.file
+	if durable {
+		f.out = &writeBehind{f: f.file}
+	}
 	switch CompressionFor(target) {
 	case Gzip:
-		gz := pgzip.NewWriter(f.file)
+		gz := pgzip.NewWriter(f.out)
 		// Blocks of 1 MiB on every core: the .tar.gz export is CPU-bound.
 		if err := gz.SetConcurrency(1<<20, 2*numCPU()); err != nil {
 			f.Abort()
@@ -83,7 +122,7 @@ func Create(target string) (*File, error) {
 		}
 		f.encoder = gz
 	case Zstd:
-		enc, err := zstd.NewWriter(f.file)
+		enc, err := zstd.NewWriter(f.out)
 		if err != nil {
 			f.Abort()
 			return nil, err
@@ -93,17 +132,16 @@ func Create(target string) (*File, error) {
 	return f, nil
 }
 
-// Writer is where the content goes. Without compression it is the *os.File
-// itself, so callers can use copy_file_range into it.
+// Writer is where the content goes.
 func (f *File) Writer() io.Writer {
 	if f.encoder != nil {
 		return f.encoder
 	}
-	return f.file
+	return f.out
 }
 
 // Commit finishes the file and gives it the target's name, replacing any
-// file there in one rename.
+// file there in one rename; a durable file is synced first, its directory after.
 func (f *File) Commit() error {
 	if f.encoder != nil {
 		if err := f.encoder.Close(); err != nil {
@@ -111,9 +149,11 @@ func (f *File) Commit() error {
 			return err
 		}
 	}
-	if err := f.file.Sync(); err != nil {
-		f.Abort()
-		return err
+	if f.durable {
+		if err := f.file.Sync(); err != nil {
+			f.Abort()
+			return err
+		}
 	}
 	tmp := f.named
 	if tmp == "" {
@@ -133,7 +173,9 @@ func (f *File) Commit() error {
 	}
 	f.committed = true
 	f.file.Close()
-	syncDir(filepath.Dir(f.target))
+	if f.durable {
+		syncDir(filepath.Dir(f.target))
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -88,10 +89,19 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	downloads := make([]chan error, len(plan.layers))
+	// Every missing layer streams at once (up to Jobs): download, verify,
+	// inflate and unpack in one pass, so both cores work and nothing waits
+	// for a whole blob. Results are taken in order, so a layer that needed a
+	// lower one (a hardlink into it) can be unpacked again once that is done.
+	results := make([]chan error, len(plan.layers))
 	slots := make(chan struct{}, opts.Jobs)
 	var wg sync.WaitGroup
-	defer wg.Wait() // never leave a download writing into the store after return
+	// On any return, stop the others first, then wait: no goroutine may go
+	// on writing into the store after Into returns.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	reused := 0
 	for i := range plan.layers {
 		l := &plan.layers[i]
@@ -103,39 +113,45 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 			progress(Event{Phase: "exists", Layer: l.BlobDigest, Index: i, Count: len(plan.layers)}, true)
 			continue
 		}
-		done := make(chan error, 1)
-		downloads[i] = done
-		wg.Add(1)
-		go func(i int, l *plannedLayer) {
-			defer wg.Done()
+		results[i] = make(chan error, 1)
+	}
+	// Slots are handed out bottom layer first, so the layers others may
+	// hardlink into are the first to finish.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range plan.layers {
+			l := &plan.layers[i]
+			if l.present {
+				continue
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
-				done <- ctx.Err()
-				return
+				results[i] <- ctx.Err()
+				continue
 			}
-			defer func() { <-slots }()
-			done <- download(ctx, st, l, func(n int64) {
-				progress(Event{Phase: "download", Layer: l.BlobDigest, Index: i, Count: len(plan.layers), Current: n, Total: l.BlobSize}, false)
-			})
-		}(i, l)
-	}
-
+			lower := lowerDirs(st, plan.layers[:i])
+			wg.Add(1)
+			go func(i int, l *plannedLayer) {
+				defer wg.Done()
+				defer func() { <-slots }()
+				results[i] <- fetch(ctx, st, l, lower, func(phase string, n, total int64) {
+					progress(Event{Phase: phase, Layer: l.BlobDigest, Index: i, Count: len(plan.layers), Current: n, Total: total}, false)
+				})
+			}(i, l)
+		}
+	}()
 	for i := range plan.layers {
 		l := &plan.layers[i]
 		if l.present {
 			continue
 		}
-		if err := <-downloads[i]; err != nil {
-			return Result{}, err
+		err := <-results[i]
+		if errors.Is(err, errNeedsLower) {
+			err = unpackBlob(ctx, st, l, lowerDirs(st, plan.layers[:i]), nil)
 		}
-		var lower []string
-		for j := i - 1; j >= 0; j-- {
-			lower = append(lower, st.LayerDir(plan.layers[j].ChainID))
-		}
-		if err := unpack(ctx, st, l, lower, func(n int64) {
-			progress(Event{Phase: "unpack", Layer: l.BlobDigest, Index: i, Count: len(plan.layers), Current: n}, false)
-		}); err != nil {
+		if err != nil {
 			return Result{}, err
 		}
 	}
@@ -275,10 +291,28 @@ func writeBlob(st *store.Store, dgst string, data []byte) error {
 	return os.Rename(f.Name(), st.BlobPath(dgst))
 }
 
-// download streams a layer blob into the store, hashing as it goes.
-func download(ctx context.Context, st *store.Store, l *plannedLayer, onBytes func(int64)) error {
+// errNeedsLower: a layer hardlinks to a file of a lower layer that was not
+// unpacked yet; its blob is complete and verified, to unpack again later.
+var errNeedsLower = errors.New("layer needs a lower layer first")
+
+func lowerDirs(st *store.Store, below []plannedLayer) []string {
+	var dirs []string
+	for j := len(below) - 1; j >= 0; j-- {
+		dirs = append(dirs, st.LayerDir(below[j].ChainID))
+	}
+	return dirs
+}
+
+// fetch downloads a layer and unpacks it as the bytes arrive. The blob is
+// kept (verified against its digest) and the layer recorded only when both
+// its digest and its diff ID match.
+func fetch(ctx context.Context, st *store.Store, l *plannedLayer, lower []string, report func(phase string, n, total int64)) error {
 	if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err == nil {
-		return nil // a previous pull verified and kept it
+		return unpackBlob(ctx, st, l, lower, report) // a previous pull verified and kept it
+	}
+	want, err := digest.Parse(l.BlobDigest)
+	if err != nil || !want.Algorithm().Available() {
+		return &ContentError{Reason: fmt.Sprintf("layer digest %q is not usable", l.BlobDigest)}
 	}
 	rc, err := l.source.Compressed()
 	if err != nil {
@@ -286,44 +320,54 @@ func download(ctx context.Context, st *store.Store, l *plannedLayer, onBytes fun
 	}
 	// Closing releases the registry client's download slot, also on error.
 	defer rc.Close()
-	f, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
+	blob, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	want, err := digest.Parse(l.BlobDigest)
-	if err != nil || !want.Algorithm().Available() {
-		return &ContentError{Reason: fmt.Sprintf("layer digest %q is not usable", l.BlobDigest)}
-	}
+	defer os.Remove(blob.Name())
+	defer blob.Close()
 	verifier := want.Verifier()
-	counter := &countingWriter{onBytes: onBytes}
-	if _, err := io.Copy(io.MultiWriter(f, verifier, counter), contextReader{ctx, rc}); err != nil {
+	counter := &countingWriter{onBytes: func(n int64) { report("download", n, l.BlobSize) }}
+	raw := io.TeeReader(contextReader{ctx, rc}, io.MultiWriter(blob, verifier, counter))
+
+	unpackErr := unpackStream(ctx, st, l, raw, lower, report)
+	// Whatever unpacking made of it, the whole blob must arrive and be checked.
+	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return err
 	}
 	if !verifier.Verified() {
 		return &ContentError{Reason: fmt.Sprintf("digest mismatch: layer %s does not match its content", l.BlobDigest)}
 	}
-	if err := f.Sync(); err != nil {
+	if err := blob.Sync(); err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
+	if err := os.Rename(blob.Name(), st.BlobPath(l.BlobDigest)); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), st.BlobPath(l.BlobDigest))
+	return unpackErr
 }
 
-// unpack turns a downloaded blob into the layer's directory.
-func unpack(ctx context.Context, st *store.Store, l *plannedLayer, lower []string, onBytes func(int64)) error {
-	blob, err := os.Open(st.BlobPath(l.BlobDigest))
+// unpackBlob unpacks a layer from its stored blob.
+func unpackBlob(ctx context.Context, st *store.Store, l *plannedLayer, lower []string, report func(string, int64, int64)) error {
+	f, err := os.Open(st.BlobPath(l.BlobDigest))
 	if err != nil {
 		return err
 	}
-	defer blob.Close()
-	tarStream, err := decompress(blob)
+	defer f.Close()
+	return unpackStream(ctx, st, l, f, lower, report)
+}
+
+// unpackStream inflates a layer stream into a staging directory, checks its
+// diff ID, and moves it into place.
+func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compressed io.Reader, lower []string, report func(string, int64, int64)) error {
+	if report == nil {
+		report = func(string, int64, int64) {}
+	}
+	tarStream, err := decompress(compressed)
 	if err != nil {
 		return &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
 	}
+	// Closed before the caller drains the rest: it may inflate ahead.
 	defer tarStream.Close()
 	diffDigester := digest.Canonical.Digester()
 	tee := io.TeeReader(tarStream, diffDigester.Hash())
@@ -336,7 +380,24 @@ func unpack(ctx context.Context, st *store.Store, l *plannedLayer, lower []strin
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return err
 	}
-	stats, err := layer.Unpack(ctx, tee, staging, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower, Progress: onBytes})
+	// Layers below this one may still be unpacking: link into those that are
+	// done; a hardlink into another one sends this layer round again.
+	var available []string
+	for _, dir := range lower {
+		if _, err := os.Stat(dir); err == nil {
+			available = append(available, dir)
+		}
+	}
+	stats, err := layer.Unpack(ctx, tee, staging, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: available,
+		Progress: func(n int64) { report("unpack", n, 0) }})
+	if errors.Is(err, fs.ErrNotExist) {
+		if len(available) < len(lower) {
+			return errNeedsLower
+		}
+		// Every lower layer was there: the layer names what does not exist
+		// (a hardlink to nowhere, a path through a dangling symlink).
+		return fmt.Errorf("layer %s: %w: %v", l.BlobDigest, layer.ErrUnsafePath, err)
+	}
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.BlobDigest, err)
 	}

@@ -6,6 +6,7 @@
 // local docker-registry. Prints each figure and its ratio.
 //
 //   pull into the store        vs  podman pull
+//   registry to OCI layout     vs  skopeo copy docker://... oci:...
 //   export .tar                vs  podman export, and GNU tar -cf of the merged tree (floor)
 //   export .tar.gz             vs  GNU tar -czf of the merged tree
 //   peak RSS growth and event-loop delay during export
@@ -23,7 +24,7 @@ const run = promisify(execFile);
 const TARGET_BYTES = Number(process.env.K3_BENCH_BYTES || 380e6);
 const SOURCES = ['/usr/share', '/usr/include', '/usr/bin', '/usr/lib'];
 
-const ROUNDS = Number(process.env.K3_BENCH_ROUNDS || 3);
+const ROUNDS = Number(process.env.K3_BENCH_ROUNDS || 5);
 const seconds = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -133,6 +134,18 @@ async function main() {
     }
     report('pull', 'k3-core pullAnImage', pulls.ours, 'podman pull', pulls.peer, 2);
 
+    // Registry to an OCI layout, no unpacking: copyImage vs skopeo copy.
+    const skopeo = whichSync('skopeo');
+    const copies = { ours: [], peer: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      copies.ours.push((await timed(() => k3.imageCore.copyImage(`${reg.host}/bench/rootfs`, 'v1', path.join(work, `oci-k3-${r}`)))).ms);
+      if (skopeo) {
+        copies.peer.push((await timed(() => run(skopeo, ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${path.join(work, `oci-skopeo-${r}`)}:v1`]))).ms);
+      }
+      for (const dir of [`oci-k3-${r}`, `oci-skopeo-${r}`]) fs.rmSync(path.join(work, dir), { recursive: true, force: true });
+    }
+    report('copy', 'k3-core copyImage to an OCI layout', copies.ours, 'skopeo copy docker:// oci:', copies.peer, 1);
+
     await k3.containerCore.createContainer(ref, { name: 'bench' });
     const out = path.join(work, 'out');
     fs.mkdirSync(out);
@@ -141,11 +154,16 @@ async function main() {
     fs.mkdirSync(merged);
     await k3.containerCore.exportContainer('bench', path.join(out, 'k3.tar'));
     execFileSync('tar', ['-xpf', path.join(out, 'k3.tar'), '-C', merged]);
+    fs.rmSync(path.join(out, 'k3.tar'));
     const exports = { ours: [], peer: [], floor: [] };
+    // Every output is a new file: replacing a large one would time the
+    // freeing of its blocks (this disk is mounted with discard) too.
+    const fresh = (name, r) => path.join(out, `${name}-${r}.tar`);
     for (let r = 0; r < ROUNDS; r++) {
-      exports.ours.push((await timed(() => k3.containerCore.exportContainer('bench', path.join(out, 'k3.tar')))).ms);
-      if (id) exports.peer.push((await timed(() => run(podman, ['export', '-o', path.join(out, 'podman.tar'), id]))).ms);
-      exports.floor.push((await timed(() => run('tar', ['--numeric-owner', '-cf', path.join(out, 'gnu.tar'), '-C', merged, '.']))).ms);
+      exports.ours.push((await timed(() => k3.containerCore.exportContainer('bench', fresh('k3', r)))).ms);
+      if (id) exports.peer.push((await timed(() => run(podman, ['export', '-o', fresh('podman', r), id]))).ms);
+      exports.floor.push((await timed(() => run('tar', ['--numeric-owner', '-cf', fresh('gnu', r), '-C', merged, '.']))).ms);
+      for (const name of ['k3', 'podman', 'gnu']) fs.rmSync(fresh(name, r), { force: true });
     }
     report('export', 'k3-core exportContainer .tar', exports.ours, 'podman export', exports.peer, 2);
     report('', '', exports.ours, 'GNU tar -cf of the merged tree (floor)', exports.floor, 1);

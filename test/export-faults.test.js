@@ -406,10 +406,11 @@ test('a full tmpfs: InsufficientDiskSpaceForExport 507 before writing, and on a 
   }
 });
 
-test('a thin-provisioned disk that fills up while writing: InsufficientDiskSpaceForExport', { skip: skip || loopSkip }, async () => {
+test('a thin-provisioned disk that fills up while writing: a durable export sees InsufficientDiskSpaceForExport', { skip: skip || loopSkip }, async () => {
   // ext4 on a sparse 64 MB image that lives on a 3 MB tmpfs: statfs reports
-  // plenty of room, and the write fails with ENOSPC when the data reaches
-  // the image.
+  // plenty of room, and the write fails with ENOSPC only when the data
+  // reaches the image, at writeback: only an export that waits for the disk
+  // (durable) can see it, as with any tool that does not fsync.
   const backing = path.join(tmp, 'thin-backing');
   const out = path.join(tmp, 'thin');
   fs.mkdirSync(backing);
@@ -435,7 +436,7 @@ test('a thin-provisioned disk that fills up while writing: InsufficientDiskSpace
     const filePath = path.join(out, 'thin-1.tar');
     fs.writeFileSync(filePath, existing);
     execFileSync('sync');
-    const err = await failure(k3.containerCore.exportContainer('thin-1', filePath));
+    const err = await failure(k3.containerCore.exportContainer('thin-1', filePath, { durable: true }));
     assertClass(err, 'InsufficientDiskSpaceForExport', /ENOSPC/);
     parseSize(err.details.requiredSpace);
     parseSize(err.details.availableSpace);

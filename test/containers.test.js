@@ -274,12 +274,12 @@ test('changes made with copyToContainer and removeFromContainer are exported', {
   assert.equal(fs.statSync(path.join(dir, 'etc/app.conf')).uid, 0);
 
   const errs = [
-    [k3.containerCore.copyToContainer('web-1', path.join(tmp, 'no-such-file'), '/etc'), K3Core.errors.CopySourceNotFound],
-    [k3.containerCore.copyToContainer('web-1', path.join(src, 'app.conf'), '/no/such/dir/x'), K3Core.errors.CopyDestinationNotFound],
-    [k3.containerCore.removeFromContainer('web-1', '/etc/never-there'), K3Core.errors.PathNotFoundInContainer],
+    [() => k3.containerCore.copyToContainer('web-1', path.join(tmp, 'no-such-file'), '/etc'), K3Core.errors.CopySourceNotFound],
+    [() => k3.containerCore.copyToContainer('web-1', path.join(src, 'app.conf'), '/no/such/dir/x'), K3Core.errors.CopyDestinationNotFound],
+    [() => k3.containerCore.removeFromContainer('web-1', '/etc/never-there'), K3Core.errors.PathNotFoundInContainer],
   ];
-  for (const [p, Cls] of errs) {
-    const err = await failure(p);
+  for (const [call, Cls] of errs) {
+    const err = await failure(call());
     assert.ok(err instanceof Cls, `${err.name}: ${err.details && err.details.error}`);
   }
 });

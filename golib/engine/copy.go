@@ -94,20 +94,9 @@ func (e *Engine) copyImage(ctx context.Context, call *Request) (any, error) {
 	return map[string]any{"Digest": digest.String(), "Destination": dest, "Tag": destTag}, nil
 }
 
-// copyFailure reuses pull's mapping, renaming its file system classes.
+// copyFailure maps a failure of copying onto the catalogue.
 func copyFailure(op, imageName, dest string, err error) error {
-	mapped := pullFailure(imageName, "", err)
-	class := mapped.Class
-	switch class {
-	case "InsufficientDiskSpaceForPull", "StoreFailure", "UnsafeImageContent":
-		class = "CopyImageFailure"
-	}
-	if _, ok := errcat.Lookup(op, class); !ok {
-		class = errcat.Generic
-	}
-	out := errcat.New(op, class, mapped.Reason, err).With("imageName", imageName).With("destination", dest)
-	out.CauseCode = mapped.CauseCode
-	return out
+	return imageFailure(op, copyClasses, err).With("imageName", imageName).With("destination", dest)
 }
 
 // matchRefName selects the index.json entries a new image named refName

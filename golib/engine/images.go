@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,10 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/inspect"
-	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
@@ -317,48 +313,7 @@ func dockerArchiveSource(req inspectRequest) (pull.Source, func(), error) {
 
 // pullFailure maps a failure of pulling onto the catalogue.
 func pullFailure(imageName, tag string, err error) *errcat.Error {
-	var cerr *errcat.Error
-	if errors.As(err, &cerr) {
-		return cerr
-	}
-	class, reason, code := errcat.Generic, err.Error(), ""
-	var notFound *inspect.NotFoundError
-	var noPlatform *inspect.PlatformNotFoundError
-	var bad *inspect.ContentError
-	var pullBad *pull.ContentError
-	var mismatch *content.DigestMismatchError
-	switch {
-	case errors.Is(err, context.Canceled):
-		class, reason = "AbortError", "the operation was aborted"
-	case errors.Is(err, syscall.ENOSPC):
-		class, reason, code = "InsufficientDiskSpaceForPull", "No space left on device (ENOSPC)", "ENOSPC"
-	case errors.Is(err, store.ErrDatabase):
-		class = "StoreFailure"
-	case errors.As(err, &notFound), errors.As(err, &noPlatform):
-		class = "ImageNotFoundInRegistry"
-	case errors.Is(err, layer.ErrUnsafePath), errors.Is(err, layer.ErrLimit):
-		class = "UnsafeImageContent"
-	case errors.As(err, &bad), errors.As(err, &pullBad), errors.As(err, &mismatch):
-		class = "LayerVerificationFailure"
-	case errors.Is(err, fs.ErrPermission):
-		class = "StoreFailure"
-	default:
-		f := registry.Classify(err)
-		reason, code = f.Reason, f.Code
-		switch f.Kind {
-		case registry.NotFound:
-			class = "ImageNotFoundInRegistry"
-		case registry.Unauthorized:
-			class = "RegistryAuthenticationFailure"
-		case registry.Unreachable:
-			class = "RegistryConnectionFailure"
-		case registry.BadContent:
-			class = "LayerVerificationFailure"
-		}
-	}
-	e := errcat.New(opPull, class, reason, err).With("imageName", imageName).With("tag", tag)
-	e.CauseCode = code
-	return e
+	return imageFailure(opPull, pullClasses, err).With("imageName", imageName).With("tag", tag)
 }
 
 // ImageSummary is one entry of listImages, shaped like docker's image list.

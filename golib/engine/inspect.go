@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/dockerarchive"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/inspect"
@@ -357,33 +356,5 @@ func (e *Engine) inspectRemote(ctx context.Context, req inspectRequest, client *
 
 // inspectFailure maps a failure of inspection onto the catalogue.
 func inspectFailure(imageName string, err error) *errcat.Error {
-	class, reason, code := errcat.Generic, err.Error(), ""
-	var notFound *inspect.NotFoundError
-	var noPlatform *inspect.PlatformNotFoundError
-	var bad *inspect.ContentError
-	var mismatch *content.DigestMismatchError
-	switch {
-	case errors.Is(err, context.Canceled):
-		class, reason = "AbortError", "the operation was aborted"
-	case errors.As(err, &notFound), errors.As(err, &noPlatform):
-		class = "ImageNotFoundInRegistry"
-	case errors.As(err, &bad), errors.As(err, &mismatch):
-		class = "InspectImageFailure"
-	default:
-		f := registry.Classify(err)
-		reason, code = f.Reason, f.Code
-		switch f.Kind {
-		case registry.NotFound:
-			class = "ImageNotFoundInRegistry"
-		case registry.Unauthorized:
-			class = "RegistryAuthenticationFailure"
-		case registry.Unreachable:
-			class = "RegistryConnectionFailure"
-		case registry.BadContent:
-			class = "InspectImageFailure"
-		}
-	}
-	e := errcat.New(opInspect, class, reason, err).With("imageName", imageName)
-	e.CauseCode = code
-	return e
+	return imageFailure(opInspect, inspectClasses, err).With("imageName", imageName)
 }

@@ -20,12 +20,14 @@ class K3Core {
    * @param {object} [options]
    * @param {string} [options.root] the store's directory (default $K3_ROOT or ~/.local/share/k3-core)
    * @param {object} [options.logger] console-like logger (debug/info/warn/error); silent by default
+   * @param {string} [options.runtime] OCI runtime to run containers with (default runc, else crun, on PATH)
    */
   constructor(options = {}) {
     const opts = options && typeof options === 'object' ? options : {};
     const ctx = {
       log: wrap(opts.logger),
       root: path.resolve(typeof opts.root === 'string' && opts.root ? opts.root : defaultRoot()),
+      runtime: typeof opts.runtime === 'string' ? opts.runtime : '',
     };
     Object.defineProperty(this, 'root', { value: ctx.root, enumerable: true });
     this.imageCore = new ImageCore(ctx);

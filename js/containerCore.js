@@ -38,6 +38,36 @@ class ContainerCore {
     return run(this._ctx, 'removeFromContainer', [containerId, pathInContainer], undefined, { containerId: str(containerId) });
   }
 
+  // Starts a container with the host's OCI runtime (runc or crun).
+  startContainer(containerId) {
+    return run(this._ctx, 'startContainer', [containerId], undefined, { containerId: str(containerId) });
+  }
+
+  // stopContainer(id, {timeout}): SIGTERM, then SIGKILL after timeout seconds (default 10).
+  stopContainer(containerId, options) {
+    return run(this._ctx, 'stopContainer', [containerId, options], options, { containerId: str(containerId) });
+  }
+
+  // killContainer(id, signal = 'SIGKILL')
+  killContainer(containerId, signal) {
+    return run(this._ctx, 'killContainer', [containerId, signal], undefined, { containerId: str(containerId) });
+  }
+
+  // Resolves with {Id, ExitCode, FinishedAt} once the container has exited.
+  waitContainer(containerId, options) {
+    return run(this._ctx, 'waitContainer', [containerId], options, { containerId: str(containerId) });
+  }
+
+  // restartContainer(id, {timeout})
+  restartContainer(containerId, options) {
+    return run(this._ctx, 'restartContainer', [containerId, options], options, { containerId: str(containerId) });
+  }
+
+  // containerLogs(id, {tail, since, stdout, stderr}) -> [{stream, time, log}]
+  containerLogs(containerId, options) {
+    return run(this._ctx, 'containerLogs', [containerId, options], options, { containerId: str(containerId) });
+  }
+
   // Writes the container's whole filesystem to one tar (SPEC §3):
   // .tar plain, .tar.gz/.tgz gzip, .tar.zst zstd. options: {signal,
   // onProgress, durable} — durable also puts it on disk before naming it.

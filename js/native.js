@@ -13,7 +13,9 @@ function isAbortSignal(v) {
 
 // Serialises each positional argument on its own, so one that JSON cannot
 // carry (a cycle, a BigInt) is reported by name by the engine's validation.
-function encodeRequest(args, root) {
+const monitor = path.join(__dirname, '..', 'build', 'Release', 'k3-monitor');
+
+function encodeRequest(args, root, runtime) {
   const parts = args.map((arg) => {
     try {
       const json = JSON.stringify(arg, (key, value) => {
@@ -26,16 +28,17 @@ function encodeRequest(args, root) {
       return JSON.stringify({ $k3unserializable: e.message });
     }
   });
-  return `{"root":${JSON.stringify(root || '')},"args":[${parts.join(',')}]}`;
+  const env = JSON.stringify({ root: root || '', runtime: runtime || '', monitor });
+  return `${env.slice(0, -1)},"args":[${parts.join(',')}]}`;
 }
 
 // call(op, args, {root, signal, onProgress}) resolves with the engine's
 // result or rejects with a K3Error subclass; never anything else.
-function call(op, args, { root, signal, onProgress, details = {} } = {}) {
+function call(op, args, { root, runtime, signal, onProgress, details = {} } = {}) {
   if (signal && signal.aborted) return Promise.reject(errors.abortError(op, details, signal.reason));
   let started;
   try {
-    started = addon.start(op, encodeRequest(args, root), onProgress && progressListener(onProgress));
+    started = addon.start(op, encodeRequest(args, root, runtime), onProgress && progressListener(onProgress));
   } catch (e) {
     return Promise.reject(errors.create(op, 'GenericFailure', { ...details, error: e.message }, e));
   }

@@ -15,7 +15,7 @@ function run(ctx, op, args, options, details = {}) {
   const opts = options && typeof options === 'object' ? options : {};
   const signal = isAbortSignal(opts.signal) ? opts.signal : undefined;
   const onProgress = typeof opts.onProgress === 'function' ? opts.onProgress : undefined;
-  return logged(ctx.log, op, details, () => call(op, args, { root: ctx.root, signal, onProgress, details }));
+  return logged(ctx.log, op, details, () => call(op, args, { root: ctx.root, runtime: ctx.runtime, signal, onProgress, details }));
 }
 
 module.exports = { run };

@@ -31,6 +31,17 @@ type Options struct {
 	User       string            `json:"user,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Hostname   string            `json:"hostname,omitempty"`
+	// Network is "none" (the default: a network namespace of its own, with
+	// no interfaces but loopback) or "host".
+	Network string  `json:"network,omitempty"`
+	Mounts  []Mount `json:"mounts,omitempty"`
+}
+
+// Mount binds a host path into the container.
+type Mount struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readOnly,omitempty"`
 }
 
 // DiffDir is the container's writable layer inside bundle dir.
@@ -81,7 +92,7 @@ func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
 	if hostname == "" {
 		hostname = opts.Name
 	}
-	return &specs.Spec{
+	spec := &specs.Spec{
 		Version:  specs.Version,
 		Hostname: hostname,
 		Root:     &specs.Root{Path: "rootfs"},
@@ -114,6 +125,23 @@ func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
 		},
 		Annotations: opts.Labels,
 	}
+	if opts.Network == "host" {
+		var kept []specs.LinuxNamespace
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type != specs.NetworkNamespace {
+				kept = append(kept, ns)
+			}
+		}
+		spec.Linux.Namespaces = kept
+	}
+	for _, m := range opts.Mounts {
+		mode := "rw"
+		if m.ReadOnly {
+			mode = "ro"
+		}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: []string{"rbind", mode}})
+	}
+	return spec
 }
 
 // defaultCaps is the capability set docker and podman give a container.

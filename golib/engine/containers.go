@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
@@ -48,13 +50,18 @@ type ContainerSummary struct {
 	Created     string            `json:"Created"`
 	Command     []string          `json:"Command"`
 	Labels      map[string]string `json:"Labels"`
+	ExitCode    int               `json:"ExitCode"`
+	StartedAt   string            `json:"StartedAt"`
+	FinishedAt  string            `json:"FinishedAt"`
+	Pid         int               `json:"Pid"`
 }
 
 func (e *Engine) summary(st *store.Store, c store.Container) ContainerSummary {
 	var opts bundle.Options
 	_ = json.Unmarshal([]byte(c.Config), &opts)
 	s := ContainerSummary{ID: c.ID, Name: c.Name, Image: c.ImageRef, ImageID: c.ImageID, State: c.State, Created: c.Created,
-		Labels: opts.Labels, Command: []string{}}
+		Labels: opts.Labels, Command: []string{}, ExitCode: c.Run.ExitCode, StartedAt: c.Run.StartedAt,
+		FinishedAt: c.Run.FinishedAt, Pid: c.Run.Pid}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}
@@ -84,7 +91,11 @@ func (e *Engine) resolveContainer(op, invalidClass string, st *store.Store, idOr
 	case 0:
 		return store.Container{}, with(errcat.New(op, "ContainerNotFound", "Container not found", nil))
 	case 1:
-		return found[0], nil
+		c, err := reconcile(st, found[0])
+		if err != nil {
+			return store.Container{}, with(errcat.New(op, "ResolveContainerName", err.Error(), err))
+		}
+		return c, nil
 	}
 	var names []string
 	for _, c := range found {
@@ -214,6 +225,25 @@ func parseCreateOptions(raw json.RawMessage) (bundle.Options, string) {
 			return opts, "options.labels must be an object of strings"
 		}
 	}
+	if opts.Network, _, err = p.str("network"); err != nil {
+		return opts, err.Error()
+	}
+	if opts.Network != "" && opts.Network != "none" && opts.Network != "host" {
+		return opts, "options.network must be 'none' or 'host'"
+	}
+	if !isNull(p.raw["mounts"]) {
+		if err := json.Unmarshal(p.raw["mounts"], &opts.Mounts); err != nil {
+			return opts, "options.mounts must be an array of {source, destination, readOnly}"
+		}
+		for _, m := range opts.Mounts {
+			if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Destination) {
+				return opts, "options.mounts: source and destination must be absolute paths"
+			}
+			if _, err := os.Stat(m.Source); err != nil {
+				return opts, fmt.Sprintf("options.mounts: %s does not exist", m.Source)
+			}
+		}
+	}
 	return opts, ""
 }
 
@@ -289,6 +319,9 @@ func (e *Engine) listContainers(ctx context.Context, call *Request) (any, error)
 	}
 	out := []ContainerSummary{}
 	for _, c := range all {
+		if c, err = reconcile(st, c); err != nil {
+			return nil, errcat.New(op, "StoreFailure", err.Error(), err)
+		}
 		if (state != "" && c.State != state) || (nameFilter != "" && !strings.Contains(c.Name, nameFilter)) ||
 			(imageFilter != "" && c.ImageRef != imageFilter && c.ImageID != imageFilter) {
 			continue
@@ -349,10 +382,33 @@ func (e *Engine) inspectContainer(ctx context.Context, call *Request) (any, erro
 
 func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error) {
 	const op = "removeContainer"
-	_, st, c, err := e.containerCall(op, "InvalidRemoveContainerParameters", call, 2)
+	list, st, c, err := e.containerCall(op, "InvalidRemoveContainerParameters", call, 2)
 	if err != nil {
 		return nil, err
 	}
+	force := false
+	if !isNull(list[1]) {
+		opts, err := objectParam(list[1], "options")
+		if err == nil {
+			force, err = opts.boolean("force", false)
+		}
+		if err != nil {
+			return nil, errcat.New(op, "InvalidRemoveContainerParameters", err.Error(), nil).With("containerId", c.ID)
+		}
+	}
+	if c.State == "running" {
+		if !force {
+			return nil, errcat.New(op, "ContainerIsRunning", fmt.Sprintf("container %s is running; stop it first or pass {force: true}", c.Name), nil).With("containerId", c.ID)
+		}
+		runtime, err := ociruntime.Find(call.Runtime)
+		if err == nil {
+			err = e.stop(ctx, st, c, runtime, 0)
+		}
+		if err != nil {
+			return nil, runtimeFailure(op, c, err)
+		}
+	}
+	ociruntime.UnmountRootfs(st.BundleDir(c.ID))
 	// Move the bundle aside first, so the container is gone in one step
 	// for every other process, then delete it at leisure.
 	staging, err := st.TempDir("removed-")

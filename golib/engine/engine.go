@@ -38,6 +38,10 @@ type Request struct {
 	Args json.RawMessage `json:"args"`
 	// Root is the state directory the caller's K3Core uses.
 	Root string `json:"root"`
+	// Runtime is the OCI runtime the caller chose ("" for runc, else crun).
+	Runtime string `json:"runtime"`
+	// Monitor is the path of the k3-monitor binary built beside the library.
+	Monitor string `json:"monitor"`
 	// Emit sends a progress event to the caller; never nil.
 	Emit func(event any) `json:"-"`
 }

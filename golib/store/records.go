@@ -44,6 +44,17 @@ type Container struct {
 	State    string
 	Created  string
 	Config   string // JSON of the create options
+	Run      Run
+}
+
+// Run is what the store knows of a container's latest run.
+type Run struct {
+	Pid        int
+	MonitorPid int
+	BootID     string
+	StartedAt  string
+	FinishedAt string
+	ExitCode   int
 }
 
 var (
@@ -292,7 +303,7 @@ func (s *Store) CreateContainer(c Container) error {
 	return dbErr(err)
 }
 
-const containerColumns = `id, name, image_id, image_ref, state, created, config`
+const containerColumns = `id, name, image_id, image_ref, state, created, config, pid, monitor_pid, boot_id, started_at, finished_at, exit_code`
 
 func (s *Store) queryContainers(where string, args ...any) ([]Container, error) {
 	rows, err := s.db.Query(`SELECT `+containerColumns+` FROM containers `+where+` ORDER BY created DESC`, args...)
@@ -303,7 +314,8 @@ func (s *Store) queryContainers(where string, args ...any) ([]Container, error) 
 	out := []Container{}
 	for rows.Next() {
 		var c Container
-		if err := rows.Scan(&c.ID, &c.Name, &c.ImageID, &c.ImageRef, &c.State, &c.Created, &c.Config); err != nil {
+		if err := rows.Scan(&c.ID, &c.Name, &c.ImageID, &c.ImageRef, &c.State, &c.Created, &c.Config,
+			&c.Run.Pid, &c.Run.MonitorPid, &c.Run.BootID, &c.Run.StartedAt, &c.Run.FinishedAt, &c.Run.ExitCode); err != nil {
 			return nil, dbErr(err)
 		}
 		out = append(out, c)
@@ -337,9 +349,18 @@ func (s *Store) FindContainers(idOrName string) ([]Container, error) {
 	return []Container{}, nil
 }
 
-// SetContainerState records a container's state.
-func (s *Store) SetContainerState(id, state string) error {
-	_, err := s.db.Exec(`UPDATE containers SET state = ? WHERE id = ?`, state, id)
+// SetRunning records that a container runs.
+func (s *Store) SetRunning(id string, run Run) error {
+	_, err := s.db.Exec(`UPDATE containers SET state = 'running', pid = ?, monitor_pid = ?, boot_id = ?, started_at = ?, finished_at = '', exit_code = 0 WHERE id = ?`,
+		run.Pid, run.MonitorPid, run.BootID, run.StartedAt, id)
+	return dbErr(err)
+}
+
+// SetExited records that a container's run ended; only a container still
+// recorded as running changes, so two processes reconciling agree.
+func (s *Store) SetExited(id string, exitCode int, finishedAt string) error {
+	_, err := s.db.Exec(`UPDATE containers SET state = 'exited', exit_code = ?, finished_at = ?, pid = 0 WHERE id = ? AND state = 'running'`,
+		exitCode, finishedAt, id)
 	return dbErr(err)
 }
 

@@ -140,6 +140,13 @@ var migrations = []string{
 		created   TEXT NOT NULL,
 		config    TEXT NOT NULL                 -- JSON of the create options
 	);`,
+	// 2: running containers.
+	`ALTER TABLE containers ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE containers ADD COLUMN monitor_pid INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE containers ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE containers ADD COLUMN started_at TEXT NOT NULL DEFAULT '';
+	ALTER TABLE containers ADD COLUMN finished_at TEXT NOT NULL DEFAULT '';
+	ALTER TABLE containers ADD COLUMN exit_code INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate() error {

@@ -1,0 +1,208 @@
+// Command k3-monitor watches over one running container, as conmon does for
+// podman: k3-core starts it detached, it runs the OCI runtime in the
+// foreground, writes the container's stdout and stderr to the bundle's log
+// as JSON lines with timestamps, and when the container ends records its
+// exit code and unmounts its rootfs. It outlives the Node process that
+// started it, so a container keeps running, and its exit is still recorded,
+// after that process is gone.
+//
+// Usage: k3-monitor RUNTIME BUNDLE ID
+//
+// It reports on fd 3 one line: "started <pid>" once the container runs, or
+// "failed <message>" when it could not start.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Exit is what exit.json records.
+type Exit struct {
+	ExitCode   int    `json:"ExitCode"`
+	FinishedAt string `json:"FinishedAt"`
+	Error      string `json:"Error,omitempty"`
+}
+
+func main() {
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: k3-monitor RUNTIME BUNDLE ID")
+		os.Exit(2)
+	}
+	runtime, bundle, id := os.Args[1], os.Args[2], os.Args[3]
+	report := os.NewFile(3, "report")
+	os.Exit(monitor(runtime, bundle, id, report))
+}
+
+func monitor(runtime, bundle, id string, report *os.File) int {
+	logFile, err := os.OpenFile(filepath.Join(bundle, "container.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		fmt.Fprintf(report, "failed opening the log: %v\n", err)
+		return 1
+	}
+	defer logFile.Close()
+	pidFile := filepath.Join(bundle, "container.pid")
+	os.Remove(pidFile)
+	os.Remove(filepath.Join(bundle, "exit.json"))
+
+	cmd := exec.Command(runtime, "run", "--bundle", bundle, "--pid-file", pidFile, id)
+	cmd.Stdin = nil
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(report, "failed starting %s: %v\n", runtime, err)
+		return 1
+	}
+	var errTail tail
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, s := range []struct {
+		name string
+		r    io.Reader
+	}{{"stdout", stdout}, {"stderr", stderr}} {
+		wg.Add(1)
+		go func(name string, r io.Reader) {
+			defer wg.Done()
+			copyLines(name, r, logFile, &mu, &errTail)
+		}(s.name, s.r)
+	}
+
+	// The runtime writes the pid file once the container process exists.
+	started := make(chan int, 1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if data, err := os.ReadFile(pidFile); err == nil && len(bytes.TrimSpace(data)) > 0 {
+				pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+				started <- pid
+				return
+			}
+		}
+	}()
+	waited := make(chan error, 1)
+	go func() {
+		wg.Wait() // all output read before the exit is recorded
+		waited <- cmd.Wait()
+	}()
+
+	var waitErr error
+	select {
+	case pid := <-started:
+		fmt.Fprintf(report, "started %d\n", pid)
+		report.Close()
+		waitErr = <-waited
+	case waitErr = <-waited:
+		close(done)
+		if _, err := os.Stat(pidFile); err != nil {
+			// It never ran: the runtime's own words are the reason.
+			msg := strings.TrimSpace(errTail.String())
+			if msg == "" && waitErr != nil {
+				msg = waitErr.Error()
+			}
+			fmt.Fprintf(report, "failed %s\n", strings.ReplaceAll(msg, "\n", " "))
+			report.Close()
+			unmount(bundle)
+			return 1
+		}
+		// It ran and ended before we saw the pid file.
+		fmt.Fprintf(report, "started 0\n")
+		report.Close()
+	}
+	exit := Exit{ExitCode: exitCode(waitErr), FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+	// The runtime's record of the container goes with it, so the ID can run again.
+	exec.Command(runtime, "delete", "--force", id).Run()
+	unmount(bundle)
+	writeExit(bundle, exit)
+	return 0
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if status, ok := ee.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+			return 128 + int(status.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+func unmount(bundle string) {
+	syscall.Unmount(filepath.Join(bundle, "rootfs"), syscall.MNT_DETACH)
+}
+
+// writeExit replaces exit.json in one rename, so readers never see half.
+func writeExit(bundle string, exit Exit) {
+	data, _ := json.Marshal(exit)
+	tmp := filepath.Join(bundle, ".exit.json.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err == nil {
+		os.Rename(tmp, filepath.Join(bundle, "exit.json"))
+	}
+}
+
+// logLine is one line of container.log, as `docker logs` keeps them.
+type logLine struct {
+	Stream string `json:"stream"`
+	Time   string `json:"time"`
+	Log    string `json:"log"`
+}
+
+func copyLines(stream string, r io.Reader, w io.Writer, mu *sync.Mutex, errTail *tail) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			data, _ := json.Marshal(logLine{Stream: stream, Time: time.Now().UTC().Format(time.RFC3339Nano), Log: line})
+			mu.Lock()
+			w.Write(append(data, '\n'))
+			mu.Unlock()
+			if stream == "stderr" {
+				errTail.add(line)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// tail keeps the last lines of the runtime's stderr, for its error message.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > 5 {
+		t.lines = t.lines[1:]
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "")
+}

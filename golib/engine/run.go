@@ -1,0 +1,389 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+func init() {
+	operations["startContainer"] = (*Engine).startContainer
+	operations["stopContainer"] = (*Engine).stopContainer
+	operations["killContainer"] = (*Engine).killContainer
+	operations["waitContainer"] = (*Engine).waitContainer
+	operations["restartContainer"] = (*Engine).restartContainer
+	operations["containerLogs"] = (*Engine).containerLogs
+}
+
+// exitUnknown is the exit code of a run whose end nobody saw (its monitor
+// was killed, or the host rebooted), as docker reports it.
+const exitUnknown = 255
+
+// reconcile brings a container's recorded state in line with the world: a
+// container recorded as running whose monitor recorded an exit, or whose
+// monitor is gone, is exited. Every read of a container goes through here,
+// so none is ever shown running after it died.
+func reconcile(st *store.Store, c store.Container) (store.Container, error) {
+	if c.State != "running" {
+		return c, nil
+	}
+	bundleDir := st.BundleDir(c.ID)
+	exit, err := ociruntime.ReadExit(bundleDir)
+	if err != nil {
+		return c, err
+	}
+	if exit == nil {
+		if c.Run.BootID == ociruntime.BootID() && ociruntime.MonitorAlive(c.Run.MonitorPid, c.ID) {
+			return c, nil
+		}
+		if exit, err = ociruntime.ReadExit(bundleDir); err != nil {
+			return c, err
+		}
+		if exit == nil {
+			exit = &ociruntime.Exit{ExitCode: exitUnknown, FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+			ociruntime.UnmountRootfs(bundleDir)
+		}
+	}
+	if err := st.SetExited(c.ID, exit.ExitCode, exit.FinishedAt); err != nil {
+		return c, err
+	}
+	c.State, c.Run.ExitCode, c.Run.FinishedAt, c.Run.Pid = "exited", exit.ExitCode, exit.FinishedAt, 0
+	return c, nil
+}
+
+// runtimeFailure maps a failure to run a container onto op's catalogue.
+func runtimeFailure(op string, c store.Container, err error) error {
+	var rerr *ociruntime.RuntimeError
+	class := errcat.Generic
+	switch {
+	case errors.Is(err, context.Canceled):
+		class = "AbortError"
+	case errors.Is(err, ociruntime.ErrNoRuntime):
+		class = "RuntimeNotFound"
+	case errors.Is(err, ociruntime.ErrNotPermitted):
+		class = "RuntimeNotPermitted"
+	case errors.As(err, &rerr):
+		class = "RuntimeFailure"
+	case errors.Is(err, errBundleMissing):
+		class = "ContainerBundleNotFound"
+	case errors.Is(err, store.ErrDatabase):
+		class = "ResolveContainerName"
+	}
+	e := errcat.New(op, class, err.Error(), err).With("containerId", c.ID)
+	if class == "ContainerBundleNotFound" {
+		e.With("bundleHashId", c.ID)
+	}
+	return e
+}
+
+func (e *Engine) startContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "startContainer"
+	_, st, c, err := e.containerCall(op, "InvalidStartContainerParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	if c.State == "running" {
+		return e.summary(st, c), nil // as docker start: already running is fine
+	}
+	if err := e.run(ctx, st, c, call); err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	return e.refreshed(st, c.ID)
+}
+
+// run mounts the container's rootfs and starts it under k3-monitor.
+func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, call *Request) error {
+	runtime, err := ociruntime.Find(call.Runtime)
+	if err != nil {
+		return err
+	}
+	if err := ociruntime.CheckHost(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(call.Monitor); err != nil {
+		return fmt.Errorf("k3-monitor is missing beside the library (%s): rebuild with npm install", call.Monitor)
+	}
+	stack, err := containerStack(st, c)
+	if err != nil {
+		return err
+	}
+	bundleDir := st.BundleDir(c.ID)
+	ociruntime.ClearExit(bundleDir)
+	if err := ociruntime.MountRootfs(bundleDir, stack[0], stack[1:]); err != nil {
+		return err
+	}
+	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
+	started, err := ociruntime.Start(ctx, runtime, call.Monitor, bundleDir, c.ID)
+	if err != nil {
+		ociruntime.UnmountRootfs(bundleDir)
+		return err
+	}
+	return st.SetRunning(c.ID, store.Run{Pid: started.Pid, MonitorPid: started.MonitorPid, BootID: ociruntime.BootID(), StartedAt: startedAt})
+}
+
+// refreshed reads a container again after a change.
+func (e *Engine) refreshed(st *store.Store, id string) (any, error) {
+	found, err := st.FindContainers(id)
+	if err != nil || len(found) != 1 {
+		return nil, fmt.Errorf("container %s vanished: %v", id, err)
+	}
+	c, err := reconcile(st, found[0])
+	if err != nil {
+		return nil, err
+	}
+	return e.summary(st, c), nil
+}
+
+// stop sends SIGTERM, and SIGKILL after timeout, and waits for the exit.
+func (e *Engine) stop(ctx context.Context, st *store.Store, c store.Container, runtime string, timeout time.Duration) error {
+	if c.State != "running" {
+		return nil
+	}
+	bundleDir := st.BundleDir(c.ID)
+	ociruntime.Kill(runtime, c.ID, "SIGTERM") // it may have just exited: the wait decides
+	graceful, cancel := context.WithTimeout(ctx, timeout)
+	exit, err := ociruntime.WaitExit(graceful, bundleDir, c.Run.MonitorPid, c.ID)
+	cancel()
+	if exit == nil && ctx.Err() == nil {
+		ociruntime.Kill(runtime, c.ID, "SIGKILL")
+		killed, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = ociruntime.WaitExit(killed, bundleDir, c.Run.MonitorPid, c.ID)
+		cancel()
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	_, err = reconcile(st, c)
+	return err
+}
+
+func timeoutOption(raw json.RawMessage, fallback time.Duration) (time.Duration, string) {
+	if isNull(raw) {
+		return fallback, ""
+	}
+	p, err := objectParam(raw, "options")
+	if err != nil {
+		return 0, err.Error()
+	}
+	if isNull(p.raw["timeout"]) {
+		return fallback, ""
+	}
+	var secs float64
+	if err := json.Unmarshal(p.raw["timeout"], &secs); err != nil || secs < 0 || secs > 1e6 {
+		return 0, "options.timeout must be a number of seconds, 0 or more"
+	}
+	return time.Duration(secs * float64(time.Second)), ""
+}
+
+func (e *Engine) stopContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "stopContainer"
+	list, st, c, err := e.containerCall(op, "InvalidStopContainerParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	timeout, reason := timeoutOption(list[1], 10*time.Second)
+	if reason != "" {
+		return nil, errcat.New(op, "InvalidStopContainerParameters", reason, nil).With("containerId", c.ID)
+	}
+	runtime, err := ociruntime.Find(call.Runtime)
+	if err == nil {
+		err = e.stop(ctx, st, c, runtime, timeout)
+	}
+	if err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	return e.refreshed(st, c.ID)
+}
+
+func (e *Engine) restartContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "restartContainer"
+	list, st, c, err := e.containerCall(op, "InvalidRestartContainerParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	timeout, reason := timeoutOption(list[1], 10*time.Second)
+	if reason != "" {
+		return nil, errcat.New(op, "InvalidRestartContainerParameters", reason, nil).With("containerId", c.ID)
+	}
+	runtime, err := ociruntime.Find(call.Runtime)
+	if err == nil {
+		err = e.stop(ctx, st, c, runtime, timeout)
+	}
+	if err == nil {
+		err = e.run(ctx, st, c, call)
+	}
+	if err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	return e.refreshed(st, c.ID)
+}
+
+var signalPattern = regexp.MustCompile(`^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]{1,2}$`)
+
+func (e *Engine) killContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "killContainer"
+	list, _, c, err := e.containerCall(op, "InvalidKillContainerParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	signal, _, err := stringParam(list[1], "signal")
+	if err == nil && signal != "" && !signalPattern.MatchString(signal) {
+		err = fmt.Errorf("signal %q is not a signal name (SIGTERM, HUP) or number", signal)
+	}
+	if err != nil {
+		return nil, errcat.New(op, "InvalidKillContainerParameters", err.Error(), nil).With("containerId", c.ID)
+	}
+	if signal == "" {
+		signal = "SIGKILL"
+	}
+	if c.State != "running" {
+		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
+	}
+	runtime, err := ociruntime.Find(call.Runtime)
+	if err == nil {
+		err = ociruntime.Kill(runtime, c.ID, signal)
+	}
+	if err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	return map[string]any{"Id": c.ID, "Signal": signal}, nil
+}
+
+// waitContainer resolves with the exit code once the container has exited,
+// as `docker wait` does (a container not started yet is waited for too).
+func (e *Engine) waitContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "waitContainer"
+	_, st, c, err := e.containerCall(op, "InvalidWaitContainerParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	for c.State != "exited" {
+		if c.State == "running" {
+			if _, err := ociruntime.WaitExit(ctx, st.BundleDir(c.ID), c.Run.MonitorPid, c.ID); err != nil {
+				return nil, runtimeFailure(op, c, err)
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil, runtimeFailure(op, c, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		found, err := st.FindContainers(c.ID)
+		if err != nil || len(found) != 1 {
+			return nil, errcat.New(op, "ContainerNotFound", "the container was removed while waiting", err).With("containerId", c.ID)
+		}
+		if c, err = reconcile(st, found[0]); err != nil {
+			return nil, runtimeFailure(op, c, err)
+		}
+	}
+	return map[string]any{"Id": c.ID, "ExitCode": c.Run.ExitCode, "FinishedAt": c.Run.FinishedAt}, nil
+}
+
+// LogLine is one line a container wrote.
+type LogLine struct {
+	Stream string `json:"stream"`
+	Time   string `json:"time"`
+	Log    string `json:"log"`
+}
+
+// containerLogs(id, {tail, since, stdout, stderr}) reads what the container
+// wrote, oldest first.
+func (e *Engine) containerLogs(ctx context.Context, call *Request) (any, error) {
+	const op = "containerLogs"
+	list, st, c, err := e.containerCall(op, "InvalidContainerLogsParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	invalid := func(reason string) error {
+		return errcat.New(op, "InvalidContainerLogsParameters", reason, nil).With("containerId", c.ID)
+	}
+	tail, since, want := -1, time.Time{}, map[string]bool{"stdout": true, "stderr": true}
+	if !isNull(list[1]) {
+		p, err := objectParam(list[1], "options")
+		if err != nil {
+			return nil, invalid(err.Error())
+		}
+		if raw := p.raw["tail"]; !isNull(raw) {
+			if json.Unmarshal(raw, &tail) != nil || tail < 0 {
+				return nil, invalid("options.tail must be a whole number, 0 or more")
+			}
+		}
+		if raw := p.raw["since"]; !isNull(raw) {
+			if since, err = parseSince(raw); err != nil {
+				return nil, invalid("options.since must be an ISO 8601 time or epoch seconds")
+			}
+		}
+		for _, stream := range []string{"stdout", "stderr"} {
+			if want[stream], err = p.boolean(stream, true); err != nil {
+				return nil, invalid(err.Error())
+			}
+		}
+	}
+	if _, err := os.Stat(st.BundleDir(c.ID)); err != nil {
+		return nil, errcat.New(op, "ContainerBundleNotFound", "Bundle directory not found", err).With("containerId", c.ID).With("bundleHashId", c.ID)
+	}
+	lines, err := readLog(filepath.Join(st.BundleDir(c.ID), "container.log"), since, want)
+	if err != nil {
+		return nil, errcat.New(op, errcat.Generic, err.Error(), err).With("containerId", c.ID)
+	}
+	if tail >= 0 && len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	return lines, nil
+}
+
+func parseSince(raw json.RawMessage) (time.Time, error) {
+	var secs float64
+	if json.Unmarshal(raw, &secs) == nil {
+		return time.Unix(0, int64(secs*1e9)), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, err
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Unix(0, int64(secs*1e9)), nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func readLog(path string, since time.Time, want map[string]bool) ([]LogLine, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return []LogLine{}, nil // never started: nothing written
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	lines := []LogLine{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var l LogLine
+		if json.Unmarshal(sc.Bytes(), &l) != nil || !want[l.Stream] {
+			continue
+		}
+		if !since.IsZero() {
+			if t, err := time.Parse(time.RFC3339Nano, l.Time); err == nil && t.Before(since) {
+				continue
+			}
+		}
+		l.Log = strings.TrimSuffix(l.Log, "\n")
+		lines = append(lines, l)
+	}
+	return lines, sc.Err()
+}

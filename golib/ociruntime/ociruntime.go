@@ -1,0 +1,232 @@
+// Package ociruntime owns running a container's bundle with the OCI runtime
+// the host already has (runc or crun), with no daemon: it mounts the
+// bundle's rootfs as an overlay of the image's layers under the container's
+// writable layer, starts the container under k3-monitor (which outlives the
+// caller and records the exit), sends signals, and reads what the monitor
+// recorded.
+package ociruntime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	// ErrNoRuntime: neither the given runtime nor runc or crun is installed.
+	ErrNoRuntime = errors.New("no OCI runtime found")
+	// ErrNotPermitted: this host or process cannot run containers.
+	ErrNotPermitted = errors.New("running containers is not permitted here")
+)
+
+// RuntimeError carries the runtime's own message.
+type RuntimeError struct{ Message string }
+
+func (e *RuntimeError) Error() string { return e.Message }
+
+// Find returns the runtime to use: the one named (a path or a command on
+// PATH), else runc, else crun.
+func Find(preferred string) (string, error) {
+	candidates := []string{"runc", "crun"}
+	if preferred != "" {
+		candidates = []string{preferred}
+	}
+	for _, c := range candidates {
+		if p, err := exec.LookPath(c); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: looked for %s on PATH", ErrNoRuntime, strings.Join(candidates, ", "))
+}
+
+// CheckHost says why this process cannot run containers, if it cannot.
+func CheckHost() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: k3-core runs containers as root (this process is uid %d)", ErrNotPermitted, os.Geteuid())
+	}
+	data, err := os.ReadFile("/proc/filesystems")
+	if err == nil && !strings.Contains(string(data), "\toverlay\n") {
+		return fmt.Errorf("%w: the kernel has no overlay file system", ErrNotPermitted)
+	}
+	return nil
+}
+
+// MountRootfs mounts bundle/rootfs as an overlay: lowers (top first) under
+// the writable diff, with bundle/work as overlayfs's work directory.
+func MountRootfs(bundle, diff string, lowers []string) error {
+	rootfs := filepath.Join(bundle, "rootfs")
+	work := filepath.Join(bundle, "work")
+	unix.Unmount(rootfs, unix.MNT_DETACH) // a mount left by a crash
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return err
+	}
+	if len(lowers) == 0 {
+		// overlayfs needs a lower layer: an image with none gets an empty one.
+		empty := filepath.Join(bundle, "empty")
+		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return err
+		}
+		lowers = []string{empty}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), diff, work)
+	if len(opts) > os.Getpagesize()-1 {
+		return fmt.Errorf("%w: the image has too many layers for one overlay mount (%d)", ErrNotPermitted, len(lowers))
+	}
+	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("%w: mounting the overlay rootfs: %v", ErrNotPermitted, err)
+	}
+	return nil
+}
+
+// UnmountRootfs undoes MountRootfs; nothing mounted is fine.
+func UnmountRootfs(bundle string) {
+	unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH)
+}
+
+// Started is a running container.
+type Started struct {
+	Pid        int // the container's init, in the host's pid namespace
+	MonitorPid int
+}
+
+// Start runs the bundle as container id under k3-monitor and returns once
+// the container process exists (or the runtime has said why it cannot).
+func Start(ctx context.Context, runtime, monitor, bundle, id string) (Started, error) {
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return Started{}, err
+	}
+	defer reportR.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		reportW.Close()
+		return Started{}, err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(monitor, runtime, bundle, id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{reportW}
+	// Its own session: the monitor and the container outlive the caller.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	reportW.Close()
+	if err != nil {
+		return Started{}, fmt.Errorf("starting k3-monitor: %w", err)
+	}
+	// Reap it when it ends, so it never lingers as a zombie of ours.
+	go cmd.Wait()
+
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(reportR).ReadString('\n')
+		line <- strings.TrimSpace(s)
+	}()
+	var report string
+	select {
+	case report = <-line:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return Started{}, ctx.Err()
+	}
+	switch {
+	case strings.HasPrefix(report, "started "):
+		pid, _ := strconv.Atoi(strings.TrimPrefix(report, "started "))
+		return Started{Pid: pid, MonitorPid: cmd.Process.Pid}, nil
+	case strings.HasPrefix(report, "failed "):
+		return Started{}, &RuntimeError{Message: strings.TrimPrefix(report, "failed ")}
+	}
+	return Started{}, &RuntimeError{Message: "k3-monitor ended without a report"}
+}
+
+// Kill sends signal (a name like SIGTERM or a number) to the container.
+func Kill(runtime, id, signal string) error {
+	out, err := exec.Command(runtime, "kill", id, signal).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = err.Error()
+		}
+		return &RuntimeError{Message: msg}
+	}
+	return nil
+}
+
+// Exit is what k3-monitor recorded when the container ended.
+type Exit struct {
+	ExitCode   int    `json:"ExitCode"`
+	FinishedAt string `json:"FinishedAt"`
+}
+
+// ReadExit returns the recorded exit, or nil while there is none.
+func ReadExit(bundle string) (*Exit, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "exit.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var e Exit
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// ClearExit forgets a previous run's exit before the next one starts.
+func ClearExit(bundle string) {
+	os.Remove(filepath.Join(bundle, "exit.json"))
+}
+
+// MonitorAlive reports whether the monitor of container id still runs: its
+// pid is alive and really is k3-monitor for this container (pids are reused).
+func MonitorAlive(pid int, id string) bool {
+	if pid <= 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	return len(args) >= 4 && strings.HasSuffix(args[0], "k3-monitor") && args[3] == id
+}
+
+// BootID identifies this boot: a pid recorded in another boot means nothing.
+func BootID() string {
+	data, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(data))
+}
+
+// WaitExit polls for the recorded exit until it appears, the monitor is
+// gone, or ctx ends.
+func WaitExit(ctx context.Context, bundle string, monitorPid int, id string) (*Exit, error) {
+	for {
+		if e, err := ReadExit(bundle); e != nil || err != nil {
+			return e, err
+		}
+		if !MonitorAlive(monitorPid, id) {
+			// Gone without a record (killed, or the host rebooted): look once more.
+			return ReadExit(bundle)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

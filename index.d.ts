@@ -9,6 +9,8 @@ declare namespace K3Core {
   }
 
   interface Options {
+    /** OCI runtime to run containers with: a path or a command on PATH (default runc, else crun). */
+    runtime?: string;
     /** The store's directory; default $K3_ROOT, else $XDG_DATA_HOME/k3-core (~/.local/share/k3-core). */
     root?: string;
     /** Console-like logger for each operation; silent when absent. */
@@ -142,6 +144,8 @@ declare namespace K3Core {
     user?: string;
     labels?: Record<string, string>;
     hostname?: string;
+    network?: 'none' | 'host';
+    mounts?: Array<{ source: string; destination: string; readOnly?: boolean }>;
   }
 
   interface ContainerSummary {
@@ -154,6 +158,10 @@ declare namespace K3Core {
     Created: string;
     Command: string[];
     Labels: Record<string, string>;
+    ExitCode: number;
+    StartedAt: string;
+    FinishedAt: string;
+    Pid: number;
   }
 
   interface ContainerDetails extends ContainerSummary {
@@ -176,6 +184,12 @@ declare namespace K3Core {
     removeContainer(containerId: string, options?: { force?: boolean }): Promise<{ Id: string; Name: string; Removed: boolean }>;
     copyToContainer(containerId: string, hostPath: string, containerPath: string): Promise<{ Id: string; Path: string }>;
     removeFromContainer(containerId: string, containerPath: string): Promise<{ Id: string; Path: string }>;
+    startContainer(containerId: string): Promise<ContainerSummary>;
+    stopContainer(containerId: string, options?: { timeout?: number }): Promise<ContainerSummary>;
+    killContainer(containerId: string, signal?: string): Promise<{ Id: string; Signal: string }>;
+    waitContainer(containerId: string, options?: Cancellable): Promise<{ Id: string; ExitCode: number; FinishedAt: string }>;
+    restartContainer(containerId: string, options?: { timeout?: number }): Promise<ContainerSummary>;
+    containerLogs(containerId: string, options?: { tail?: number; since?: string | number; stdout?: boolean; stderr?: boolean }): Promise<Array<{ stream: 'stdout' | 'stderr'; time: string; log: string }>>;
     /** Resolves "<name> has exported successfully to <filePath>". */
     exportContainer(containerId: string, filePath: string, options?: Cancellable & {
       onProgress?: (event: ExportProgress) => void;
@@ -239,6 +253,8 @@ declare namespace K3Core {
     InvalidInspectContainerParameters: typeof K3Error;
     InvalidRemoveContainerParameters: typeof K3Error;
     RemoveContainerFailure: typeof K3Error;
+    ContainerIsRunning: typeof K3Error;
+    RuntimeFailure: typeof K3Error;
     InvalidCopyParameters: typeof K3Error;
     CopySourceNotFound: typeof K3Error;
     CopyDestinationNotFound: typeof K3Error;
@@ -248,6 +264,15 @@ declare namespace K3Core {
     RemovePathFailure: typeof K3Error;
     InvalidCopyImageParameters: typeof K3Error;
     CopyImageFailure: typeof K3Error;
+    InvalidStartContainerParameters: typeof K3Error;
+    RuntimeNotFound: typeof K3Error;
+    RuntimeNotPermitted: typeof K3Error;
+    InvalidStopContainerParameters: typeof K3Error;
+    InvalidKillContainerParameters: typeof K3Error;
+    ContainerNotRunning: typeof K3Error;
+    InvalidWaitContainerParameters: typeof K3Error;
+    InvalidRestartContainerParameters: typeof K3Error;
+    InvalidContainerLogsParameters: typeof K3Error;
   }
 }
 

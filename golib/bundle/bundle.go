@@ -93,7 +93,7 @@ func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
 		hostname = opts.Name
 	}
 	spec := &specs.Spec{
-		Version:  specs.Version,
+		Version:  specVersion,
 		Hostname: hostname,
 		Root:     &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{
@@ -143,6 +143,11 @@ func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
 	}
 	return spec
 }
+
+// specVersion is the runtime-spec version the config declares. Nothing here
+// needs more than 1.0, and older runtimes (crun 1.8 in Debian 12) refuse
+// versions newer than they know, such as the Go module's own 1.3.0.
+const specVersion = "1.0.2"
 
 // defaultCaps is the capability set docker and podman give a container.
 var defaultCaps = []string{

@@ -28,3 +28,14 @@ async function store(): Promise<void> {
   console.log(images.length, running.length, message, k3.root);
 }
 store();
+
+async function running(): Promise<void> {
+  const k3 = new K3Core({ runtime: 'runc' });
+  const c = await k3.containerCore.createContainer('busybox', { cmd: ['true'], network: 'none', mounts: [{ source: '/srv', destination: '/srv', readOnly: true }] });
+  await k3.containerCore.startContainer(c.Id);
+  const { ExitCode } = await k3.containerCore.waitContainer(c.Id);
+  const logs = await k3.containerCore.containerLogs(c.Id, { tail: 10 });
+  await k3.containerCore.stopContainer(c.Id, { timeout: 5 });
+  console.log(ExitCode, logs.map((l) => l.log));
+}
+running();

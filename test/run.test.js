@@ -33,6 +33,9 @@ before(async () => {
       ...APPLETS.map((a) => ({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })),
       { path: 'tmp', type: 'dir', mode: 0o1777 }, { path: 'work', type: 'dir' },
       { path: 'proc', type: 'dir' }, { path: 'sys', type: 'dir' }, { path: 'dev', type: 'dir' },
+      { path: 'etc', type: 'dir' },
+      { path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/work:/bin/sh\n' },
+      { path: 'etc/group', content: 'root:x:0:\napp:x:1001:\nstaff:x:50:\n' },
     ]],
     config: { Cmd: ['/bin/sh', '-c', 'echo default'], Env: ['PATH=/bin', 'FROM_IMAGE=yes'], WorkingDir: '/work' },
   });
@@ -216,6 +219,22 @@ test('crun runs the same bundle when chosen', { skip: skip || (whichSync('crun')
   }
   assert.equal((await withCrun.containerCore.waitContainer('by-crun')).ExitCode, 5);
   assert.deepEqual((await withCrun.containerCore.containerLogs('by-crun')).map((l) => l.log), ['crun']);
+});
+
+test('users by name come from the container\'s own passwd and group files', { skip }, async () => {
+  const cases = [['app', '1000 1001'], ['app:staff', '1000 50'], ['1000', '1000 1001'], ['4242:4343', '4242 4343']];
+  for (const [user, want] of cases) {
+    const name = `user-${user.replace(/:/g, '-')}`;
+    await k3.containerCore.createContainer('busybox:run', { name, user, cmd: sh('echo "$(id -u) $(id -g)"') });
+    await k3.containerCore.startContainer(name);
+    assert.equal((await k3.containerCore.waitContainer(name)).ExitCode, 0, user);
+    assert.equal((await k3.containerCore.containerLogs(name))[0].log, want, user);
+  }
+  await k3.containerCore.createContainer('busybox:run', { name: 'ghost', user: 'ghost' });
+  const err = await failure(k3.containerCore.startContainer('ghost'));
+  assert.ok(err instanceof K3Core.errors.RuntimeFailure, err.name);
+  assert.equal(err.details.error, 'unable to find user ghost: no matching entries in passwd file');
+  assert.equal(mountsUnder(k3.root), 0);
 });
 
 test('errors: no runtime, runtime failure with its own message, not permitted', { skip }, async () => {

@@ -165,8 +165,9 @@ func hostRlimits() []specs.POSIXRlimit {
 	return []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: lim.Max, Soft: lim.Cur}}
 }
 
-// numericUser reads "uid[:gid]"; names need the container's /etc/passwd and
-// are resolved when the container starts.
+// numericUser reads "uid[:gid]" for the config written at create time;
+// ResolveUser settles names (and a uid's passwd gid) when the container
+// starts, from the container's own /etc/passwd.
 func numericUser(user string) (uint32, uint32) {
 	u, g, _ := strings.Cut(user, ":")
 	uid, err := strconv.ParseUint(u, 10, 32)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
@@ -124,6 +125,10 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 	if err := ociruntime.MountRootfs(bundleDir, stack[0], stack[1:]); err != nil {
 		return err
 	}
+	if err := bundle.ResolveUser(bundleDir, e.containerUser(st, c)); err != nil {
+		ociruntime.UnmountRootfs(bundleDir)
+		return &ociruntime.RuntimeError{Message: err.Error()}
+	}
 	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
 	started, err := ociruntime.Start(ctx, runtime, call.Monitor, bundleDir, c.ID)
 	if err != nil {
@@ -131,6 +136,22 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 		return err
 	}
 	return st.SetRunning(c.ID, store.Run{Pid: started.Pid, MonitorPid: started.MonitorPid, BootID: ociruntime.BootID(), StartedAt: startedAt})
+}
+
+// containerUser is the user the container runs as: the create option, else
+// the image's.
+func (e *Engine) containerUser(st *store.Store, c store.Container) string {
+	var opts bundle.Options
+	_ = json.Unmarshal([]byte(c.Config), &opts)
+	if opts.User != "" {
+		return opts.User
+	}
+	if img, err := st.FindImage(c.ImageID); err == nil {
+		if cfg, err := readImageConfig(st, img); err == nil {
+			return cfg.Config.User
+		}
+	}
+	return ""
 }
 
 // refreshed reads a container again after a change.

@@ -185,6 +185,8 @@ declare namespace K3Core {
     copyToContainer(containerId: string, hostPath: string, containerPath: string): Promise<{ Id: string; Path: string }>;
     removeFromContainer(containerId: string, containerPath: string): Promise<{ Id: string; Path: string }>;
     startContainer(containerId: string): Promise<ContainerSummary>;
+    pauseContainer(containerId: string): Promise<ContainerSummary>;
+    unpauseContainer(containerId: string): Promise<ContainerSummary>;
     stopContainer(containerId: string, options?: { timeout?: number }): Promise<ContainerSummary>;
     killContainer(containerId: string, signal?: string): Promise<{ Id: string; Signal: string }>;
     waitContainer(containerId: string, options?: Cancellable): Promise<{ Id: string; ExitCode: number; FinishedAt: string }>;
@@ -273,6 +275,9 @@ declare namespace K3Core {
     InvalidWaitContainerParameters: typeof K3Error;
     InvalidRestartContainerParameters: typeof K3Error;
     InvalidContainerLogsParameters: typeof K3Error;
+    InvalidPauseContainerParameters: typeof K3Error;
+    InvalidUnpauseContainerParameters: typeof K3Error;
+    ContainerNotPaused: typeof K3Error;
   }
 }
 

@@ -58,6 +58,15 @@ class ContainerCore {
     return run(this._ctx, 'waitContainer', [containerId], options, { containerId: str(containerId) });
   }
 
+  // Freezes every process of a running container (runc pause).
+  pauseContainer(containerId) {
+    return run(this._ctx, 'pauseContainer', [containerId], undefined, { containerId: str(containerId) });
+  }
+
+  unpauseContainer(containerId) {
+    return run(this._ctx, 'unpauseContainer', [containerId], undefined, { containerId: str(containerId) });
+  }
+
   // restartContainer(id, {timeout})
   restartContainer(containerId, options) {
     return run(this._ctx, 'restartContainer', [containerId, options], options, { containerId: str(containerId) });

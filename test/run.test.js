@@ -221,6 +221,28 @@ test('crun runs the same bundle when chosen', { skip: skip || (whichSync('crun')
   assert.deepEqual((await withCrun.containerCore.containerLogs('by-crun')).map((l) => l.log), ['crun']);
 });
 
+test('pause freezes the processes, unpause thaws them; a paused container still stops', { skip }, async () => {
+  await k3.containerCore.createContainer('busybox:run', { name: 'frozen', cmd: sh('while true; do echo t >> /tmp/ticks; sleep 0.02; done') });
+  await k3.containerCore.startContainer('frozen');
+  const ticks = path.join((await k3.containerCore.inspectContainer('frozen')).BundleDir, 'diff', 'tmp', 'ticks');
+  const count = () => (fs.existsSync(ticks) ? fs.readFileSync(ticks, 'utf8').length : 0);
+  assert.ok(await waitFor(() => count() > 0));
+  assert.equal((await k3.containerCore.pauseContainer('frozen')).State, 'paused');
+  assert.deepEqual((await k3.containerCore.listContainers({ state: 'paused' })).map((c) => c.Name), ['frozen']);
+  const atPause = count();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(count(), atPause, 'nothing runs while paused');
+  const again = await failure(k3.containerCore.pauseContainer('frozen'));
+  assert.ok(again instanceof K3Core.errors.ContainerNotRunning, again.name);
+  assert.equal((await k3.containerCore.unpauseContainer('frozen')).State, 'running');
+  assert.ok(await waitFor(() => count() > atPause), 'it runs again');
+  const notPaused = await failure(k3.containerCore.unpauseContainer('frozen'));
+  assert.ok(notPaused instanceof K3Core.errors.ContainerNotPaused, notPaused.name);
+  await k3.containerCore.pauseContainer('frozen');
+  const stopped = await k3.containerCore.stopContainer('frozen', { timeout: 0 });
+  assert.equal(stopped.State, 'exited');
+});
+
 test('users by name come from the container\'s own passwd and group files', { skip }, async () => {
   const cases = [['app', '1000 1001'], ['app:staff', '1000 50'], ['1000', '1000 1001'], ['4242:4343', '4242 4343']];
   for (const [user, want] of cases) {

@@ -396,7 +396,7 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 			return nil, errcat.New(op, "InvalidRemoveContainerParameters", err.Error(), nil).With("containerId", c.ID)
 		}
 	}
-	if c.State == "running" {
+	if alive(c) {
 		if !force {
 			return nil, errcat.New(op, "ContainerIsRunning", fmt.Sprintf("container %s is running; stop it first or pass {force: true}", c.Name), nil).With("containerId", c.ID)
 		}

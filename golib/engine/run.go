@@ -26,7 +26,12 @@ func init() {
 	operations["waitContainer"] = (*Engine).waitContainer
 	operations["restartContainer"] = (*Engine).restartContainer
 	operations["containerLogs"] = (*Engine).containerLogs
+	operations["pauseContainer"] = (*Engine).pauseContainer
+	operations["unpauseContainer"] = (*Engine).unpauseContainer
 }
+
+// alive is true of a container that has a process: running or paused.
+func alive(c store.Container) bool { return c.State == "running" || c.State == "paused" }
 
 // exitUnknown is the exit code of a run whose end nobody saw (its monitor
 // was killed, or the host rebooted), as docker reports it.
@@ -37,7 +42,7 @@ const exitUnknown = 255
 // monitor is gone, is exited. Every read of a container goes through here,
 // so none is ever shown running after it died.
 func reconcile(st *store.Store, c store.Container) (store.Container, error) {
-	if c.State != "running" {
+	if !alive(c) {
 		return c, nil
 	}
 	bundleDir := st.BundleDir(c.ID)
@@ -95,7 +100,7 @@ func (e *Engine) startContainer(ctx context.Context, call *Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if c.State == "running" {
+	if alive(c) {
 		return e.summary(st, c), nil // as docker start: already running is fine
 	}
 	if err := e.run(ctx, st, c, call); err != nil {
@@ -169,8 +174,11 @@ func (e *Engine) refreshed(st *store.Store, id string) (any, error) {
 
 // stop sends SIGTERM, and SIGKILL after timeout, and waits for the exit.
 func (e *Engine) stop(ctx context.Context, st *store.Store, c store.Container, runtime string, timeout time.Duration) error {
-	if c.State != "running" {
+	if !alive(c) {
 		return nil
+	}
+	if err := resumeIfPaused(st, c, runtime); err != nil {
+		return err
 	}
 	bundleDir := st.BundleDir(c.ID)
 	ociruntime.Kill(runtime, c.ID, "SIGTERM") // it may have just exited: the wait decides
@@ -255,7 +263,7 @@ var signalPattern = regexp.MustCompile(`^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]{1,2}$`)
 
 func (e *Engine) killContainer(ctx context.Context, call *Request) (any, error) {
 	const op = "killContainer"
-	list, _, c, err := e.containerCall(op, "InvalidKillContainerParameters", call, 2)
+	list, st, c, err := e.containerCall(op, "InvalidKillContainerParameters", call, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -269,10 +277,13 @@ func (e *Engine) killContainer(ctx context.Context, call *Request) (any, error) 
 	if signal == "" {
 		signal = "SIGKILL"
 	}
-	if c.State != "running" {
+	if !alive(c) {
 		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
 	}
 	runtime, err := ociruntime.Find(call.Runtime)
+	if err == nil {
+		err = resumeIfPaused(st, c, runtime) // a frozen process cannot act on a signal
+	}
 	if err == nil {
 		err = ociruntime.Kill(runtime, c.ID, signal)
 	}
@@ -291,7 +302,7 @@ func (e *Engine) waitContainer(ctx context.Context, call *Request) (any, error) 
 		return nil, err
 	}
 	for c.State != "exited" {
-		if c.State == "running" {
+		if alive(c) {
 			if _, err := ociruntime.WaitExit(ctx, st.BundleDir(c.ID), c.Run.MonitorPid, c.ID); err != nil {
 				return nil, runtimeFailure(op, c, err)
 			}
@@ -407,4 +418,58 @@ func readLog(path string, since time.Time, want map[string]bool) ([]LogLine, err
 		lines = append(lines, l)
 	}
 	return lines, sc.Err()
+}
+
+// resumeIfPaused thaws a paused container.
+func resumeIfPaused(st *store.Store, c store.Container, runtime string) error {
+	if c.State != "paused" {
+		return nil
+	}
+	if err := ociruntime.Resume(runtime, c.ID); err != nil {
+		return err
+	}
+	return st.SetPaused(c.ID, false)
+}
+
+// pauseContainer freezes every process of a running container.
+func (e *Engine) pauseContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "pauseContainer"
+	_, st, c, err := e.containerCall(op, "InvalidPauseContainerParameters", call, 1)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != "running" {
+		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
+	}
+	runtime, err := ociruntime.Find(call.Runtime)
+	if err == nil {
+		err = ociruntime.Pause(runtime, c.ID)
+	}
+	if err == nil {
+		err = st.SetPaused(c.ID, true)
+	}
+	if err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	return e.refreshed(st, c.ID)
+}
+
+// unpauseContainer thaws a paused container.
+func (e *Engine) unpauseContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "unpauseContainer"
+	_, st, c, err := e.containerCall(op, "InvalidUnpauseContainerParameters", call, 1)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != "paused" {
+		return nil, errcat.New(op, "ContainerNotPaused", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
+	}
+	runtime, err := ociruntime.Find(call.Runtime)
+	if err == nil {
+		err = resumeIfPaused(st, c, runtime)
+	}
+	if err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	return e.refreshed(st, c.ID)
 }

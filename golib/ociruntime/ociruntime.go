@@ -153,8 +153,17 @@ func Start(ctx context.Context, runtime, monitor, bundle, id string) (Started, e
 }
 
 // Kill sends signal (a name like SIGTERM or a number) to the container.
-func Kill(runtime, id, signal string) error {
-	out, err := exec.Command(runtime, "kill", id, signal).CombinedOutput()
+func Kill(runtime, id, signal string) error { return runtimeCommand(runtime, "kill", id, signal) }
+
+// Pause freezes the container's processes (the cgroup freezer).
+func Pause(runtime, id string) error { return runtimeCommand(runtime, "pause", id) }
+
+// Resume thaws them.
+func Resume(runtime, id string) error { return runtimeCommand(runtime, "resume", id) }
+
+// runtimeCommand runs one runtime subcommand, keeping its own message.
+func runtimeCommand(runtime string, args ...string) error {
+	out, err := exec.Command(runtime, args...).CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
 		if msg == "" {

@@ -357,10 +357,20 @@ func (s *Store) SetRunning(id string, run Run) error {
 }
 
 // SetExited records that a container's run ended; only a container still
-// recorded as running changes, so two processes reconciling agree.
+// recorded as alive changes, so two processes reconciling agree.
 func (s *Store) SetExited(id string, exitCode int, finishedAt string) error {
-	_, err := s.db.Exec(`UPDATE containers SET state = 'exited', exit_code = ?, finished_at = ?, pid = 0 WHERE id = ? AND state = 'running'`,
+	_, err := s.db.Exec(`UPDATE containers SET state = 'exited', exit_code = ?, finished_at = ?, pid = 0 WHERE id = ? AND state IN ('running', 'paused')`,
 		exitCode, finishedAt, id)
+	return dbErr(err)
+}
+
+// SetPaused moves a live container between running and paused.
+func (s *Store) SetPaused(id string, paused bool) error {
+	from, to := "running", "paused"
+	if !paused {
+		from, to = to, from
+	}
+	_, err := s.db.Exec(`UPDATE containers SET state = ? WHERE id = ? AND state = ?`, to, id, from)
 	return dbErr(err)
 }
 

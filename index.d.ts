@@ -192,6 +192,15 @@ declare namespace K3Core {
     waitContainer(containerId: string, options?: Cancellable): Promise<{ Id: string; ExitCode: number; FinishedAt: string }>;
     restartContainer(containerId: string, options?: { timeout?: number }): Promise<ContainerSummary>;
     containerLogs(containerId: string, options?: { tail?: number; since?: string | number; stdout?: boolean; stderr?: boolean }): Promise<Array<{ stream: 'stdout' | 'stderr'; time: string; log: string }>>;
+    commitContainer(containerId: string, options?: {
+      repository?: string;
+      tag?: string;
+      message?: string;
+      author?: string;
+      /** Dockerfile-style: ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE. */
+      changes?: string[];
+      pause?: boolean;
+    }): Promise<{ Id: string; Digest: string; RepoTags: string[] }>;
     /** Resolves "<name> has exported successfully to <filePath>". */
     exportContainer(containerId: string, filePath: string, options?: Cancellable & {
       onProgress?: (event: ExportProgress) => void;
@@ -278,6 +287,8 @@ declare namespace K3Core {
     InvalidPauseContainerParameters: typeof K3Error;
     InvalidUnpauseContainerParameters: typeof K3Error;
     ContainerNotPaused: typeof K3Error;
+    InvalidCommitContainerParameters: typeof K3Error;
+    CommitContainerFailure: typeof K3Error;
   }
 }
 

@@ -77,6 +77,12 @@ class ContainerCore {
     return run(this._ctx, 'containerLogs', [containerId, options], options, { containerId: str(containerId) });
   }
 
+  // Makes the container's changes a new image layer, as `docker commit`:
+  // commitContainer(id, {repository, tag, message, author, changes, pause}).
+  commitContainer(containerId, options) {
+    return run(this._ctx, 'commitContainer', [containerId, options], options, { containerId: str(containerId) });
+  }
+
   // Writes the container's whole filesystem to one tar (SPEC §3):
   // .tar plain, .tar.gz/.tgz gzip, .tar.zst zstd. options: {signal,
   // onProgress, durable} — durable also puts it on disk before naming it.

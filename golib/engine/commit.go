@@ -1,0 +1,345 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+func init() {
+	operations["commitContainer"] = (*Engine).commitContainer
+}
+
+// commitOptions are commitContainer's options, as docker commit takes them.
+type commitOptions struct {
+	Repository string   `json:"repository"`
+	Tag        string   `json:"tag"`
+	Message    string   `json:"message"`
+	Author     string   `json:"author"`
+	Changes    []string `json:"changes"`
+	Pause      *bool    `json:"pause"`
+}
+
+// commitContainer(id, {repository, tag, message, author, changes, pause})
+// makes the container's own changes one new layer on top of its image's,
+// and records the result as a new image in the store.
+func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "commitContainer"
+	list, st, c, err := e.containerCall(op, "InvalidCommitContainerParameters", call, 2)
+	if err != nil {
+		return nil, err
+	}
+	invalid := func(reason string) error {
+		return errcat.New(op, "InvalidCommitContainerParameters", reason, nil).With("containerId", c.ID)
+	}
+	var opts commitOptions
+	if !isNull(list[1]) {
+		if _, err := objectParam(list[1], "options"); err != nil {
+			return nil, invalid(err.Error())
+		}
+		if err := json.Unmarshal(list[1], &opts); err != nil {
+			return nil, invalid("options: " + err.Error())
+		}
+	}
+	var names []string
+	if opts.Repository != "" {
+		tag := opts.Tag
+		if tag == "" {
+			tag = "latest"
+		}
+		ref, err := name.NewTag(opts.Repository + ":" + tag)
+		if err != nil || opts.Repository != strings.ToLower(opts.Repository) {
+			return nil, invalid(fmt.Sprintf("%s:%s is not a valid image name", opts.Repository, tag))
+		}
+		names = []string{displayName(ref)}
+	} else if opts.Tag != "" {
+		return nil, invalid("options.tag needs options.repository")
+	}
+	fail := func(class string, err error) *errcat.Error {
+		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID)
+	}
+	img, err := st.FindImage(c.ImageID)
+	if err != nil {
+		return nil, fail("StoreFailure", err)
+	}
+	config, err := readImageConfig(st, img)
+	if err != nil {
+		return nil, fail("CommitContainerFailure", err)
+	}
+	for _, change := range opts.Changes {
+		if err := applyChange(&config.Config, change); err != nil {
+			return nil, invalid(err.Error())
+		}
+	}
+	bundleDir := st.BundleDir(c.ID)
+	if _, err := os.Stat(bundle.DiffDir(bundleDir)); err != nil {
+		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
+	}
+	// As docker commit: a running container is paused, so the layer is one moment.
+	if c.State == "running" && (opts.Pause == nil || *opts.Pause) {
+		if runtime, err := ociruntime.Find(call.Runtime); err == nil && ociruntime.Pause(runtime, c.ID) == nil {
+			defer ociruntime.Resume(runtime, c.ID)
+		}
+	}
+	spec, _ := bundle.ReadSpec(bundleDir)
+	var skip []string
+	if spec != nil {
+		for _, m := range spec.Mounts {
+			skip = append(skip, m.Destination)
+		}
+	}
+	newLayer, err := packDiff(ctx, st, bundle.DiffDir(bundleDir), skip, img)
+	if err != nil {
+		return nil, fail("CommitContainerFailure", err)
+	}
+	now := time.Now().UTC()
+	config.Created = v1.Time{Time: now}
+	if opts.Author != "" {
+		config.Author = opts.Author
+	}
+	config.RootFS.DiffIDs = append(config.RootFS.DiffIDs, mustHash(newLayer.DiffID))
+	config.History = append(config.History, v1.History{
+		Created: v1.Time{Time: now}, CreatedBy: "k3-core commit " + c.Name, Comment: opts.Message, Author: opts.Author,
+	})
+	result, err := recordCommit(st, img, config, newLayer, names)
+	if err != nil {
+		return nil, fail("StoreFailure", err)
+	}
+	return result, nil
+}
+
+func mustHash(s string) v1.Hash {
+	h, _ := v1.NewHash(s)
+	return h
+}
+
+// packDiff turns the container's writable layer into a stored layer: its
+// gzip blob by digest, and its unpacked directory, as a pull would leave it.
+func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, img store.Image) (store.Layer, error) {
+	blob, err := os.CreateTemp(st.Root()+"/tmp", "commit-")
+	if err != nil {
+		return store.Layer{}, err
+	}
+	defer os.Remove(blob.Name())
+	defer blob.Close()
+	blobDigester, diffDigester := digest.Canonical.Digester(), digest.Canonical.Digester()
+	counter := &countingBytes{}
+	gz := pgzip.NewWriter(io.MultiWriter(blob, blobDigester.Hash(), counter))
+	if err := layer.Pack(ctx, diff, io.MultiWriter(gz, diffDigester.Hash()), layer.PackOptions{Skip: skip}); err != nil {
+		return store.Layer{}, err
+	}
+	if err := gz.Close(); err != nil {
+		return store.Layer{}, err
+	}
+	parent := ""
+	if n := len(img.Layers); n > 0 {
+		parent = img.Layers[n-1].ChainID
+	}
+	diffID := diffDigester.Digest().String()
+	chainID := diffID
+	if parent != "" {
+		chainID = digest.FromString(parent + " " + diffID).String()
+	}
+	mediaType := types.OCILayer
+	if types.MediaType(img.ManifestMediaType) == types.DockerManifestSchema2 {
+		mediaType = types.DockerLayer
+	}
+	l := store.Layer{ChainID: chainID, DiffID: diffID, Parent: parent, BlobDigest: blobDigester.Digest().String(),
+		BlobSize: counter.n, MediaType: string(mediaType)}
+	if err := os.Rename(blob.Name(), st.BlobPath(l.BlobDigest)); err != nil {
+		return store.Layer{}, err
+	}
+	if have, err := st.HasLayer(chainID); err != nil || have {
+		return l, err
+	}
+	// Unpacked from the blob just written, so the layer is exactly what the
+	// image's digests say, whatever happens to the container afterwards.
+	staging, err := st.TempDir("layer-")
+	if err != nil {
+		return store.Layer{}, err
+	}
+	defer os.RemoveAll(staging)
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return store.Layer{}, err
+	}
+	f, err := os.Open(st.BlobPath(l.BlobDigest))
+	if err != nil {
+		return store.Layer{}, err
+	}
+	defer f.Close()
+	gr, err := pgzip.NewReader(f)
+	if err != nil {
+		return store.Layer{}, err
+	}
+	defer gr.Close()
+	var lower []string
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		lower = append(lower, st.LayerDir(img.Layers[i].ChainID))
+	}
+	stats, err := layer.Unpack(ctx, gr, staging, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower})
+	if err != nil {
+		return store.Layer{}, err
+	}
+	l.Size = stats.Bytes
+	if err := os.Rename(staging, st.LayerDir(chainID)); err != nil && !errors.Is(err, os.ErrExist) {
+		return store.Layer{}, err
+	}
+	return l, st.AddLayer(l)
+}
+
+type countingBytes struct{ n int64 }
+
+func (c *countingBytes) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// recordCommit writes the new config and manifest and records the image.
+func recordCommit(st *store.Store, base store.Image, config *v1.ConfigFile, newLayer store.Layer, names []string) (any, error) {
+	rawConfig, err := json.Marshal(config)
+	if err != nil {
+		return nil, err
+	}
+	configDigest := digest.FromBytes(rawConfig).String()
+	docker := types.MediaType(base.ManifestMediaType) == types.DockerManifestSchema2
+	manifest := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(rawConfig)), Digest: mustHash(configDigest)}}
+	if docker {
+		manifest.MediaType, manifest.Config.MediaType = types.DockerManifestSchema2, types.DockerConfigJSON
+	}
+	layers := append(append([]store.Layer{}, base.Layers...), newLayer)
+	size := int64(0)
+	for _, l := range layers {
+		manifest.Layers = append(manifest.Layers, v1.Descriptor{MediaType: types.MediaType(l.MediaType), Size: l.BlobSize, Digest: mustHash(l.BlobDigest)})
+		size += l.BlobSize
+	}
+	rawManifest, err := json.Marshal(manifest)
+	if err != nil {
+		return nil, err
+	}
+	manifestDigest := digest.FromBytes(rawManifest).String()
+	for d, data := range map[string][]byte{configDigest: rawConfig, manifestDigest: rawManifest} {
+		if err := writeStoreBlob(st, d, data); err != nil {
+			return nil, err
+		}
+	}
+	img := store.Image{ID: configDigest, ManifestDigest: manifestDigest, ManifestMediaType: string(manifest.MediaType),
+		Created: config.Created.UTC().Format(time.RFC3339Nano), Size: size, Architecture: config.Architecture, OS: config.OS,
+		Names: names, Layers: layers}
+	if err := st.AddImage(img); err != nil {
+		return nil, err
+	}
+	return map[string]any{"Id": configDigest, "Digest": manifestDigest, "RepoTags": nonNilStrings(names)}, nil
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeStoreBlob(st *store.Store, d string, data []byte) error {
+	if _, err := os.Stat(st.BlobPath(d)); err == nil {
+		return nil
+	}
+	f, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), st.BlobPath(d))
+}
+
+// applyChange applies one Dockerfile-style instruction, as `docker commit
+// --change` does: ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE.
+func applyChange(cfg *v1.Config, change string) error {
+	instr, rest, _ := strings.Cut(strings.TrimSpace(change), " ")
+	rest = strings.TrimSpace(rest)
+	if rest == "" {
+		return fmt.Errorf("change %q has no value", change)
+	}
+	switch strings.ToUpper(instr) {
+	case "ENV":
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok {
+			k, v, _ = strings.Cut(rest, " ")
+		}
+		cfg.Env = setEnv(cfg.Env, strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`))
+	case "LABEL":
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok {
+			return fmt.Errorf("change %q: LABEL needs key=value", change)
+		}
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		cfg.Labels[strings.Trim(k, `"`)] = strings.Trim(v, `"`)
+	case "CMD":
+		cfg.Cmd = commandForm(rest)
+	case "ENTRYPOINT":
+		cfg.Entrypoint = commandForm(rest)
+	case "WORKDIR":
+		cfg.WorkingDir = rest
+	case "USER":
+		cfg.User = rest
+	case "EXPOSE":
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		for _, port := range strings.Fields(rest) {
+			if !strings.Contains(port, "/") {
+				port += "/tcp"
+			}
+			cfg.ExposedPorts[port] = struct{}{}
+		}
+	default:
+		return fmt.Errorf("change %q: %s is not one of ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE", change, instr)
+	}
+	return nil
+}
+
+// commandForm reads the JSON form ["a", "b"] or the shell form, which runs
+// under /bin/sh -c as in a Dockerfile.
+func commandForm(s string) []string {
+	var list []string
+	if json.Unmarshal([]byte(s), &list) == nil {
+		return list
+	}
+	return []string{"/bin/sh", "-c", s}
+}
+
+func setEnv(env []string, key, value string) []string {
+	out := append([]string{}, env...)
+	for i, kv := range out {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			out[i] = key + "=" + value
+			return out
+		}
+	}
+	return append(out, key+"="+value)
+}

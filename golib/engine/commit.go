@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
@@ -169,39 +169,13 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 	if have, err := st.HasLayer(chainID); err != nil || have {
 		return l, err
 	}
-	// Unpacked from the blob just written, so the layer is exactly what the
-	// image's digests say, whatever happens to the container afterwards.
-	staging, err := st.TempDir("layer-")
-	if err != nil {
-		return store.Layer{}, err
-	}
-	defer os.RemoveAll(staging)
-	if err := os.Chmod(staging, 0o755); err != nil {
-		return store.Layer{}, err
-	}
-	f, err := os.Open(st.BlobPath(l.BlobDigest))
-	if err != nil {
-		return store.Layer{}, err
-	}
-	defer f.Close()
-	gr, err := pgzip.NewReader(f)
-	if err != nil {
-		return store.Layer{}, err
-	}
-	defer gr.Close()
+	// Unpacked from the blob just written, as a pull would unpack it, so the
+	// layer is exactly what the image's digests say.
 	var lower []string
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		lower = append(lower, st.LayerDir(img.Layers[i].ChainID))
 	}
-	stats, err := layer.Unpack(ctx, gr, staging, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower})
-	if err != nil {
-		return store.Layer{}, err
-	}
-	l.Size = stats.Bytes
-	if err := os.Rename(staging, st.LayerDir(chainID)); err != nil && !errors.Is(err, os.ErrExist) {
-		return store.Layer{}, err
-	}
-	return l, st.AddLayer(l)
+	return pull.UnpackBlob(ctx, st, l, lower)
 }
 
 type countingBytes struct{ n int64 }
@@ -236,7 +210,7 @@ func recordCommit(st *store.Store, base store.Image, config *v1.ConfigFile, newL
 	}
 	manifestDigest := digest.FromBytes(rawManifest).String()
 	for d, data := range map[string][]byte{configDigest: rawConfig, manifestDigest: rawManifest} {
-		if err := writeStoreBlob(st, d, data); err != nil {
+		if err := st.PutBlob(d, data); err != nil {
 			return nil, err
 		}
 	}
@@ -254,25 +228,6 @@ func nonNilStrings(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-func writeStoreBlob(st *store.Store, d string, data []byte) error {
-	if _, err := os.Stat(st.BlobPath(d)); err == nil {
-		return nil
-	}
-	f, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), st.BlobPath(d))
 }
 
 // applyChange applies one Dockerfile-style instruction, as `docker commit

@@ -79,10 +79,10 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 	if err != nil {
 		return Result{}, err
 	}
-	if err := writeBlob(st, plan.configDigest, plan.rawConfig); err != nil {
+	if err := st.PutBlob(plan.configDigest, plan.rawConfig); err != nil {
 		return Result{}, err
 	}
-	if err := writeBlob(st, plan.manifestDigest, plan.rawManifest); err != nil {
+	if err := st.PutBlob(plan.manifestDigest, plan.rawManifest); err != nil {
 		return Result{}, err
 	}
 	progress(Event{Phase: "resolved", Count: len(plan.layers)}, true)
@@ -271,26 +271,6 @@ func makePlan(img v1.Image) (plan, error) {
 	return p, nil
 }
 
-// writeBlob stores small content (configs, manifests) by digest.
-func writeBlob(st *store.Store, dgst string, data []byte) error {
-	if _, err := os.Stat(st.BlobPath(dgst)); err == nil {
-		return nil
-	}
-	f, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), st.BlobPath(dgst))
-}
-
 // errNeedsLower: a layer hardlinks to a file of a lower layer that was not
 // unpacked yet; its blob is complete and verified, to unpack again later.
 var errNeedsLower = errors.New("layer needs a lower layer first")
@@ -345,6 +325,15 @@ func fetch(ctx context.Context, st *store.Store, l *plannedLayer, lower []string
 		return err
 	}
 	return unpackErr
+}
+
+// UnpackBlob unpacks a layer whose blob is already in the store into its
+// directory, checks its diff ID, and records it; lower are the directories
+// of the layers below, nearest first. It returns the layer with its size.
+func UnpackBlob(ctx context.Context, st *store.Store, l store.Layer, lower []string) (store.Layer, error) {
+	planned := &plannedLayer{Layer: l}
+	err := unpackBlob(ctx, st, planned, lower, nil)
+	return planned.Layer, err
 }
 
 // unpackBlob unpacks a layer from its stored blob.

@@ -88,6 +88,27 @@ func (s *Store) LayerDir(chainID string) string {
 // BundleDir is the bundle directory of a container.
 func (s *Store) BundleDir(id string) string { return filepath.Join(s.root, "containers", id) }
 
+// PutBlob stores small content (a config, a manifest) under its digest; the
+// file appears by rename, and content already there is kept.
+func (s *Store) PutBlob(digest string, data []byte) error {
+	if _, err := os.Stat(s.BlobPath(digest)); err == nil {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), s.BlobPath(digest))
+}
+
 // TempDir makes a staging directory on the store's file system.
 func (s *Store) TempDir(pattern string) (string, error) {
 	return os.MkdirTemp(filepath.Join(s.root, "tmp"), pattern)

@@ -8,8 +8,24 @@ package main
 #include <stdlib.h>
 #include "k3core.h"
 
+#include <signal.h>
+
 static inline void k3_invoke(k3_callback cb, void *ctx, int kind, char *payload, size_t len) {
 	cb(ctx, kind, payload, len);
+}
+
+// Node's libuv installs its SIGCHLD handler when it first needs it, without
+// SA_ONSTACK. SIGCHLD may land on a Go thread, where a handler without
+// SA_ONSTACK runs on a goroutine's stack and crashes the process (Go asks
+// foreign handlers for SA_ONSTACK, and adds it only to those present when it
+// loads). So every call makes sure the current handler has it.
+static void k3_sigchld_onstack(void) {
+	struct sigaction sa;
+	if (sigaction(SIGCHLD, NULL, &sa) != 0) return;
+	if ((sa.sa_flags & SA_ONSTACK) != 0) return;
+	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) return;
+	sa.sa_flags |= SA_ONSTACK;
+	sigaction(SIGCHLD, &sa, NULL);
 }
 */
 import "C"
@@ -36,6 +52,7 @@ var (
 //
 //export K3Start
 func K3Start(callID C.uint64_t, method *C.char, args *C.char, argsLen C.size_t, cb C.k3_callback, ctx unsafe.Pointer) {
+	C.k3_sigchld_onstack()
 	id := uint64(callID)
 	m := C.GoString(method)
 	a := C.GoBytes(unsafe.Pointer(args), C.int(argsLen))

@@ -5,6 +5,12 @@
 const path = require('node:path');
 const errors = require('./errors');
 
+// libuv installs its SIGCHLD handler lazily and without SA_ONSTACK, which a
+// Go thread that receives SIGCHLD cannot survive. Installing it before the Go
+// library loads lets Go's start-up mark it SA_ONSTACK; keeping a listener
+// means libuv never installs it again. (The engine re-checks on every call.)
+if (require('node:worker_threads').isMainThread) process.on('SIGCHLD', () => {});
+
 const addon = require(path.join(__dirname, '..', 'build', 'Release', 'k3core.node'));
 
 function isAbortSignal(v) {

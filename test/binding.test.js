@@ -156,3 +156,29 @@ test('thousands of calls do not leak memory across the boundary', async () => {
   const grown = (process.memoryUsage().rss - before) / 1024 / 1024;
   assert.ok(grown < 64, `RSS grew by ${grown.toFixed(1)} MiB over 10,000 calls`);
 });
+
+// libuv installs its SIGCHLD handler without SA_ONSTACK; on a Go thread that
+// crashes the process (seen as a SIGSEGV at address 0 while a goroutine
+// waited for a child). Whatever the order of events, the handler the process
+// ends up with must have SA_ONSTACK.
+test('the SIGCHLD handler keeps SA_ONSTACK, whether children come before or after loading', { skip: whichStrace() ? false : 'strace is not installed' }, () => {
+  const { spawnSync } = require('node:child_process');
+  const scripts = {
+    'children after loading': `const K3Core = require(${JSON.stringify(root)}); const { execFileSync } = require('node:child_process');
+      execFileSync('true'); new K3Core({ root: '/tmp/k3-sig-' + process.pid }).imageCore.listImages().then(() => { execFileSync('true'); require('node:fs').rmSync('/tmp/k3-sig-' + process.pid, { recursive: true, force: true }); });`,
+    'children after loading, before any call': `require(${JSON.stringify(root)}); require('node:child_process').execFileSync('true');`,
+    'children before loading': `const { execFileSync } = require('node:child_process'); execFileSync('true');
+      const K3Core = require(${JSON.stringify(root)}); execFileSync('true');`,
+  };
+  for (const [what, script] of Object.entries(scripts)) {
+    const r = spawnSync('strace', ['-e', 'trace=rt_sigaction', process.execPath, '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const installs = r.stderr.split('\n').filter((l) => /^rt_sigaction\(SIGCHLD, \{sa_handler=0x/.test(l));
+    assert.ok(installs.length > 0, `${what}: no SIGCHLD handler was installed`);
+    assert.match(installs[installs.length - 1], /SA_ONSTACK/, `${what}: ${installs[installs.length - 1]}`);
+  }
+});
+
+function whichStrace() {
+  return require('./helpers/registry').whichSync('strace');
+}

@@ -129,6 +129,9 @@ declare namespace K3Core {
     pullAnImage(imageName: string, tag?: string, options?: PullOptions): Promise<PullResult>;
     pullAnImage(imageName: string, options?: PullOptions): Promise<PullResult>;
     listImages(): Promise<ImageSummary[]>;
+    tagImage(image: string, newName: string): Promise<{ Id: string; Tagged: string }>;
+    pushAnImage(image: string, destination?: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
+    pushAnImage(image: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
     removeImage(image: string, options?: { force?: boolean }): Promise<{ Untagged: string[]; Deleted: string[] }>;
     copyImage(imageName: string, tag: string, layoutDir: string, options?: CopyImageOptions): Promise<{ Digest: string; Destination: string; Tag: string }>;
   }
@@ -289,6 +292,9 @@ declare namespace K3Core {
     ContainerNotPaused: typeof K3Error;
     InvalidCommitContainerParameters: typeof K3Error;
     CommitContainerFailure: typeof K3Error;
+    InvalidTagImageParameters: typeof K3Error;
+    InvalidPushParameters: typeof K3Error;
+    PushImageFailure: typeof K3Error;
   }
 }
 

@@ -31,6 +31,19 @@ class ImageCore {
       { imageName: str(imageName), destination: str(destination) });
   }
 
+  // Gives a store image another name, as `docker tag`.
+  tagImage(image, newName) {
+    return run(this._ctx, 'tagImage', [image, newName], undefined, { image: str(image) });
+  }
+
+  // Sends a store image to a registry, as `docker push`:
+  // pushAnImage(image, destination?, {credentials, tlsVerify, timeout, signal}).
+  pushAnImage(image, destination, options) {
+    const opts = destination && typeof destination === 'object' ? destination : options;
+    const dest = typeof destination === 'string' ? destination : undefined;
+    return run(this._ctx, 'pushAnImage', [image, dest, opts], opts, { image: str(image) });
+  }
+
   listImages() {
     return run(this._ctx, 'listImages', [], undefined);
   }

@@ -92,9 +92,10 @@ func newTransport(insecure bool) *http.Transport {
 	return t
 }
 
-// Client reads from registries with one set of credentials.
+// Client reads from and writes to registries with one set of credentials.
 type Client struct {
 	puller   *remote.Puller
+	pusher   *remote.Pusher
 	insecure bool
 }
 
@@ -122,18 +123,23 @@ func (p *Pool) Client(opts Options) (*Client, error) {
 	if opts.Insecure {
 		rt = p.relaxed
 	}
-	puller, err := remote.NewPuller(
+	options := []remote.Option{
 		remote.WithTransport(rt),
 		opts.Credentials.authOption(),
 		// Callers decide about retries (the documents show retry loops);
 		// go-containerregistry's default would wait 1 s and 3 s on a closed port.
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 		remote.WithUserAgent("k3-core"),
-	)
+	}
+	puller, err := remote.NewPuller(options...)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{puller: puller, insecure: opts.Insecure}
+	pusher, err := remote.NewPusher(options...)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{puller: puller, pusher: pusher, insecure: opts.Insecure}
 	p.clients[k] = c
 	return c, nil
 }
@@ -237,6 +243,12 @@ func (s Source) Manifest(ctx context.Context, d v1.Hash) ([]byte, types.MediaTyp
 // Config fetches the config blob with digest d.
 func (s Source) Config(ctx context.Context, d v1.Hash) ([]byte, error) {
 	return s.Client.Blob(ctx, s.Ref.Context().Digest(d.String()))
+}
+
+// Push uploads an image (the blobs the registry lacks, then the manifest)
+// under ref.
+func (c *Client) Push(ctx context.Context, ref name.Reference, img v1.Image) error {
+	return c.pusher.Push(ctx, ref, img)
 }
 
 // Get fetches the manifest a tag or digest names, with its descriptor.

@@ -293,6 +293,12 @@ func (s *Store) RemoveImage(id string, force bool) (bool, []Layer, error) {
 	return true, orphans, dbErr(tx.Commit())
 }
 
+// TagImage points name at an image (moving it from any other image).
+func (s *Store) TagImage(id, name string) error {
+	_, err := s.db.Exec(`INSERT INTO image_names (name, image_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id`, name, id)
+	return dbErr(err)
+}
+
 // CreateContainer records a new container.
 func (s *Store) CreateContainer(c Container) error {
 	_, err := s.db.Exec(`INSERT INTO containers (id, name, image_id, image_ref, state, created, config) VALUES (?, ?, ?, ?, ?, ?, ?)`,

@@ -129,6 +129,7 @@ declare namespace K3Core {
     pullAnImage(imageName: string, tag?: string, options?: PullOptions): Promise<PullResult>;
     pullAnImage(imageName: string, options?: PullOptions): Promise<PullResult>;
     listImages(): Promise<ImageSummary[]>;
+    loadImage(filePath: string, options?: Cancellable & { onProgress?: (event: PullProgress) => void }): Promise<{ Loaded: Array<{ Id: string; RepoTags: string[] }> }>;
     tagImage(image: string, newName: string): Promise<{ Id: string; Tagged: string }>;
     pushAnImage(image: string, destination?: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
     pushAnImage(image: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
@@ -295,6 +296,10 @@ declare namespace K3Core {
     InvalidTagImageParameters: typeof K3Error;
     InvalidPushParameters: typeof K3Error;
     PushImageFailure: typeof K3Error;
+    InvalidLoadImageParameters: typeof K3Error;
+    ArchiveNotFound: typeof K3Error;
+    InvalidArchive: typeof K3Error;
+    InsufficientDiskSpaceForLoad: typeof K3Error;
   }
 }
 

@@ -44,6 +44,12 @@ class ImageCore {
     return run(this._ctx, 'pushAnImage', [image, dest, opts], opts, { image: str(image) });
   }
 
+  // Loads every image of a docker save tarball or an OCI archive (plain,
+  // .gz or .zst) into the store, as `docker load`. options: {signal, onProgress}.
+  loadImage(filePath, options) {
+    return run(this._ctx, 'loadImage', [filePath], options, { filePath: str(filePath) });
+  }
+
   listImages() {
     return run(this._ctx, 'listImages', [], undefined);
   }

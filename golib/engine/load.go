@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/k3-core/k3-core/golib/archive"
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/inspect"
+	"github.com/k3-core/k3-core/golib/pull"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+func init() {
+	operations["loadImage"] = (*Engine).loadImage
+}
+
+var loadClasses = withClasses(registryClasses, map[imageFault]string{
+	faultBadContent: "LayerVerificationFailure", faultUnsafe: "UnsafeImageContent",
+	faultNoSpace: "InsufficientDiskSpaceForLoad", faultStore: "StoreFailure",
+})
+
+// loadImage(filePath) loads every image of a `docker save` tarball (the
+// layout of any Docker version) or an OCI archive, compressed or not, into
+// the store, as `docker load` does; every layer is checked against its
+// digests and unpacked as safely as a pull.
+func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
+	const op = "loadImage"
+	list, err := positional(call.Args, 2)
+	if err != nil {
+		return nil, errcat.New(op, "InvalidLoadImageParameters", err.Error(), nil)
+	}
+	filePath, _, err := stringParam(list[0], "filePath")
+	if err == nil && filePath == "" {
+		err = errors.New("filePath is required")
+	}
+	if err != nil {
+		return nil, errcat.New(op, "InvalidLoadImageParameters", err.Error(), nil)
+	}
+	fail := func(err error) error { return imageFailure(op, loadClasses, err).With("filePath", filePath) }
+	// Reading the archive's own structure fails as InvalidArchive (unless
+	// the disk or the store is the problem); its layers fail as a pull does.
+	failArchive := func(err error) error {
+		if fault, _, _ := classifyImageError(err); fault == faultNoSpace || fault == faultStore {
+			return fail(err)
+		}
+		return errcat.New(op, "InvalidArchive", err.Error(), err).With("filePath", filePath)
+	}
+	if _, err := os.Stat(filePath); err != nil {
+		return nil, errcat.New(op, "ArchiveNotFound", fmt.Sprintf("no archive at %s", filePath), err).With("filePath", filePath)
+	}
+	st, err := e.store(call.Root)
+	if err != nil {
+		return nil, errcat.New(op, "StoreFailure", err.Error(), err).With("filePath", filePath)
+	}
+	tarPath, cleanup, err := plainTar(st, filePath)
+	if err != nil {
+		return nil, failArchive(err)
+	}
+	defer cleanup()
+	sources, closeAll, err := archiveImages(st, tarPath)
+	if err != nil {
+		return nil, failArchive(err)
+	}
+	defer closeAll()
+	loaded := []map[string]any{}
+	for _, src := range sources {
+		result, err := pull.Into(ctx, st, src, pull.Options{Progress: func(ev pull.Event) { call.Emit(ev) }})
+		if err != nil {
+			return nil, fail(err)
+		}
+		loaded = append(loaded, map[string]any{"Id": result.ID, "RepoTags": result.RepoTags})
+	}
+	return map[string]any{"Loaded": loaded}, nil
+}
+
+// plainTar returns a seekable, uncompressed copy of the archive: the file
+// itself when it is a plain tar, else a decompressed copy in the store's
+// staging area.
+func plainTar(st *store.Store, filePath string) (string, func(), error) {
+	f, err := os.Open(filePath)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
+	head, _ := br.Peek(4)
+	var r io.Reader
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		gz, err := pgzip.NewReader(br)
+		if err != nil {
+			return "", nil, &inspect.ContentError{Reason: "not a readable gzip archive: " + err.Error()}
+		}
+		defer gz.Close()
+		r = gz
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return "", nil, &inspect.ContentError{Reason: "not a readable zstd archive: " + err.Error()}
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		return filePath, func() {}, nil
+	}
+	tmp, err := os.CreateTemp(st.Root()+"/tmp", "load-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.Remove(tmp.Name()) }
+	_, err = io.Copy(tmp, r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, &inspect.ContentError{Reason: "the archive could not be decompressed: " + err.Error()}
+	}
+	return tmp.Name(), cleanup, nil
+}
+
+// archiveImages lists the images of a plain tar: from manifest.json when it
+// has one (every docker save, which Docker 25+ writes beside an OCI layout),
+// else from an OCI layout's index.json.
+func archiveImages(st *store.Store, tarPath string) ([]pull.Source, func(), error) {
+	idx, err := archive.Open(tarPath)
+	if err != nil {
+		return nil, nil, &inspect.ContentError{Reason: err.Error()}
+	}
+	raw, manifestErr := idx.ReadFile("manifest.json", 16<<20)
+	_, indexErr := idx.Stat("index.json")
+	idx.Close()
+	switch {
+	case manifestErr == nil:
+		sources, err := dockerArchiveImages(tarPath, raw)
+		return sources, func() {}, err
+	case indexErr == nil:
+		dir, err := extractArchive(st, tarPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		sources, err := layoutImages(dir)
+		return sources, func() { os.RemoveAll(dir) }, err
+	}
+	return nil, nil, &inspect.NotFoundError{Reason: "neither a docker save archive (manifest.json) nor an OCI archive (index.json)"}
+}
+
+func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, error) {
+	var entries []struct {
+		RepoTags []string `json:"RepoTags"`
+	}
+	if err := json.Unmarshal(manifestJSON, &entries); err != nil {
+		return nil, &inspect.ContentError{Reason: "malformed manifest.json: " + err.Error()}
+	}
+	opener := func() (io.ReadCloser, error) { return os.Open(tarPath) }
+	var sources []pull.Source
+	for i, entry := range entries {
+		var tag *name.Tag
+		var names []string
+		for _, t := range entry.RepoTags {
+			parsed, err := name.NewTag(t)
+			if err != nil {
+				return nil, &inspect.ContentError{Reason: fmt.Sprintf("manifest.json names %q, which is not an image name", t)}
+			}
+			if tag == nil {
+				tag = &parsed
+			}
+			names = append(names, displayName(parsed))
+		}
+		if tag == nil && len(entries) > 1 {
+			return nil, &inspect.ContentError{Reason: fmt.Sprintf("image %d of %d in manifest.json has no name to select it by", i+1, len(entries))}
+		}
+		img, err := tarball.Image(opener, tag)
+		if err != nil {
+			return nil, &inspect.ContentError{Reason: "not a readable docker archive: " + err.Error()}
+		}
+		sources = append(sources, pull.Source{Image: img, Names: names})
+	}
+	return sources, nil
+}
+
+// layoutImages lists the images of an OCI layout directory, each under its
+// ref name when it has one (indexes give the host's platform).
+func layoutImages(dir string) ([]pull.Source, error) {
+	raw, err := os.ReadFile(dir + "/index.json")
+	if err != nil {
+		return nil, &inspect.ContentError{Reason: "index.json: " + err.Error()}
+	}
+	var index struct {
+		Manifests []struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &index); err != nil {
+		return nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
+	}
+	var sources []pull.Source
+	for _, m := range index.Manifests {
+		ref := m.Annotations[imagespec.AnnotationRefName]
+		if ref == "" && len(index.Manifests) > 1 {
+			return nil, &inspect.ContentError{Reason: "an image of the OCI archive has no ref name to select it by"}
+		}
+		img, err := ociImage(dir, ref, inspect.Platform{}.Normalize())
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, pull.Source{Image: img, Names: localNames(ref)})
+	}
+	return sources, nil
+}

@@ -126,10 +126,7 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, errcat.New(op, "InvalidCreateContainerParameters", err.Error(), nil)
 	}
-	imageRef, present, err := stringParam(list[0], "image")
-	if err == nil && (!present || imageRef == "") {
-		err = errors.New("image is required")
-	}
+	imageRef, err := requiredString(list[0], "image")
 	invalid := func(reason string) error {
 		return errcat.New(op, "InvalidCreateContainerParameters", reason, nil).With("image", imageRef)
 	}

@@ -355,10 +355,7 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, errcat.New(op, "InvalidRemoveImageParameters", err.Error(), nil)
 	}
-	ref, present, err := stringParam(list[0], "image")
-	if err == nil && (!present || ref == "") {
-		err = errors.New("image is required")
-	}
+	ref, err := requiredString(list[0], "image")
 	if err != nil {
 		return nil, errcat.New(op, "InvalidRemoveImageParameters", err.Error(), nil).With("image", ref)
 	}

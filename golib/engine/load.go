@@ -1,19 +1,14 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/k3-core/k3-core/golib/archive"
@@ -42,10 +37,7 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, errcat.New(op, "InvalidLoadImageParameters", err.Error(), nil)
 	}
-	filePath, _, err := stringParam(list[0], "filePath")
-	if err == nil && filePath == "" {
-		err = errors.New("filePath is required")
-	}
+	filePath, err := requiredString(list[0], "filePath")
 	if err != nil {
 		return nil, errcat.New(op, "InvalidLoadImageParameters", err.Error(), nil)
 	}
@@ -95,27 +87,19 @@ func plainTar(st *store.Store, filePath string) (string, func(), error) {
 		return "", nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<16)
-	head, _ := br.Peek(4)
-	var r io.Reader
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		gz, err := pgzip.NewReader(br)
-		if err != nil {
-			return "", nil, &inspect.ContentError{Reason: "not a readable gzip archive: " + err.Error()}
-		}
-		defer gz.Close()
-		r = gz
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return "", nil, &inspect.ContentError{Reason: "not a readable zstd archive: " + err.Error()}
-		}
-		defer zr.Close()
-		r = zr
-	default:
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	if archive.Compression(head[:n]) == "" {
 		return filePath, func() {}, nil
 	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", nil, err
+	}
+	r, err := archive.Decompress(f)
+	if err != nil {
+		return "", nil, &inspect.ContentError{Reason: "the archive could not be decompressed: " + err.Error()}
+	}
+	defer r.Close()
 	tmp, err := os.CreateTemp(st.Root()+"/tmp", "load-")
 	if err != nil {
 		return "", nil, err

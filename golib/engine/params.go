@@ -94,3 +94,12 @@ func (p params) object(key string) (params, bool, error) {
 	obj, err := objectParam(raw, p.field(key))
 	return obj, true, err
 }
+
+// requiredString reads a positional argument that must be a non-empty string.
+func requiredString(raw json.RawMessage, what string) (string, error) {
+	s, present, err := stringParam(raw, what)
+	if err == nil && (!present || s == "") {
+		err = fmt.Errorf("%s is required", what)
+	}
+	return s, err
+}

@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/store"
@@ -352,7 +353,7 @@ func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compres
 	if report == nil {
 		report = func(string, int64, int64) {}
 	}
-	tarStream, err := decompress(compressed)
+	tarStream, err := archive.Decompress(compressed)
 	if err != nil {
 		return &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
 	}

@@ -84,14 +84,18 @@ declare namespace K3Core {
     total: number;
   }
 
-  interface PullOptions extends Cancellable {
-    containerImageTransport?: Transport;
+  /** How to reach a registry, and which platform of a multi-platform image. */
+  interface RegistryOptions extends Cancellable {
     credentials?: Credentials;
     tlsVerify?: boolean;
     os?: string;
     architecture?: string;
     variant?: string;
     timeout?: number;
+  }
+
+  interface PullOptions extends RegistryOptions {
+    containerImageTransport?: Transport;
     onProgress?: (event: PullProgress) => void;
   }
 
@@ -119,6 +123,31 @@ declare namespace K3Core {
     Layers: number;
   }
 
+  interface SaveProgress {
+    /** 'layers' while layers are fetched and inflated (compressed bytes), 'write' while the archive is written. */
+    phase: 'layers' | 'write';
+    current: number;
+    total: number;
+  }
+
+  interface SaveImageOptions extends RegistryOptions {
+    /** docker-archive (default): what `docker save` writes; oci-archive: an OCI layout in a tar. */
+    format?: 'docker-archive' | 'oci-archive';
+    /** Which Docker's `docker save` to match byte for byte: '20.10', '23' (default), '24', or '25' and later (OCI-based layout). */
+    dockerVersion?: string;
+    /** 'store' (default): images of the local store, as docker save; 'registry': straight from the registry, nothing stored. */
+    source?: 'store' | 'registry';
+    /** fsync the archive and its directory before it gets its name. */
+    durable?: boolean;
+    onProgress?: (event: SaveProgress) => void;
+  }
+
+  interface SaveImageResult {
+    Path: string;
+    Format: 'docker-archive' | 'oci-archive';
+    Images: Array<{ Id: string; RepoTags: string[] }>;
+  }
+
   interface CopyImageOptions extends PullOptions {
     /** The ref name in the layout; default the tag. */
     destinationTag?: string;
@@ -129,6 +158,7 @@ declare namespace K3Core {
     pullAnImage(imageName: string, tag?: string, options?: PullOptions): Promise<PullResult>;
     pullAnImage(imageName: string, options?: PullOptions): Promise<PullResult>;
     listImages(): Promise<ImageSummary[]>;
+    saveImage(images: string | string[], filePath: string, options?: SaveImageOptions): Promise<SaveImageResult>;
     loadImage(filePath: string, options?: Cancellable & { onProgress?: (event: PullProgress) => void }): Promise<{ Loaded: Array<{ Id: string; RepoTags: string[] }> }>;
     tagImage(image: string, newName: string): Promise<{ Id: string; Tagged: string }>;
     pushAnImage(image: string, destination?: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
@@ -300,6 +330,11 @@ declare namespace K3Core {
     ArchiveNotFound: typeof K3Error;
     InvalidArchive: typeof K3Error;
     InsufficientDiskSpaceForLoad: typeof K3Error;
+    InvalidSaveImageParameters: typeof K3Error;
+    SaveImagePermissionDenied: typeof K3Error;
+    InsufficientDiskSpaceForSave: typeof K3Error;
+    SaveImageIOFailure: typeof K3Error;
+    SaveImageFailure: typeof K3Error;
   }
 }
 

@@ -50,6 +50,16 @@ class ImageCore {
     return run(this._ctx, 'loadImage', [filePath], options, { filePath: str(filePath) });
   }
 
+  // Writes images as one archive, atomically, as `docker save` does (byte for
+  // byte) or as an OCI archive: saveImage(refs, filePath, {format,
+  // dockerVersion, source, durable, credentials, tlsVerify, os, architecture,
+  // variant, timeout, signal, onProgress}). source 'registry' saves straight
+  // from the registry, with nothing stored.
+  saveImage(images, filePath, options) {
+    return run(this._ctx, 'saveImage', [images, filePath, options], options,
+      { images: Array.isArray(images) ? images : [str(images)], filePath: str(filePath) });
+  }
+
   listImages() {
     return run(this._ctx, 'listImages', [], undefined);
   }

@@ -88,7 +88,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	tree := rootfs.Stack(stack)
 	size, err := tree.Measure(ctx)
 	if err != nil {
-		return nil, exportFailure(newErr, err, filePath, 0)
+		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
 	}
 	required := requiredSpace(size.TarBytes, filePath)
 	dir := filepath.Dir(filePath)
@@ -99,7 +99,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 
 	out, err := outfile.Create(filePath, durable)
 	if err != nil {
-		return nil, exportFailure(newErr, err, filePath, required)
+		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
 	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
 	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: func(bytes, entries int64) {
@@ -107,10 +107,10 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	}})
 	if err != nil {
 		out.Abort()
-		return nil, exportFailure(newErr, err, filePath, required)
+		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
 	if err := out.Commit(); err != nil {
-		return nil, exportFailure(newErr, err, filePath, required)
+		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
 	call.Emit(ExportProgress{Phase: "done", Current: size.Bytes, Total: size.Bytes, Entries: size.Entries})
 	return fmt.Sprintf("%s has exported successfully to %s", c.Name, filePath), nil
@@ -153,8 +153,15 @@ func requiredSpace(tarBytes int64, filePath string) int64 {
 	return tarBytes
 }
 
-// exportFailure maps a file system failure onto the catalogue.
-func exportFailure(newErr func(class, reason string, cause error) *errcat.Error, err error, filePath string, required int64) error {
+// outputClasses names, for one operation, the classes of failures to write
+// its output file.
+type outputClasses struct{ noSpace, denied, ioFailure, other string }
+
+var exportOutputClasses = outputClasses{noSpace: "InsufficientDiskSpaceForExport",
+	denied: "ExportContainerPermissionDenied", ioFailure: "ExportContainerIOFailure", other: "ExportContainerFailure"}
+
+// outputFailure maps a failure to write an output file onto the catalogue.
+func outputFailure(newErr func(class, reason string, cause error) *errcat.Error, classes outputClasses, err error, filePath string, required int64) error {
 	var cerr *errcat.Error
 	if errors.As(err, &cerr) {
 		return cerr
@@ -166,20 +173,23 @@ func exportFailure(newErr func(class, reason string, cause error) *errcat.Error,
 		return newErr("AbortError", "the operation was aborted", err)
 	case errno == syscall.ENOSPC || errno == syscall.EDQUOT:
 		available, _ := outfile.Available(filepath.Dir(filePath))
-		return newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", err).
-			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+		e := newErr(classes.noSpace, "No space left on device (ENOSPC)", err).With("availableSpace", humanSize(available))
+		if required >= 0 { // unknown (-1) for outputs whose size is not known ahead
+			e.With("requiredSpace", humanSize(uint64(required)))
+		}
+		return e
 	case errno == syscall.EROFS:
 		return newErr("ReadOnlyFileSystem", "Read-only file system (EROFS)", err)
 	case errno == syscall.EACCES:
-		return newErr("ExportContainerPermissionDenied", "Permission denied (EACCES)", err)
+		return newErr(classes.denied, "Permission denied (EACCES)", err)
 	case errno == syscall.EPERM:
-		return newErr("ExportContainerPermissionDenied", "Operation not permitted (EPERM)", err)
+		return newErr(classes.denied, "Operation not permitted (EPERM)", err)
 	case errno == syscall.EIO:
-		return newErr("ExportContainerIOFailure", "Input/output error (EIO)", err)
+		return newErr(classes.ioFailure, "Input/output error (EIO)", err)
 	case errno != 0:
-		return newErr("ExportContainerIOFailure", fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno)), err)
+		return newErr(classes.ioFailure, fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno)), err)
 	}
-	return newErr("ExportContainerFailure", err.Error(), err)
+	return newErr(classes.other, err.Error(), err)
 }
 
 func errnoName(errno syscall.Errno) string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imagetar"
 	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/pull"
@@ -39,6 +40,7 @@ func classifyImageError(err error) (imageFault, string, string) {
 	var badInspect *inspect.ContentError
 	var badPull *pull.ContentError
 	var mismatch *content.DigestMismatchError
+	var badArchive *imagetar.ContentError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return faultAborted, "the operation was aborted", ""
@@ -50,7 +52,7 @@ func classifyImageError(err error) (imageFault, string, string) {
 		return faultNotFound, err.Error(), ""
 	case errors.Is(err, layer.ErrUnsafePath), errors.Is(err, layer.ErrLimit):
 		return faultUnsafe, err.Error(), ""
-	case errors.As(err, &badInspect), errors.As(err, &badPull), errors.As(err, &mismatch):
+	case errors.As(err, &badInspect), errors.As(err, &badPull), errors.As(err, &mismatch), errors.As(err, &badArchive):
 		return faultBadContent, err.Error(), ""
 	}
 	f := registry.Classify(err)

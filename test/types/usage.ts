@@ -39,3 +39,15 @@ async function running(): Promise<void> {
   console.log(ExitCode, logs.map((l) => l.log));
 }
 running();
+
+async function archives(): Promise<void> {
+  const k3 = new K3Core();
+  const saved = await k3.imageCore.saveImage(['alpine:3.19', 'busybox'], '/tmp/images.tar.zst', {
+    format: 'docker-archive', dockerVersion: '24', onProgress: (e) => console.log(e.phase, e.current, e.total),
+  });
+  const fromRegistry = await k3.imageCore.saveImage('registry.example:5000/app:1', '/tmp/app.tar', {
+    source: 'registry', credentials: { username: 'u', password: 'p' }, architecture: 'arm64',
+  });
+  console.log(saved.Images[0].Id, fromRegistry.Format, fromRegistry.Path);
+}
+archives();

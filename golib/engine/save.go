@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imagetar"
+	"github.com/k3-core/k3-core/golib/outfile"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+func init() {
+	operations["saveImage"] = (*Engine).saveImage
+}
+
+const opSave = "saveImage"
+
+var saveClasses = withClasses(registryClasses, map[imageFault]string{
+	faultBadContent: "LayerVerificationFailure", faultUnsafe: "LayerVerificationFailure",
+	faultNoSpace: "InsufficientDiskSpaceForSave", faultStore: "StoreFailure",
+})
+
+var saveOutputClasses = outputClasses{noSpace: "InsufficientDiskSpaceForSave",
+	denied: "SaveImagePermissionDenied", ioFailure: "SaveImageIOFailure", other: "SaveImageFailure"}
+
+// registryOptionKeys are the saveImage options that reach the registry,
+// read by the same rules as inspectAnImage's postData.
+var registryOptionKeys = []string{"credentials", "tlsVerify", "os", "architecture", "variant", "timeout"}
+
+// saveImage(refs, filePath, {format, dockerVersion, source, durable, ...})
+// writes images as one archive, atomically: `docker save` byte for byte
+// (format docker-archive, the default) or an OCI archive, from the store
+// (as docker save) or straight from a registry with nothing stored (as
+// skopeo copy docker://... docker-archive:...).
+func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
+	list, err := positional(call.Args, 3)
+	if err != nil {
+		return nil, errcat.New(opSave, "InvalidSaveImageParameters", err.Error(), nil)
+	}
+	refs, refsErr := saveRefs(list[0])
+	filePath, reason := exportPath(list[1])
+	details := func(err *errcat.Error) *errcat.Error {
+		return err.With("images", refs).With("filePath", filePath)
+	}
+	invalid := func(reason string) error {
+		return details(errcat.New(opSave, "InvalidSaveImageParameters", reason, nil))
+	}
+	if refsErr != nil {
+		return nil, invalid(refsErr.Error())
+	}
+	if reason != "" {
+		return nil, invalid(reason)
+	}
+	opts := imagetar.Options{StagingDir: filepath.Dir(filePath), Progress: func(ev imagetar.Event) { call.Emit(ev) }}
+	source, durable := "store", false
+	var registryOptions map[string]json.RawMessage
+	if !isNull(list[2]) {
+		p, err := objectParam(list[2], "options")
+		if err != nil {
+			return nil, invalid(err.Error())
+		}
+		format, _, err1 := p.str("format")
+		version, _, err2 := p.str("dockerVersion")
+		src, _, err3 := p.str("source")
+		durableOpt, err4 := p.boolean("durable", false)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return nil, invalid(err.Error())
+		}
+		opts.Format, opts.DockerVersion, durable = imagetar.Format(format), version, durableOpt
+		if src != "" {
+			source = src
+		}
+		registryOptions = map[string]json.RawMessage{}
+		for _, key := range registryOptionKeys {
+			if v, ok := p.raw[key]; ok {
+				registryOptions[key] = v
+			}
+		}
+	}
+	switch {
+	case opts.Format != "" && opts.Format != imagetar.DockerArchive && opts.Format != imagetar.OCIArchive:
+		return nil, invalid(fmt.Sprintf("options.format %q is not docker-archive or oci-archive", opts.Format))
+	case source != "store" && source != "registry":
+		return nil, invalid(fmt.Sprintf("options.source %q is not store or registry", source))
+	case source == "store" && len(registryOptions) > 0:
+		return nil, invalid("registry options (credentials, tlsVerify, platform, timeout) need options.source 'registry'")
+	}
+	if _, err := imagetar.ParseDockerVersion(opts.DockerVersion); err != nil {
+		return nil, invalid("options." + err.Error())
+	}
+
+	if source == "registry" {
+		// Check every name before any network, and time the whole save.
+		for _, ref := range refs {
+			req, err := saveRegistryRequest(ref, registryOptions)
+			if err != nil {
+				return nil, details(err.(*errcat.Error))
+			}
+			if req.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, req.timeout)
+				defer cancel()
+			}
+		}
+	}
+	var images []imagetar.Image
+	if source == "registry" {
+		images, err = e.registryImages(ctx, refs, registryOptions)
+	} else {
+		images, err = e.storeImages(call.Root, refs)
+	}
+	if err != nil {
+		var cerr *errcat.Error
+		if errors.As(err, &cerr) {
+			return nil, details(cerr)
+		}
+		return nil, details(imageFailure(opSave, saveClasses, err))
+	}
+
+	newErr := func(class, reason string, cause error) *errcat.Error {
+		return details(errcat.New(opSave, class, reason, cause))
+	}
+	out, err := outfile.Create(filePath, durable)
+	if err != nil {
+		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
+	}
+	saved, err := imagetar.Write(ctx, out.Writer(), images, opts)
+	if err == nil {
+		err = out.Commit()
+	} else {
+		out.Abort()
+	}
+	if err != nil {
+		if fault, _, _ := classifyImageError(err); fault != faultOther && fault != faultNoSpace && fault != faultStore && fault != faultAborted {
+			return nil, details(imageFailure(opSave, saveClasses, err))
+		}
+		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
+	}
+	format := opts.Format
+	if format == "" {
+		format = imagetar.DockerArchive
+	}
+	return map[string]any{"Path": filePath, "Format": format, "Images": saved}, nil
+}
+
+// saveRefs reads the images argument: one name or a non-empty list of them.
+func saveRefs(raw json.RawMessage) ([]string, error) {
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		if strings.TrimSpace(one) == "" {
+			return nil, errors.New("images is required")
+		}
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil || isNull(raw) {
+		return nil, errors.New("images must be an image name or an array of image names")
+	}
+	if len(many) == 0 {
+		return nil, errors.New("images must name at least one image")
+	}
+	for _, r := range many {
+		if strings.TrimSpace(r) == "" {
+			return nil, errors.New("images must not contain empty names")
+		}
+	}
+	return many, nil
+}
+
+// storeImages resolves refs as docker save does: name:tag saves that tag,
+// a bare repository name every tag of it, an ID or a digest the image
+// without names. The same image named twice is saved once.
+func (e *Engine) storeImages(root string, refs []string) ([]imagetar.Image, error) {
+	st, err := e.store(root)
+	if err != nil {
+		return nil, errcat.New(opSave, "StoreFailure", err.Error(), err)
+	}
+	var out []imagetar.Image
+	for _, ref := range refs {
+		found, err := findForSave(st, ref)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range found {
+			img, err := partial.CompressedToImage(storedImage{st: st, img: f.image})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, imagetar.Image{Image: img, Tags: f.tags})
+		}
+	}
+	return out, nil
+}
+
+type foundImage struct {
+	image store.Image
+	tags  []name.Tag
+}
+
+func findForSave(st *store.Store, ref string) ([]foundImage, error) {
+	notFound := func(err error) error {
+		return errcat.New(opSave, "ImageNotFoundLocally", fmt.Sprintf("no image %s in the local store", ref), err).With("image", ref)
+	}
+	parsed, parseErr := name.ParseReference(ref)
+	if tag, ok := parsed.(name.Tag); ok && parseErr == nil && !hasExplicitTag(ref) {
+		// A bare repository name: every tag of it, as docker save does.
+		repo := dockerName(tag)
+		all, err := st.Images()
+		if err != nil {
+			return nil, err
+		}
+		var found []foundImage
+		for _, img := range all {
+			var tags []name.Tag
+			for _, n := range img.Names {
+				if t, err := name.NewTag(n); err == nil && dockerName(t) == repo {
+					tags = append(tags, t)
+				}
+			}
+			if len(tags) > 0 {
+				found = append(found, foundImage{image: img, tags: sortedTags(tags)})
+			}
+		}
+		if len(found) > 0 {
+			return found, nil
+		}
+	}
+	img, err := st.FindImage(imageCandidates(ref)...)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	found := foundImage{image: img}
+	if tag, ok := parsed.(name.Tag); ok && parseErr == nil && hasExplicitTag(ref) {
+		found.tags = []name.Tag{tag}
+	}
+	return []foundImage{found}, nil
+}
+
+// hasExplicitTag tells "alpine:3.19" from "alpine" (which means every tag)
+// and "127.0.0.1:5000/app" (a port, not a tag).
+func hasExplicitTag(ref string) bool {
+	if strings.Contains(ref, "@") {
+		return false
+	}
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	return strings.Contains(last, ":")
+}
+
+func sortedTags(tags []name.Tag) []name.Tag {
+	sort.Slice(tags, func(i, j int) bool { return tags[i].String() < tags[j].String() })
+	return tags
+}
+
+// registryImages reads each ref from its registry, nothing stored; the
+// layers are fetched later, while the archive is written, under ctx.
+func (e *Engine) registryImages(ctx context.Context, refs []string, options map[string]json.RawMessage) ([]imagetar.Image, error) {
+	var out []imagetar.Image
+	for _, ref := range refs {
+		req, err := saveRegistryRequest(ref, options)
+		if err != nil {
+			return nil, err
+		}
+		src, cleanup, err := e.pullSource(ctx, nil, req)
+		if err != nil {
+			return nil, err
+		}
+		cleanup()
+		img := imagetar.Image{Image: src.Image}
+		for _, n := range src.Names {
+			if tag, err := name.NewTag(n); err == nil {
+				img.Tags = append(img.Tags, tag)
+			}
+		}
+		out = append(out, img)
+	}
+	return out, nil
+}
+
+// saveRegistryRequest reads one ref and the registry options by
+// inspectAnImage's rules.
+func saveRegistryRequest(ref string, options map[string]json.RawMessage) (inspectRequest, error) {
+	postData := map[string]json.RawMessage{"imageName": jsonString(ref)}
+	for k, v := range options {
+		postData[k] = v
+	}
+	raw, _ := json.Marshal(postData)
+	req, _, reason := parseImageRequest(jsonString(ref), raw, "options")
+	if reason != "" {
+		return req, errcat.New(opSave, "InvalidSaveImageParameters", reason, nil)
+	}
+	return req, nil
+}

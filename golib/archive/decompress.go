@@ -21,7 +21,13 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	}
 	switch Compression(head) {
 	case "gzip":
-		return pgzip.NewReader(br)
+		gz, err := pgzip.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		// Hide pgzip's WriteTo from io.Copy: it reports a failed write
+		// (ENOSPC, EIO) as io.ErrShortWrite and loses the reason.
+		return struct{ io.ReadCloser }{gz}, nil
 	case "zstd":
 		d, err := zstd.NewReader(br)
 		if err != nil {

@@ -188,31 +188,40 @@ func localNames(refName string) []string {
 }
 
 func ociImage(dir, refName string, platform inspect.Platform) (v1.Image, error) {
+	index, manifest, err := openLayout(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range manifest.Manifests {
+		if (refName == "" && len(manifest.Manifests) == 1) || (refName != "" && d.Annotations[imagespec.AnnotationRefName] == refName) {
+			return layoutImage(index, d, platform)
+		}
+	}
+	return nil, &inspect.NotFoundError{Reason: fmt.Sprintf("no image named %q in the layout", refName)}
+}
+
+func openLayout(dir string) (v1.ImageIndex, *v1.IndexManifest, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, &inspect.NotFoundError{Reason: fmt.Sprintf("no OCI layout directory at %s", dir)}
+		return nil, nil, &inspect.NotFoundError{Reason: fmt.Sprintf("no OCI layout directory at %s", dir)}
 	}
 	path, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, &inspect.NotFoundError{Reason: fmt.Sprintf("not an OCI layout: %v", err)}
+		return nil, nil, &inspect.NotFoundError{Reason: fmt.Sprintf("not an OCI layout: %v", err)}
 	}
 	index, err := path.ImageIndex()
 	if err != nil {
-		return nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
+		return nil, nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
 	}
 	manifest, err := index.IndexManifest()
 	if err != nil {
-		return nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
+		return nil, nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
 	}
-	var chosen *v1.Descriptor
-	for i, d := range manifest.Manifests {
-		if (refName == "" && len(manifest.Manifests) == 1) || (refName != "" && d.Annotations[imagespec.AnnotationRefName] == refName) {
-			chosen = &manifest.Manifests[i]
-			break
-		}
-	}
-	if chosen == nil {
-		return nil, &inspect.NotFoundError{Reason: fmt.Sprintf("no image named %q in the layout", refName)}
-	}
+	return index, manifest, nil
+}
+
+// layoutImage is the image an index.json entry names: the entry itself, or
+// for a multi-platform entry the platform's.
+func layoutImage(index v1.ImageIndex, chosen v1.Descriptor, platform inspect.Platform) (v1.Image, error) {
 	if chosen.MediaType.IsIndex() {
 		child, err := index.ImageIndex(chosen.Digest)
 		if err != nil {

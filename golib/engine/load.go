@@ -179,29 +179,23 @@ func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, er
 // layoutImages lists the images of an OCI layout directory, each under its
 // ref name when it has one (indexes give the host's platform).
 func layoutImages(dir string) ([]pull.Source, error) {
-	raw, err := os.ReadFile(dir + "/index.json")
+	index, manifest, err := openLayout(dir)
 	if err != nil {
-		return nil, &inspect.ContentError{Reason: "index.json: " + err.Error()}
-	}
-	var index struct {
-		Manifests []struct {
-			Annotations map[string]string `json:"annotations"`
-		} `json:"manifests"`
-	}
-	if err := json.Unmarshal(raw, &index); err != nil {
-		return nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
+		return nil, err
 	}
 	var sources []pull.Source
-	for _, m := range index.Manifests {
-		ref := m.Annotations[imagespec.AnnotationRefName]
-		if ref == "" && len(index.Manifests) > 1 {
-			return nil, &inspect.ContentError{Reason: "an image of the OCI archive has no ref name to select it by"}
-		}
-		img, err := ociImage(dir, ref, inspect.Platform{}.Normalize())
+	for _, d := range manifest.Manifests {
+		img, err := layoutImage(index, d, inspect.Platform{}.Normalize())
 		if err != nil {
 			return nil, err
 		}
-		sources = append(sources, pull.Source{Image: img, Names: localNames(ref)})
+		// containerd and Docker 25+ give the full name; the ref name alone
+		// may be just a tag that several images share.
+		names := localNames(d.Annotations["io.containerd.image.name"])
+		if names == nil {
+			names = localNames(d.Annotations[imagespec.AnnotationRefName])
+		}
+		sources = append(sources, pull.Source{Image: img, Names: names})
 	}
 	return sources, nil
 }

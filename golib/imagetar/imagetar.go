@@ -72,7 +72,9 @@ func ParseDockerVersion(version string) (dockerFlavour, error) {
 	if version == "" {
 		version = "23"
 	}
-	major, rest, _ := strings.Cut(version, ".")
+	// Distributions add build metadata: "20.10.24+dfsg1", "24.0.7-0ubuntu4".
+	release, _, _ := strings.Cut(strings.SplitN(version, "+", 2)[0], "-")
+	major, rest, _ := strings.Cut(release, ".")
 	n, err := strconv.Atoi(major)
 	if err != nil || n < 1 || strings.ContainsFunc(rest, func(r rune) bool { return (r < '0' || r > '9') && r != '.' }) {
 		return dockerFlavour{}, fmt.Errorf("dockerVersion %q is not a Docker version such as \"20.10\", \"23\", \"24\" or \"25\"", version)

@@ -3,9 +3,11 @@ package imagetar
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -42,6 +44,10 @@ func writeOCIArchive(ctx context.Context, w io.Writer, images []Image, opts Opti
 			return nil, err
 		}
 		configFile, err := img.Image.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		rawManifest, mediaType, err = ociManifest(rawManifest, mediaType)
 		if err != nil {
 			return nil, err
 		}
@@ -104,6 +110,47 @@ func writeOCIArchive(ctx context.Context, w io.Writer, images []Image, opts Opti
 	}
 	written := &progressCounter{phase: "write", total: total, emit: opts.Progress}
 	return saved, writeEntries(&contextWriter{ctx: ctx, w: w}, entries, headerStyle{}, written.add)
+}
+
+// ociMediaTypes maps Docker schema 2 media types to their OCI names.
+var ociMediaTypes = map[string]string{
+	string(types.DockerConfigJSON):        imagespec.MediaTypeImageConfig,
+	string(types.DockerLayer):             imagespec.MediaTypeImageLayerGzip,
+	string(types.DockerUncompressedLayer): imagespec.MediaTypeImageLayer,
+	string(types.DockerForeignLayer):      imagespec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // the OCI name Docker's foreign layers had
+}
+
+// ociManifest returns a manifest as an OCI archive holds it: an OCI one as
+// it is, so its digest is kept; a Docker schema 2 one converted as skopeo
+// converts it (same config and layers, OCI media types), because OCI tools
+// look only for OCI manifests in a layout.
+func ociManifest(raw []byte, mediaType types.MediaType) ([]byte, types.MediaType, error) {
+	if mediaType != types.DockerManifestSchema2 {
+		return raw, mediaType, nil
+	}
+	var m imagespec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, "", &ContentError{"malformed manifest: " + err.Error()}
+	}
+	convert := func(d *imagespec.Descriptor) error {
+		oci, ok := ociMediaTypes[d.MediaType]
+		if !ok {
+			return &ContentError{fmt.Sprintf("media type %s has no OCI equivalent", d.MediaType)}
+		}
+		d.MediaType = oci
+		return nil
+	}
+	if err := convert(&m.Config); err != nil {
+		return nil, "", err
+	}
+	for i := range m.Layers {
+		if err := convert(&m.Layers[i]); err != nil {
+			return nil, "", err
+		}
+	}
+	m.MediaType = imagespec.MediaTypeImageManifest
+	converted, err := json.Marshal(m)
+	return converted, types.OCIManifestSchema1, err
 }
 
 func platformOf(cfg *v1.ConfigFile) *imagespec.Platform {

@@ -1,0 +1,82 @@
+package imagetar
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestConfigReencodedAsDockerDoes(t *testing.T) {
+	// A string Cmd becomes a list, unknown fields go, HTML is escaped, the
+	// config's own "parent" (an image ID) does not leak into the v1 fields.
+	raw := []byte(`{"parent":"sha256:aaaa","created":"2020-01-02T03:04:05.10+01:00","config":{"Cmd":"run me","Labels":{"a":"<&>"},"Extra":1},"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:1111111111111111111111111111111111111111111111111111111111111111"]}}`)
+	cfg, err := parseConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(cfg.Config)
+	want := `{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["run me"],"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{"a":"\u003c\u0026\u003e"}}`
+	if string(got) != want {
+		t.Errorf("config re-encoded as\n%s\nwant\n%s", got, want)
+	}
+	if cfg.v1Image.Parent != "" {
+		t.Errorf("the image parent leaked into the v1 parent: %q", cfg.v1Image.Parent)
+	}
+	layers, err := v1Layers(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created, _ := json.Marshal(layers[0].Created); string(created) != `"2020-01-02T03:04:05.1+01:00"` {
+		t.Errorf("created re-encoded as %s", created)
+	}
+}
+
+func TestBadConfigsAreContentErrors(t *testing.T) {
+	for _, raw := range []string{`{`, `{"rootfs":{"diff_ids":[]}}`, `{"rootfs":{"diff_ids":["nope"]}}`, `{"created":"yesterday","rootfs":{"diff_ids":["sha256:1111111111111111111111111111111111111111111111111111111111111111"]}}`} {
+		if _, err := parseConfig([]byte(raw)); err == nil {
+			t.Errorf("%s: accepted", raw)
+		} else if _, ok := err.(*ContentError); !ok {
+			t.Errorf("%s: %T %v", raw, err, err)
+		}
+	}
+}
+
+func TestDockerVersions(t *testing.T) {
+	cases := map[string]dockerFlavour{
+		"":                {style: headerStyle{typeBits: true}},
+		"19.03.5":         {style: headerStyle{ownerNames: true, typeBits: true}},
+		"20.10.24+dfsg1":  {style: headerStyle{ownerNames: true, typeBits: true}},
+		"23.0.6":          {style: headerStyle{typeBits: true}},
+		"24.0.7-0ubuntu4": {},
+		"25":              {ociBased: true},
+		"28.2.2":          {ociBased: true},
+	}
+	for v, want := range cases {
+		got, err := ParseDockerVersion(v)
+		if err != nil || got != want {
+			t.Errorf("%q: %+v %v, want %+v", v, got, err, want)
+		}
+	}
+	for _, bad := range []string{"latest", "v20", "x.1", "20.10 beta"} {
+		if _, err := ParseDockerVersion(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestWalkOrderIsComponentWise(t *testing.T) {
+	entries := []entry{{name: "a.json"}, {name: "a/b"}, {name: "a"}, {name: "B"}, {name: "a/VERSION"}}
+	walkOrder(entries)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.name)
+	}
+	want := []string{"B", "a", "a/VERSION", "a/b", "a.json"}
+	if len(got) != len(want) {
+		t.Fatal(got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("walk order %v, want %v", got, want)
+		}
+	}
+}

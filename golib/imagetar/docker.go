@@ -80,31 +80,49 @@ func writeDockerArchive(ctx context.Context, w io.Writer, images []Image, flavou
 		read = append(read, d)
 	}
 	fetched := &progressCounter{phase: "layers", total: compressedTotal, emit: opts.Progress}
-	staged, err := stageLayers(ctx, opts.StagingDir, countCompressed(toStage, fetched.add))
+	stage, err := startStaging(ctx, opts.StagingDir, layerOrder(read, flavour), countCompressed(toStage, fetched.add))
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, s := range staged {
-			s.file.Close()
-		}
-	}()
+	defer stage.close()
 	var entries []entry
 	var saved []Saved
 	if flavour.ociBased {
-		entries, saved, err = ociBasedEntries(read, staged)
+		// The manifest and manifest.json list every layer's size: wait for all.
+		if err := stage.waitAll(ctx); err != nil {
+			return nil, err
+		}
+		entries, saved, err = ociBasedEntries(read, stage.layers)
+		if err != nil {
+			return nil, err
+		}
 	} else {
-		entries, saved = legacyEntries(read, staged)
+		entries, saved = legacyEntries(read, stage.layers)
 	}
-	if err != nil {
-		return nil, err
+	// The total grows as layers are staged; it is exact once all are.
+	written := &progressCounter{phase: "write", emit: opts.Progress, totalOf: stage.stagedBytes}
+	return saved, writeEntries(ctx, w, entries, flavour.style, written.add)
+}
+
+// layerOrder lists diff IDs in the order the archive writes them, so the
+// first layers needed are staged first.
+func layerOrder(images []*dockerImage, flavour dockerFlavour) []digest.Digest {
+	var probe []entry
+	for _, img := range images {
+		for i, layer := range img.v1 {
+			name := layer.ID + "/layer.tar"
+			if flavour.ociBased {
+				name = "blobs/sha256/" + img.config.RootFS.DiffIDs[i].Encoded()
+			}
+			probe = append(probe, entry{name: name, linkname: img.config.RootFS.DiffIDs[i].String()})
+		}
 	}
-	var total int64
-	for _, e := range entries {
-		total += e.size
+	walkOrder(probe)
+	order := make([]digest.Digest, len(probe))
+	for i, p := range probe {
+		order[i] = digest.Digest(p.linkname)
 	}
-	written := &progressCounter{phase: "write", total: total, emit: opts.Progress}
-	return saved, writeEntries(&contextWriter{ctx: ctx, w: w}, entries, flavour.style, written.add)
+	return order
 }
 
 // legacyEntries lays images out as Docker up to 24 does: a directory per
@@ -140,8 +158,7 @@ func legacyEntries(images []*dockerImage, staged map[digest.Digest]*stagedLayer)
 				continue
 			}
 			layerFile[diffID] = dir + "/layer.tar"
-			s := staged[diffID]
-			entries = append(entries, entry{name: dir + "/layer.tar", size: s.size, open: s.open, mtime: img.created})
+			entries = append(entries, entry{name: dir + "/layer.tar", layer: staged[diffID], mtime: img.created})
 		}
 		entries = append(entries, entry{name: img.configID.Encoded() + ".json", data: img.rawConfig, mtime: img.created})
 		repoTags := addRepositories(repositories, img)
@@ -182,7 +199,7 @@ func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLaye
 		var layerDescs []imagespec.Descriptor
 		for _, diffID := range img.config.RootFS.DiffIDs {
 			s := staged[diffID]
-			addBlob(diffID, entry{size: s.size, open: s.open, mtime: img.created})
+			addBlob(diffID, entry{layer: s, mtime: img.created})
 			desc := imagespec.Descriptor{MediaType: imagespec.MediaTypeImageLayer, Digest: diffID, Size: s.size}
 			sources[diffID] = desc
 			layerDescs = append(layerDescs, desc)
@@ -289,17 +306,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	c.add(int64(n))
 	return n, err
-}
-
-// contextWriter stops writing the archive when the call is cancelled.
-type contextWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (c *contextWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
 }

@@ -2,6 +2,9 @@ package imagetar
 
 import (
 	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -15,7 +18,8 @@ type entry struct {
 	linkname string // a symlink when set
 	mtime    time.Time
 	data     []byte                        // small members
-	size     int64                         // large members: their size...
+	layer    *stagedLayer                  // a staged layer, written once staged
+	size     int64                         // other large members: their size...
 	open     func() (io.ReadCloser, error) // ...and how to read them
 }
 
@@ -73,48 +77,79 @@ func (s headerStyle) header(e entry) *tar.Header {
 }
 
 // writeEntries writes the members in walk order and ends the archive as
-// Go's tar writer does: two zero blocks, no padding to a record size.
-func writeEntries(w io.Writer, entries []entry, style headerStyle, copied func(int64)) error {
+// Go's tar writer does: two zero blocks, no padding to a record size. Each
+// header is the one archive/tar writes; the content is copied by us, so that
+// a staged layer goes from file to file inside the kernel.
+func writeEntries(ctx context.Context, w io.Writer, entries []entry, style headerStyle, copied func(int64)) error {
 	walkOrder(entries)
-	tw := tar.NewWriter(w)
 	for _, e := range entries {
-		if err := tw.WriteHeader(style.header(e)); err != nil {
-			return err
-		}
-		switch {
-		case e.data != nil:
-			if _, err := tw.Write(e.data); err != nil {
+		if e.layer != nil {
+			if err := e.layer.wait(ctx); err != nil {
 				return err
 			}
+			e.size = e.layer.size
+		}
+		header, err := headerBlock(style.header(e))
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(header); err != nil {
+			return err
+		}
+		size := e.size
+		switch {
+		case e.data != nil:
+			size = int64(len(e.data))
+			_, err = w.Write(e.data)
+		case e.layer != nil:
+			err = e.layer.copyTo(ctx, w, copied)
 		case e.open != nil:
-			if err := copyMember(tw, e, copied); err != nil {
+			err = copyMember(ctx, w, e, copied)
+		}
+		if err != nil {
+			return err
+		}
+		if pad := (blockSize - size%blockSize) % blockSize; pad > 0 {
+			if _, err := w.Write(make([]byte, pad)); err != nil {
 				return err
 			}
 		}
 	}
-	return tw.Close()
+	_, err := w.Write(make([]byte, 2*blockSize))
+	return err
 }
 
-func copyMember(tw *tar.Writer, e entry, copied func(int64)) error {
+const blockSize = 512
+
+// headerBlock is the 512-byte header archive/tar writes for h.
+func headerBlock(h *tar.Header) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := tar.NewWriter(&buf).WriteHeader(h); err != nil {
+		return nil, err
+	}
+	if buf.Len() != blockSize {
+		return nil, fmt.Errorf("tar header for %s needs %d bytes, not one USTAR block", h.Name, buf.Len())
+	}
+	return buf.Bytes(), nil
+}
+
+// copyMember streams a member of known size, checking that it has that size.
+func copyMember(ctx context.Context, w io.Writer, e entry, copied func(int64)) error {
 	r, err := e.open()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			if _, werr := tw.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			copied(int64(n))
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	n, err := io.CopyBuffer(w, &countingReader{ReadCloser: io.NopCloser(&contextReader{ctx: ctx, r: io.LimitReader(r, e.size)}), add: copied}, make([]byte, 1<<20))
+	if err != nil {
+		return err
 	}
+	if n != e.size {
+		return fmt.Errorf("%s has %d bytes, not the %d its descriptor says", e.name, n, e.size)
+	}
+	// Reading to the end lets a verifying reader check the digest.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	return nil
 }

@@ -109,7 +109,7 @@ func writeOCIArchive(ctx context.Context, w io.Writer, images []Image, opts Opti
 		entries = append(entries, e)
 	}
 	written := &progressCounter{phase: "write", total: total, emit: opts.Progress}
-	return saved, writeEntries(&contextWriter{ctx: ctx, w: w}, entries, headerStyle{}, written.add)
+	return saved, writeEntries(ctx, w, entries, headerStyle{}, written.add)
 }
 
 // ociMediaTypes maps Docker schema 2 media types to their OCI names.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,46 +22,149 @@ import (
 type stagedLayer struct {
 	file *os.File
 	size int64
+	done chan struct{} // closed once the layer is staged or failed
+	err  error
 }
 
-func (s *stagedLayer) open() (io.ReadCloser, error) {
-	return io.NopCloser(io.NewSectionReader(s.file, 0, s.size)), nil
+// wait blocks until the layer is staged.
+func (s *stagedLayer) wait(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// copyTo writes the staged layer to w in chunks, so that a cancelled call
+// stops between them; into a plain file the kernel copies (copy_file_range).
+func (s *stagedLayer) copyTo(ctx context.Context, w io.Writer, copied func(int64)) error {
+	const chunk = 8 << 20
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	for left := s.size; left > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := io.Copy(w, &io.LimitedReader{R: s.file, N: min(chunk, left)})
+		left -= n
+		copied(n)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("staged layer shrank by %d bytes", left)
+		}
+	}
+	return nil
 }
 
 // maxParallelLayers bounds the layers fetched and inflated at once: enough
 // to keep every core and the network busy, few enough not to thrash a disk.
 const maxParallelLayers = 4
 
-// stageLayers fetches, inflates and verifies every layer at once, because
-// a tar member's header needs its size before its bytes and only inflating
-// tells the size; the archive is then written from the staged files in order.
-func stageLayers(ctx context.Context, dir string, layers map[digest.Digest]v1.Layer) (map[digest.Digest]*stagedLayer, error) {
-	staged := make(map[digest.Digest]*stagedLayer, len(layers))
-	files := make([]*stagedLayer, 0, len(layers))
-	for diffID := range layers {
+// stager fetches, inflates and verifies layers in the background, in the
+// order the archive needs them, because a tar member's header needs its
+// size before its bytes and only inflating tells the size. The archive is
+// written while later layers are still being staged.
+type stager struct {
+	layers map[digest.Digest]*stagedLayer
+	cancel context.CancelFunc
+	group  *errgroup.Group
+
+	mu    sync.Mutex
+	first error // the failure that stopped the others
+}
+
+// failed stops the other layers after the first failure, and reports that
+// failure for each layer it stopped, rather than their cancellation.
+func (st *stager) failed(parent context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if parent.Err() != nil {
+		return parent.Err() // the caller cancelled
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.first == nil {
+		st.first = err
+		st.cancel()
+		return err
+	}
+	return st.first
+}
+
+func startStaging(ctx context.Context, dir string, order []digest.Digest, layers map[digest.Digest]v1.Layer) (*stager, error) {
+	st := &stager{layers: map[digest.Digest]*stagedLayer{}}
+	for _, diffID := range order {
+		if _, ok := st.layers[diffID]; ok {
+			continue
+		}
 		f, err := unnamedFile(dir)
 		if err != nil {
-			closeStaged(files)
+			st.close()
 			return nil, err
 		}
-		s := &stagedLayer{file: f}
-		staged[diffID] = s
-		files = append(files, s)
+		st.layers[diffID] = &stagedLayer{file: f, done: make(chan struct{})}
 	}
-	group, gctx := errgroup.WithContext(ctx)
-	group.SetLimit(maxParallelLayers)
-	for diffID, layer := range layers {
-		s := staged[diffID]
-		group.Go(func() error { return stageOne(gctx, s, diffID, layer) })
-	}
-	if err := group.Wait(); err != nil {
-		closeStaged(files)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	parent := ctx
+	ctx, st.cancel = context.WithCancel(ctx)
+	st.group = &errgroup.Group{}
+	st.group.SetLimit(maxParallelLayers)
+	go func() {
+		started := map[digest.Digest]bool{}
+		for _, diffID := range order {
+			if started[diffID] {
+				continue
+			}
+			started[diffID] = true
+			layer, staged := layers[diffID], st.layers[diffID]
+			st.group.Go(func() error {
+				staged.err = st.failed(parent, stageOne(ctx, staged, diffID, layer))
+				close(staged.done)
+				return nil
+			})
 		}
-		return nil, err
+	}()
+	return st, nil
+}
+
+// stagedBytes adds up the sizes of the layers staged so far.
+func (st *stager) stagedBytes() int64 {
+	var total int64
+	for _, s := range st.layers {
+		select {
+		case <-s.done:
+			total += s.size
+		default:
+		}
 	}
-	return staged, nil
+	return total
+}
+
+// waitAll waits for every layer, for layouts that need every size first.
+func (st *stager) waitAll(ctx context.Context) error {
+	for _, s := range st.layers {
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close stops what is still running and frees every staged file.
+func (st *stager) close() {
+	if st.cancel != nil {
+		st.cancel()
+		for _, s := range st.layers {
+			<-s.done
+		}
+	}
+	for _, s := range st.layers {
+		s.file.Close()
+	}
 }
 
 func stageOne(ctx context.Context, s *stagedLayer, diffID digest.Digest, layer v1.Layer) error {
@@ -90,12 +194,6 @@ func stageOne(ctx context.Context, s *stagedLayer, diffID digest.Digest, layer v
 	}
 	s.size = n
 	return nil
-}
-
-func closeStaged(files []*stagedLayer) {
-	for _, s := range files {
-		s.file.Close()
-	}
 }
 
 // unnamedFile opens a file with no name in dir (O_TMPFILE), or one whose
@@ -157,17 +255,22 @@ func (v *verifiedReader) Close() error { return v.r.Close() }
 
 // progressCounter adds up bytes from several goroutines.
 type progressCounter struct {
-	done  atomic.Int64
-	total int64
-	phase string
-	emit  func(Event)
+	done    atomic.Int64
+	total   int64
+	totalOf func() int64 // a total that grows, when there is one
+	phase   string
+	emit    func(Event)
 }
 
 // add reports at most one event per MiB, so a large image does not flood
 // the caller's event loop.
 func (p *progressCounter) add(n int64) {
 	now := p.done.Add(n)
-	if p.emit != nil && (now>>20 != (now-n)>>20 || now == p.total) {
-		p.emit(Event{Phase: p.phase, Current: now, Total: p.total})
+	total := p.total
+	if p.totalOf != nil {
+		total = p.totalOf()
+	}
+	if p.emit != nil && (now>>20 != (now-n)>>20 || now == total) {
+		p.emit(Event{Phase: p.phase, Current: now, Total: total})
 	}
 }

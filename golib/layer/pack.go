@@ -2,6 +2,7 @@ package layer
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,34 +29,67 @@ type PackOptions struct {
 // OCI layer tar: deletions as ".wh.<name>" entries, opaque directories as a
 // ".wh..wh..opq" entry inside them, hardlinks as links, names in lexical
 // walk order, numeric owners, PAX only where a field needs it.
+//
+// Where w can copy from a file (content.FileWriter), file contents go file
+// to file inside the kernel; the bytes are the same either way.
 func Pack(ctx context.Context, dir string, w io.Writer, opts PackOptions) error {
-	tw := tar.NewWriter(w)
 	skip := map[string]bool{}
 	for _, s := range opts.Skip {
 		skip[strings.Trim(s, "/")] = true
 	}
-	p := packer{ctx: ctx, root: dir, tw: tw, skip: skip, links: map[[2]uint64]string{}}
-	if err := p.dir(""); err != nil {
+	p := packer{ctx: ctx, root: dir, w: w, skip: skip, links: map[[2]uint64]string{}}
+	p.copier, _ = w.(fileCopier)
+	root, err := os.Open(dir)
+	if err != nil {
 		return err
 	}
-	return tw.Close()
+	if err := p.dir("", root); err != nil {
+		return err
+	}
+	// The end of the archive: two zero blocks, as archive/tar ends it.
+	_, err = w.Write(make([]byte, 2*blockSize))
+	return err
 }
+
+// fileCopier appends n bytes of a file without reading them into memory,
+// and closes the file.
+type fileCopier interface {
+	CopyFile(src *os.File, n int64) error
+}
+
+const blockSize = 512
 
 type packer struct {
-	ctx   context.Context
-	root  string
-	tw    *tar.Writer
-	skip  map[string]bool
-	links map[[2]uint64]string
-	buf   []byte
+	ctx    context.Context
+	root   string
+	w      io.Writer
+	copier fileCopier
+	skip   map[string]bool
+	links  map[[2]uint64]string
+	buf    []byte
+	header bytes.Buffer
 }
 
-func (p *packer) dir(rel string) error {
+// writeHeader writes hdr exactly as archive/tar would (with its PAX
+// records where a field needs them); the member's content follows it.
+func (p *packer) writeHeader(hdr *tar.Header) error {
+	p.header.Reset()
+	if err := tar.NewWriter(&p.header).WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err := p.w.Write(p.header.Bytes())
+	return err
+}
+
+// dir writes the entries of the directory rel, open as d (which it closes),
+// then each subdirectory's. Every name is looked up relative to its open
+// directory, so no syscall walks the whole path again.
+func (p *packer) dir(rel string, d *os.File) error {
+	defer d.Close()
 	if err := p.ctx.Err(); err != nil {
 		return err
 	}
-	full := filepath.Join(p.root, filepath.FromSlash(rel))
-	entries, err := os.ReadDir(full)
+	entries, err := d.ReadDir(-1)
 	if err != nil {
 		return err
 	}
@@ -63,10 +98,18 @@ func (p *packer) dir(rel string) error {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
+	dirfd := int(d.Fd())
 	if rel != "" {
-		if opaque, err := Opaque(full); err != nil {
-			return err
-		} else if opaque {
+		opaque := false
+		for _, name := range names {
+			opaque = opaque || IsOpaqueMarker(name)
+		}
+		if !opaque {
+			if opaque, err = opaqueValue(func(buf []byte) (int, error) { return unix.Fgetxattr(dirfd, opaqueXattr, buf) }); err != nil {
+				return &os.PathError{Op: "getxattr " + opaqueXattr, Path: d.Name(), Err: err}
+			}
+		}
+		if opaque {
 			if err := p.marker(rel + "/" + opaqueMarker); err != nil {
 				return err
 			}
@@ -80,10 +123,11 @@ func (p *packer) dir(rel string) error {
 		if p.skip[child] || IsOpaqueMarker(name) {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(full, name))
-		if err != nil {
-			return err
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "lstat", Path: filepath.Join(d.Name(), name), Err: err}
 		}
+		fi := newStatInfo(name, &st)
 		if deleted, ok := Whiteout(name, fi); ok {
 			target := deleted
 			if rel != "" {
@@ -94,11 +138,12 @@ func (p *packer) dir(rel string) error {
 			}
 			continue
 		}
-		if err := p.entry(child, filepath.Join(full, name), fi); err != nil {
+		sub, err := p.entry(child, d, fi)
+		if err != nil {
 			return err
 		}
-		if fi.IsDir() {
-			if err := p.dir(child); err != nil {
+		if sub != nil {
+			if err := p.dir(child, sub); err != nil {
 				return err
 			}
 		}
@@ -108,20 +153,37 @@ func (p *packer) dir(rel string) error {
 
 // marker writes an empty whiteout entry.
 func (p *packer) marker(name string) error {
-	return p.tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX})
+	return p.writeHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX})
 }
 
-func (p *packer) entry(name, path string, fi fs.FileInfo) error {
+// entry writes one member, the child fi of the open directory parent; for a
+// directory it returns the directory, open, for the caller to walk.
+func (p *packer) entry(name string, parent *os.File, fi statInfo) (*os.File, error) {
+	dirfd := int(parent.Fd())
 	link := ""
-	if fi.Mode()&fs.ModeSymlink != 0 {
+	var opened *os.File // the member itself, for its xattrs and content
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
 		var err error
-		if link, err = os.Readlink(path); err != nil {
-			return err
+		if link, err = readlinkAt(dirfd, fi.name); err != nil {
+			return nil, &os.PathError{Op: "readlink", Path: filepath.Join(parent.Name(), fi.name), Err: err}
+		}
+	case fi.IsDir(), fi.Mode().IsRegular():
+		fd, err := unix.Openat(dirfd, fi.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: filepath.Join(parent.Name(), fi.name), Err: err}
+		}
+		opened = os.NewFile(uintptr(fd), filepath.Join(parent.Name(), fi.name))
+	}
+	closeOpened := func() {
+		if opened != nil {
+			opened.Close()
 		}
 	}
 	hdr, err := tar.FileInfoHeader(fi, link)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		closeOpened()
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	hdr.Name = name
 	if fi.IsDir() {
@@ -131,62 +193,149 @@ func (p *packer) entry(name, path string, fi fs.FileInfo) error {
 	hdr.ModTime = hdr.ModTime.Truncate(time.Second)
 	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 	hdr.Format = tar.FormatPAX
-	if err := p.xattrs(hdr, path); err != nil {
-		return err
+	if opened != nil {
+		fd := int(opened.Fd())
+		p.xattrs(hdr, func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+			func(attr string, buf []byte) (int, error) { return unix.Fgetxattr(fd, attr, buf) })
+	} else {
+		path := filepath.Join(parent.Name(), fi.name)
+		p.xattrs(hdr, func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
+			func(attr string, buf []byte) (int, error) { return unix.Lgetxattr(path, attr, buf) })
 	}
-	st, _ := fi.Sys().(*unix.Stat_t)
-	if st == nil {
-		st = &unix.Stat_t{}
-		if err := unix.Lstat(path, st); err != nil {
-			return err
-		}
-	}
-	if fi.Mode().IsRegular() && st.Nlink > 1 {
-		key := [2]uint64{uint64(st.Dev), st.Ino}
+	if fi.Mode().IsRegular() && fi.st.Nlink > 1 {
+		key := [2]uint64{fi.st.Dev, fi.st.Ino}
 		if first, ok := p.links[key]; ok {
+			closeOpened()
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-			return p.tw.WriteHeader(hdr)
+			return nil, p.writeHeader(hdr)
 		}
 		p.links[key] = name
 	}
-	if err := p.tw.WriteHeader(hdr); err != nil {
-		return err
+	if err := p.writeHeader(hdr); err != nil {
+		closeOpened()
+		return nil, err
 	}
-	if !fi.Mode().IsRegular() || hdr.Size == 0 {
-		return nil
+	if fi.IsDir() {
+		return opened, nil
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+	if !fi.Mode().IsRegular() {
+		return nil, nil
+	}
+	if hdr.Size == 0 {
+		closeOpened()
+		return nil, nil
+	}
+	if err := p.content(opened, hdr.Size); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if pad := (blockSize - hdr.Size%blockSize) % blockSize; pad > 0 {
+		_, err = p.w.Write(make([]byte, pad))
+	}
+	return nil, err
+}
+
+func readlinkAt(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// statInfo is an fs.FileInfo for an fstatat result, as os.Lstat would give
+// (archive/tar reads owners and device numbers from its *syscall.Stat_t).
+type statInfo struct {
+	name string
+	st   *syscall.Stat_t
+}
+
+func newStatInfo(name string, u *unix.Stat_t) statInfo {
+	return statInfo{name: name, st: &syscall.Stat_t{Dev: u.Dev, Ino: u.Ino, Nlink: u.Nlink, Mode: u.Mode, Uid: u.Uid, Gid: u.Gid,
+		Rdev: u.Rdev, Size: u.Size, Blksize: u.Blksize, Blocks: u.Blocks,
+		Atim: syscall.Timespec{Sec: u.Atim.Sec, Nsec: u.Atim.Nsec}, Mtim: syscall.Timespec{Sec: u.Mtim.Sec, Nsec: u.Mtim.Nsec},
+		Ctim: syscall.Timespec{Sec: u.Ctim.Sec, Nsec: u.Ctim.Nsec}}}
+}
+
+func (s statInfo) Name() string       { return s.name }
+func (s statInfo) Size() int64        { return s.st.Size }
+func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
+func (s statInfo) IsDir() bool        { return s.Mode().IsDir() }
+func (s statInfo) Sys() any           { return s.st }
+func (s statInfo) Mode() fs.FileMode  { return FileMode(s.st.Mode) }
+
+// FileMode is os.FileMode's reading of an st_mode.
+func FileMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	}
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// content writes exactly size bytes of f: a file that changed size since
+// it was listed would make the archive lie about it.
+// It closes f.
+func (p *packer) content(f *os.File, size int64) error {
+	if p.copier != nil {
+		return p.copier.CopyFile(f, size)
 	}
 	defer f.Close()
 	if p.buf == nil {
 		p.buf = make([]byte, 1<<20)
 	}
-	_, err = io.CopyBuffer(p.tw, io.LimitReader(f, hdr.Size), p.buf)
+	n, err := io.CopyBuffer(p.w, io.LimitReader(f, size), p.buf)
+	if err == nil && n != size {
+		err = fmt.Errorf("has %d bytes, not the %d it had when it was listed", n, size)
+	}
 	return err
 }
 
-// xattrs records extended attributes, except overlayfs's own bookkeeping.
-func (p *packer) xattrs(hdr *tar.Header, path string) error {
-	size, err := unix.Llistxattr(path, nil)
+// xattrs records extended attributes, except overlayfs's own bookkeeping;
+// list and get read them from an open file or, for a symlink, its path.
+func (p *packer) xattrs(hdr *tar.Header, list func([]byte) (int, error), get func(string, []byte) (int, error)) {
+	size, err := list(nil)
 	if err != nil || size == 0 {
-		return nil // no xattrs, or a file system without them
+		return // no xattrs, or a file system without them
 	}
-	list := make([]byte, size)
-	if size, err = unix.Llistxattr(path, list); err != nil {
-		return nil
+	names := make([]byte, size)
+	if size, err = list(names); err != nil {
+		return
 	}
-	for _, name := range strings.Split(strings.TrimRight(string(list[:size]), "\x00"), "\x00") {
+	for _, name := range strings.Split(strings.TrimRight(string(names[:size]), "\x00"), "\x00") {
 		if name == "" || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") || name == "security.selinux" {
 			continue
 		}
-		vsize, err := unix.Lgetxattr(path, name, nil)
+		vsize, err := get(name, nil)
 		if err != nil {
 			continue
 		}
 		value := make([]byte, vsize)
-		if vsize, err = unix.Lgetxattr(path, name, value); err != nil {
+		if vsize, err = get(name, value); err != nil {
 			continue
 		}
 		if hdr.PAXRecords == nil {
@@ -194,5 +343,4 @@ func (p *packer) xattrs(hdr *tar.Header, path string) error {
 		}
 		hdr.PAXRecords["SCHILY.xattr."+name] = string(value[:vsize])
 	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -12,14 +11,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/ociruntime"
-	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
@@ -131,7 +129,10 @@ func mustHash(s string) v1.Hash {
 }
 
 // packDiff turns the container's writable layer into a stored layer: its
-// gzip blob by digest, and its unpacked directory, as a pull would leave it.
+// tar, uncompressed as docker commit keeps it (the layer is compressed when
+// it is pushed or saved compressed, not now), stored by its digest, which is
+// also its diff ID. Its directory is unpacked from the blob the first time a
+// container needs it, so a commit costs what writing its tar costs.
 func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, img store.Image) (store.Layer, error) {
 	blob, err := os.CreateTemp(st.Root()+"/tmp", "commit-")
 	if err != nil {
@@ -139,50 +140,33 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 	}
 	defer os.Remove(blob.Name())
 	defer blob.Close()
-	blobDigester, diffDigester := digest.Canonical.Digester(), digest.Canonical.Digester()
-	counter := &countingBytes{}
-	gz := pgzip.NewWriter(io.MultiWriter(blob, blobDigester.Hash(), counter))
-	if err := layer.Pack(ctx, diff, io.MultiWriter(gz, diffDigester.Hash()), layer.PackOptions{Skip: skip}); err != nil {
-		return store.Layer{}, err
+	out := content.NewFileWriter(blob)
+	packErr := layer.Pack(ctx, diff, out, layer.PackOptions{Skip: skip})
+	diffID, size, err := out.Close()
+	if packErr != nil {
+		return store.Layer{}, packErr
 	}
-	if err := gz.Close(); err != nil {
+	if err != nil {
 		return store.Layer{}, err
 	}
 	parent := ""
 	if n := len(img.Layers); n > 0 {
 		parent = img.Layers[n-1].ChainID
 	}
-	diffID := diffDigester.Digest().String()
-	chainID := diffID
+	chainID := diffID.String()
 	if parent != "" {
-		chainID = digest.FromString(parent + " " + diffID).String()
+		chainID = digest.FromString(parent + " " + diffID.String()).String()
 	}
-	mediaType := types.OCILayer
+	mediaType := types.OCIUncompressedLayer
 	if types.MediaType(img.ManifestMediaType) == types.DockerManifestSchema2 {
-		mediaType = types.DockerLayer
+		mediaType = types.DockerUncompressedLayer
 	}
-	l := store.Layer{ChainID: chainID, DiffID: diffID, Parent: parent, BlobDigest: blobDigester.Digest().String(),
-		BlobSize: counter.n, MediaType: string(mediaType)}
+	l := store.Layer{ChainID: chainID, DiffID: diffID.String(), Parent: parent, BlobDigest: diffID.String(),
+		BlobSize: size, MediaType: string(mediaType), Size: size}
 	if err := os.Rename(blob.Name(), st.BlobPath(l.BlobDigest)); err != nil {
 		return store.Layer{}, err
 	}
-	if have, err := st.HasLayer(chainID); err != nil || have {
-		return l, err
-	}
-	// Unpacked from the blob just written, as a pull would unpack it, so the
-	// layer is exactly what the image's digests say.
-	var lower []string
-	for i := len(img.Layers) - 1; i >= 0; i-- {
-		lower = append(lower, st.LayerDir(img.Layers[i].ChainID))
-	}
-	return pull.UnpackBlob(ctx, st, l, lower)
-}
-
-type countingBytes struct{ n int64 }
-
-func (c *countingBytes) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return len(p), nil
+	return l, st.AddLayer(l)
 }
 
 // recordCommit writes the new config and manifest and records the image.

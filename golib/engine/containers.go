@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
@@ -436,6 +438,9 @@ func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: image record: %v", errInfo, err)
 	}
+	if err := unpackCommitted(st, img); err != nil {
+		return nil, err
+	}
 	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		dir := st.LayerDir(img.Layers[i].ChainID)
@@ -445,6 +450,25 @@ func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
 		stack = append(stack, dir)
 	}
 	return stack, nil
+}
+
+// unpackCommitted unpacks the layers a commit stored only as blobs (see
+// packDiff), base first, the first time a container needs their directories.
+func unpackCommitted(st *store.Store, img store.Image) error {
+	var lower []string // top first
+	for _, l := range img.Layers {
+		dir := st.LayerDir(l.ChainID)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err != nil {
+				return fmt.Errorf("%w: layer directory %s and its blob: %v", errBundleMissing, dir, err)
+			}
+			if _, err := pull.UnpackBlob(context.Background(), st, l, lower); err != nil {
+				return fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
+			}
+		}
+		lower = append([]string{dir}, lower...)
+	}
+	return nil
 }
 
 var (

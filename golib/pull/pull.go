@@ -106,9 +106,10 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 	reused := 0
 	for i := range plan.layers {
 		l := &plan.layers[i]
+		// A committed layer may be recorded before its directory exists.
 		if have, err := st.HasLayer(l.ChainID); err != nil {
 			return Result{}, err
-		} else if have {
+		} else if have && dirExists(st.LayerDir(l.ChainID)) {
 			l.present = true
 			reused++
 			progress(Event{Phase: "exists", Layer: l.BlobDigest, Index: i, Count: len(plan.layers)}, true)
@@ -270,6 +271,11 @@ func makePlan(img v1.Image) (plan, error) {
 		parent = chainID
 	}
 	return p, nil
+}
+
+func dirExists(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
 }
 
 // errNeedsLower: a layer hardlinks to a file of a lower layer that was not

@@ -81,7 +81,8 @@ func (s *Store) HasLayer(chainID string) (bool, error) {
 	return err == nil, nil
 }
 
-// AddLayer records a layer whose directory is already in place.
+// AddLayer records a layer whose directory is in place or, for a layer a
+// commit stored only as a blob, is unpacked from it when first needed.
 func (s *Store) AddLayer(l Layer) error {
 	_, err := s.db.Exec(`INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, blob_digest, blob_size, media_type, size) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		l.ChainID, l.DiffID, l.Parent, l.BlobDigest, l.BlobSize, l.MediaType, l.Size)

@@ -18,15 +18,13 @@ const { promisify } = require('node:util');
 
 const K3Core = require('..');
 const { startRegistry, registryAvailable, whichSync } = require('../test/helpers/registry');
-const images = require('../test/helpers/images');
+const { median, timed, buildRootfs, pushRootfs } = require('./common');
 
 const run = promisify(execFile);
 const TARGET_BYTES = Number(process.env.K3_BENCH_BYTES || 380e6);
-const SOURCES = ['/usr/share', '/usr/include', '/usr/bin', '/usr/lib'];
 
 const ROUNDS = Number(process.env.K3_BENCH_ROUNDS || 5);
 const seconds = (ms) => `${(ms / 1000).toFixed(2)} s`;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // Prints our median beside the peer's, and the ratio against the goal.
 function report(what, ours, oursMs, peer, peerMs, goal) {
@@ -37,75 +35,6 @@ function report(what, ours, oursMs, peer, peerMs, goal) {
   console.log(`${''.padEnd(8)} ${peer.padEnd(40)} ${fmt(peerMs)}`);
   console.log(`${''.padEnd(8)} ratio ${ratio.toFixed(2)}x (goal >= ${goal}x) ${ratio >= goal ? 'met' : 'NOT MET'}`);
 }
-// Each timed step starts with no dirty pages left over from the one before.
-async function timed(fn) {
-  execFileSync('sync');
-  const t = process.hrtime.bigint();
-  const value = await fn();
-  return { ms: Number(process.hrtime.bigint() - t) / 1e6, value };
-}
-
-// Copies real files from the host into three layer directories (the split a
-// Dockerfile's base, packages and app layers give), taking every tenth file
-// so the tree has Debian's mix of many small files and some large ones
-// (about 11,000 entries for 380 MB, like a debootstrap of Debian).
-function buildRootfs(dir) {
-  const layers = [0, 1, 2].map((i) => path.join(dir, `layer${i}`));
-  layers.forEach((l) => fs.mkdirSync(l, { recursive: true }));
-  let bytes = 0;
-  let files = 0;
-  let seen = 0;
-  const walk = (src) => {
-    if (bytes >= TARGET_BYTES) return;
-    let list;
-    try {
-      list = fs.readdirSync(src, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
-    } catch {
-      return;
-    }
-    for (const d of list) {
-      if (bytes >= TARGET_BYTES) return;
-      const p = path.join(src, d.name);
-      if (d.isDirectory()) {
-        walk(p);
-        continue;
-      }
-      if (seen++ % 10 !== 0 || !(d.isFile() || d.isSymbolicLink())) continue;
-      const dest = path.join(layers[Math.min(2, Math.floor((bytes / TARGET_BYTES) * 3))], p);
-      try {
-        fs.mkdirSync(path.dirname(dest), { recursive: true });
-        if (d.isSymbolicLink()) {
-          fs.symlinkSync(fs.readlinkSync(p), dest);
-        } else {
-          fs.copyFileSync(p, dest);
-          bytes += fs.statSync(p).size;
-        }
-        files++;
-      } catch {
-        // unreadable host files are simply left out
-      }
-    }
-  };
-  SOURCES.forEach(walk);
-  const entries = Number(execFileSync('sh', ['-c', `find ${layers.join(' ')} -mindepth 1 | wc -l`], { encoding: 'utf8' }));
-  return { layers, bytes, files, entries };
-}
-
-async function pushRootfs(reg, dir, layers) {
-  const built = [];
-  for (const l of layers) {
-    const tarFile = `${l}.tar`;
-    execFileSync('tar', ['--numeric-owner', '--sort=name', '-cf', tarFile, '-C', l, '.']);
-    execFileSync('gzip', ['-6', '-n', '-k', '-f', tarFile]);
-    const tar = fs.readFileSync(tarFile);
-    const blob = fs.readFileSync(`${tarFile}.gz`);
-    built.push({ tar, blob, digest: images.sha256(blob), diffId: images.sha256(tar), size: blob.length, gzip: true });
-  }
-  const img = images.makeImage({ layers: built, mediaType: 'docker', config: { Cmd: ['/usr/bin/true'] } });
-  await images.pushImage(reg, 'bench/rootfs', 'v1', img);
-  return img;
-}
-
 async function main() {
   const missing = registryAvailable();
   if (missing) return console.log(`bench skipped: ${missing}`);
@@ -114,8 +43,8 @@ async function main() {
   const podman = whichSync('podman');
   try {
     console.log('building the rootfs from this machine\'s /usr ...');
-    const tree = buildRootfs(path.join(work, 'src'));
-    await pushRootfs(reg, work, tree.layers);
+    const tree = buildRootfs(path.join(work, 'src'), TARGET_BYTES);
+    await pushRootfs(reg, 'bench/rootfs', 'v1', tree.layers, { Cmd: ['/usr/bin/true'] });
     const ref = `${reg.host}/bench/rootfs:v1`;
     console.log(`rootfs: ${(tree.bytes / 1e6).toFixed(0)} MB, ${tree.entries} entries, 3 layers, pushed to ${reg.host}\n`);
 

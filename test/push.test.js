@@ -78,10 +78,22 @@ test('pushAnImage to another name, and of a committed image with a new layer', {
   await k3.containerCore.copyToContainer('to-commit', path.join(tmp, 'c.txt'), '/c.txt');
   const committed = await k3.containerCore.commitContainer('to-commit', { repository: `${src.host}/team/app`, tag: 'v2' });
   const out = await k3.imageCore.pushAnImage(`${src.host}/team/app:v2`);
-  assert.equal(out.Digest, committed.Digest);
   const info = await k3.imageCore.inspectAnImage(`${src.host}/team/app`, { imageName: `${src.host}/team/app`, imageTag: 'v2' });
-  assert.equal(info.Digest, committed.Digest);
+  assert.equal(info.Digest, out.Digest);
   assert.equal(info.Layers.length, 3);
+  // The commit's layer is stored uncompressed and, as docker push does,
+  // gzipped on the way out: a new manifest, the same config and image ID.
+  const raw = await fetch(`${src.url}/v2/team/app/manifests/v2`, { headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.json());
+  assert.notEqual(out.Digest, committed.Digest);
+  assert.equal(raw.config.digest, committed.Id);
+  assert.deepEqual(raw.layers.map((l) => l.mediaType), Array(3).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'));
+  const back = new K3Core({ root: path.join(tmp, 'store-back') });
+  const pulled = await back.imageCore.pullAnImage(`${src.host}/team/app`, 'v2');
+  assert.equal(pulled.Id, committed.Id);
+  assert.equal(pulled.Digest, out.Digest);
+  await back.containerCore.createContainer(`${src.host}/team/app:v2`, { name: 'pulled-back' });
+  await back.containerCore.exportContainer('pulled-back', path.join(tmp, 'back.tar'));
+  assert.match(execFileSync('tar', ['-xOf', path.join(tmp, 'back.tar'), 'c.txt'], { encoding: 'utf8' }), /^committed$/);
   const missing = await failure(k3.imageCore.pushAnImage('never/pulled:1'));
   assert.ok(missing instanceof K3Core.errors.ImageNotFoundLocally, missing.name);
 });

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +15,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/pgzip"
 
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
 )
@@ -30,10 +35,19 @@ func init() {
 type storedImage struct {
 	st  *store.Store
 	img store.Image
+	// For a push of uncompressed layers: the manifest naming their gzipped
+	// copies, and those copies.
+	manifest []byte
+	extra    map[v1.Hash]storedLayer
 }
 
 func (s storedImage) RawConfigFile() ([]byte, error) { return s.verified(s.img.ID) }
-func (s storedImage) RawManifest() ([]byte, error)   { return s.verified(s.img.ManifestDigest) }
+func (s storedImage) RawManifest() ([]byte, error) {
+	if s.manifest != nil {
+		return s.manifest, nil
+	}
+	return s.verified(s.img.ManifestDigest)
+}
 func (s storedImage) MediaType() (types.MediaType, error) {
 	return types.MediaType(s.img.ManifestMediaType), nil
 }
@@ -47,6 +61,9 @@ func (s storedImage) verified(digest string) ([]byte, error) {
 }
 
 func (s storedImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if l, ok := s.extra[h]; ok {
+		return l, nil
+	}
 	for _, l := range s.img.Layers {
 		if l.BlobDigest == h.String() {
 			return storedLayer{path: s.st.BlobPath(l.BlobDigest), digest: h, size: l.BlobSize, mediaType: types.MediaType(l.MediaType)}, nil
@@ -179,7 +196,12 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, invalid(err.Error())
 	}
-	pushed, err := partial.CompressedToImage(storedImage{st: st, img: img})
+	compressed, cleanup, err := compressForPush(ctx, st, img)
+	if err != nil {
+		return nil, imageFailure(op, pushClasses, err).With("image", source).With("destination", dest)
+	}
+	defer cleanup()
+	pushed, err := partial.CompressedToImage(compressed)
 	if err == nil {
 		err = client.Push(ctx, ref, pushed)
 	}
@@ -189,7 +211,114 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 		}
 		return nil, imageFailure(op, pushClasses, err).With("image", source).With("destination", dest)
 	}
-	return map[string]any{"Digest": img.ManifestDigest, "Destination": displayName(ref)}, nil
+	digest, err := pushed.Digest()
+	if err != nil {
+		return nil, imageFailure(op, pushClasses, err)
+	}
+	return map[string]any{"Digest": digest.String(), "Destination": displayName(ref)}, nil
+}
+
+// uncompressedToGzip names the gzip media type of each uncompressed one.
+var uncompressedToGzip = map[types.MediaType]types.MediaType{
+	types.OCIUncompressedLayer: types.OCILayer, types.DockerUncompressedLayer: types.DockerLayer,
+}
+
+// compressForPush is the image as it goes to a registry: the store's own
+// blobs, except that layers kept uncompressed (a commit's) are gzipped
+// first, as docker push does, in a new manifest; the config, and so the
+// image ID, does not change. cleanup removes the compressed copies.
+func compressForPush(ctx context.Context, st *store.Store, img store.Image) (storedImage, func(), error) {
+	image := storedImage{st: st, img: img}
+	raw, err := image.RawManifest()
+	if err != nil {
+		return image, func() {}, err
+	}
+	manifest, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return image, func() {}, &inspect.ContentError{Reason: "malformed manifest in the store: " + err.Error()}
+	}
+	var tmp []string
+	cleanup := func() {
+		for _, f := range tmp {
+			os.Remove(f)
+		}
+	}
+	changed := false
+	for i, l := range manifest.Layers {
+		gzipType, ok := uncompressedToGzip[l.MediaType]
+		if !ok {
+			continue
+		}
+		file, digest, size, err := gzipBlob(ctx, st, l.Digest.String())
+		if err != nil {
+			cleanup()
+			return image, func() {}, err
+		}
+		tmp = append(tmp, file)
+		manifest.Layers[i] = v1.Descriptor{MediaType: gzipType, Digest: digest, Size: size}
+		if image.extra == nil {
+			image.extra = map[v1.Hash]storedLayer{}
+		}
+		image.extra[digest] = storedLayer{path: file, digest: digest, size: size, mediaType: gzipType}
+		changed = true
+	}
+	if changed {
+		if image.manifest, err = json.Marshal(manifest); err != nil {
+			cleanup()
+			return image, func() {}, err
+		}
+	}
+	return image, cleanup, nil
+}
+
+// gzipBlob compresses a store blob into the store's staging area.
+func gzipBlob(ctx context.Context, st *store.Store, blobDigest string) (string, v1.Hash, int64, error) {
+	in, err := os.Open(st.BlobPath(blobDigest))
+	if err != nil {
+		return "", v1.Hash{}, 0, err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(st.Root()+"/tmp", "push-gzip-")
+	if err != nil {
+		return "", v1.Hash{}, 0, err
+	}
+	fail := func(err error) (string, v1.Hash, int64, error) {
+		out.Close()
+		os.Remove(out.Name())
+		return "", v1.Hash{}, 0, err
+	}
+	hasher := sha256.New()
+	counter := &byteCounter{}
+	gz := pgzip.NewWriter(io.MultiWriter(out, hasher, counter))
+	if _, err := io.Copy(gz, &ctxReader{ctx: ctx, r: in}); err != nil {
+		return fail(err)
+	}
+	if err := gz.Close(); err != nil {
+		return fail(err)
+	}
+	if err := out.Close(); err != nil {
+		return fail(err)
+	}
+	return out.Name(), v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(hasher.Sum(nil))}, counter.n, nil
+}
+
+type byteCounter struct{ n int64 }
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 func jsonString(s string) []byte {

@@ -1,8 +1,19 @@
 package imagetar
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/opencontainers/go-digest"
 )
 
 func TestConfigReencodedAsDockerDoes(t *testing.T) {
@@ -80,3 +91,64 @@ func TestWalkOrderIsComponentWise(t *testing.T) {
 		}
 	}
 }
+
+// Staging and writing run concurrently; whatever the order layers finish
+// in, each layer.tar is its layer, and a failing layer fails the archive
+// with its own error, not the others' cancellation.
+func TestWriteStagesAndFails(t *testing.T) {
+	img, err := random.Image(300000, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := Write(context.Background(), &out, []Image{{Image: img}}, Options{StagingDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	members := map[string][]byte{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[h.Name], _ = io.ReadAll(tr)
+	}
+	var manifest []struct{ Layers []string }
+	if err := json.Unmarshal(members["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
+		t.Fatalf("manifest.json: %v %s", err, members["manifest.json"])
+	}
+	for i, name := range manifest[0].Layers {
+		if got := digest.FromBytes(members[name]).String(); got != cfg.RootFS.DiffIDs[i].String() {
+			t.Errorf("layer %d: %s, want %s", i, got, cfg.RootFS.DiffIDs[i])
+		}
+	}
+
+	broken := errors.New("the registry went away")
+	layers, _ := img.Layers()
+	failing, err := mutate.Append(empty.Image, append(layerAdds(layers[:4]), mutate.Addendum{Layer: failingLayer{Layer: layers[4], err: broken}})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(context.Background(), io.Discard, []Image{{Image: failing}}, Options{StagingDir: t.TempDir()}); !errors.Is(err, broken) {
+		t.Fatalf("got %v, want the failing layer's error", err)
+	}
+}
+
+func layerAdds(layers []v1.Layer) []mutate.Addendum {
+	var out []mutate.Addendum
+	for _, l := range layers {
+		out = append(out, mutate.Addendum{Layer: l})
+	}
+	return out
+}
+
+type failingLayer struct {
+	v1.Layer
+	err error
+}
+
+func (f failingLayer) Compressed() (io.ReadCloser, error) { return nil, f.err }

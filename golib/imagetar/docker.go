@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"path"
+	"sort"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -107,20 +108,25 @@ func writeDockerArchive(ctx context.Context, w io.Writer, images []Image, flavou
 // layerOrder lists diff IDs in the order the archive writes them, so the
 // first layers needed are staged first.
 func layerOrder(images []*dockerImage, flavour dockerFlavour) []digest.Digest {
-	var probe []entry
+	type member struct {
+		name   string
+		diffID digest.Digest
+	}
+	var members []member
 	for _, img := range images {
 		for i, layer := range img.v1 {
+			diffID := img.config.RootFS.DiffIDs[i]
 			name := layer.ID + "/layer.tar"
 			if flavour.ociBased {
-				name = "blobs/sha256/" + img.config.RootFS.DiffIDs[i].Encoded()
+				name = "blobs/" + diffID.Algorithm().String() + "/" + diffID.Encoded()
 			}
-			probe = append(probe, entry{name: name, linkname: img.config.RootFS.DiffIDs[i].String()})
+			members = append(members, member{name, diffID})
 		}
 	}
-	walkOrder(probe)
-	order := make([]digest.Digest, len(probe))
-	for i, p := range probe {
-		order[i] = digest.Digest(p.linkname)
+	sort.SliceStable(members, func(i, j int) bool { return walksBefore(members[i].name, members[j].name) })
+	order := make([]digest.Digest, len(members))
+	for i, m := range members {
+		order[i] = m.diffID
 	}
 	return order
 }

@@ -33,15 +33,17 @@ type headerStyle struct {
 // is how Docker tars its staging directory: component by component, so
 // "a/b" comes before "a.json".
 func walkOrder(entries []entry) {
-	sort.SliceStable(entries, func(i, j int) bool {
-		a, b := strings.Split(entries[i].name, "/"), strings.Split(entries[j].name, "/")
-		for k := 0; k < len(a) && k < len(b); k++ {
-			if a[k] != b[k] {
-				return a[k] < b[k]
-			}
+	sort.SliceStable(entries, func(i, j int) bool { return walksBefore(entries[i].name, entries[j].name) })
+}
+
+func walksBefore(x, y string) bool {
+	a, b := strings.Split(x, "/"), strings.Split(y, "/")
+	for k := 0; k < len(a) && k < len(b); k++ {
+		if a[k] != b[k] {
+			return a[k] < b[k]
 		}
-		return len(a) < len(b)
-	})
+	}
+	return len(a) < len(b)
 }
 
 // header builds the USTAR header Go's archive/tar writes for entry, as

@@ -44,11 +44,18 @@ const images = require('../test/helpers/images');
     const out = path.join(work, `${name}.tar.gz`);
     console.log(`6. ${await k3.containerCore.exportContainer(name, out)}`);
     console.log(execFileSync('tar', ['-tzvf', out], { encoding: 'utf8' }));
+
+    const committed = await k3.containerCore.commitContainer(name, { repository: 'k3-demo', tag: '1.1', message: 'greeting added' });
+    const saved = path.join(work, 'k3-demo.tar');
+    await k3.imageCore.saveImage(['k3-demo:1.0', 'k3-demo:1.1'], saved);
+    console.log(`7. Committed the container as k3-demo:1.1 (${committed.Id.slice(7, 19)}) and saved both images as a docker save tarball:`);
+    console.log(execFileSync('tar', ['-tvf', saved], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } }));
   } finally {
     await k3.containerCore.removeContainer(name).catch(() => {});
+    await k3.imageCore.removeImage('k3-demo:1.1').catch(() => {});
     await k3.imageCore.removeImage('k3-demo:1.0').catch(() => {});
     fs.rmSync(work, { recursive: true, force: true });
-    console.log('7. Removed the demo container and image again.');
+    console.log('8. Removed the demo container and images again.');
   }
 })().catch((e) => {
   console.error(e.createFullMessage ? e.createFullMessage() : e);

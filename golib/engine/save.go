@@ -98,23 +98,20 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		return nil, invalid("options." + err.Error())
 	}
 
-	if source == "registry" {
-		// Check every name before any network, and time the whole save.
-		for _, ref := range refs {
-			req, err := saveRegistryRequest(ref, registryOptions)
-			if err != nil {
-				return nil, details(err.(*errcat.Error))
-			}
-			if req.timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, req.timeout)
-				defer cancel()
-			}
-		}
-	}
 	var images []imagetar.Image
 	if source == "registry" {
-		images, err = e.registryImages(ctx, refs, registryOptions)
+		// Every name is checked before any network; the timeout (the same
+		// option for all) covers the whole save, layers included.
+		reqs, reason := saveRegistryRequests(refs, registryOptions)
+		if reason != "" {
+			return nil, invalid(reason)
+		}
+		if timeout := reqs[0].timeout; timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		images, err = e.registryImages(ctx, reqs)
 	} else {
 		images, err = e.storeImages(call.Root, refs)
 	}
@@ -263,15 +260,11 @@ func sortedTags(tags []name.Tag) []name.Tag {
 	return tags
 }
 
-// registryImages reads each ref from its registry, nothing stored; the
+// registryImages reads each image from its registry, nothing stored; the
 // layers are fetched later, while the archive is written, under ctx.
-func (e *Engine) registryImages(ctx context.Context, refs []string, options map[string]json.RawMessage) ([]imagetar.Image, error) {
+func (e *Engine) registryImages(ctx context.Context, reqs []inspectRequest) ([]imagetar.Image, error) {
 	var out []imagetar.Image
-	for _, ref := range refs {
-		req, err := saveRegistryRequest(ref, options)
-		if err != nil {
-			return nil, err
-		}
+	for _, req := range reqs {
 		src, cleanup, err := e.pullSource(ctx, nil, req)
 		if err != nil {
 			return nil, err
@@ -288,17 +281,21 @@ func (e *Engine) registryImages(ctx context.Context, refs []string, options map[
 	return out, nil
 }
 
-// saveRegistryRequest reads one ref and the registry options by
-// inspectAnImage's rules.
-func saveRegistryRequest(ref string, options map[string]json.RawMessage) (inspectRequest, error) {
-	postData := map[string]json.RawMessage{"imageName": jsonString(ref)}
-	for k, v := range options {
-		postData[k] = v
+// saveRegistryRequests reads each ref with the registry options by
+// inspectAnImage's rules, or returns why one cannot be read.
+func saveRegistryRequests(refs []string, options map[string]json.RawMessage) ([]inspectRequest, string) {
+	var reqs []inspectRequest
+	for _, ref := range refs {
+		postData := map[string]json.RawMessage{"imageName": jsonString(ref)}
+		for k, v := range options {
+			postData[k] = v
+		}
+		raw, _ := json.Marshal(postData)
+		req, _, reason := parseImageRequest(jsonString(ref), raw, "options")
+		if reason != "" {
+			return nil, reason
+		}
+		reqs = append(reqs, req)
 	}
-	raw, _ := json.Marshal(postData)
-	req, _, reason := parseImageRequest(jsonString(ref), raw, "options")
-	if reason != "" {
-		return req, errcat.New(opSave, "InvalidSaveImageParameters", reason, nil)
-	}
-	return req, nil
+	return reqs, ""
 }

@@ -13,8 +13,9 @@ const { startRegistry, registryAvailable } = require('./helpers/registry');
 const images = require('./helpers/images');
 const { startSilentServer } = require('./helpers/fakeRegistry');
 const { runInChild } = require('./helpers/child');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping binding tests that need a registry: ${skip}`);
 
 const root = path.resolve(__dirname, '..');
@@ -161,7 +162,7 @@ test('thousands of calls do not leak memory across the boundary', async () => {
 // crashes the process (seen as a SIGSEGV at address 0 while a goroutine
 // waited for a child). Whatever the order of events, the handler the process
 // ends up with must have SA_ONSTACK.
-test('the SIGCHLD handler keeps SA_ONSTACK, whether children come before or after loading', { skip: whichStrace() ? false : 'strace is not installed' }, () => {
+test('the SIGCHLD handler keeps SA_ONSTACK, whether children come before or after loading', { skip: need(whichStrace() ? false : 'strace is not installed') }, () => {
   const { spawnSync } = require('node:child_process');
   const scripts = {
     'children after loading': `const K3Core = require(${JSON.stringify(root)}); const { execFileSync } = require('node:child_process');

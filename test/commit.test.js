@@ -10,6 +10,7 @@ const path = require('node:path');
 const K3Core = require('..');
 const images = require('./helpers/images');
 const { whichSync } = require('./helpers/registry');
+const { need } = require('./helpers/need');
 
 let tmp;
 let k3;
@@ -93,7 +94,7 @@ test('a bad change or name is InvalidCommitContainerParameters', async () => {
   }
 });
 
-test('committing a running container keeps what it wrote, and it keeps running', { skip: canRun ? false : 'needs root, runc and /bin/busybox' }, async () => {
+test('committing a running container keeps what it wrote, and it keeps running', { skip: need(canRun ? false : 'needs root, runc and /bin/busybox') }, async () => {
   await k3.containerCore.createContainer('base:1', { name: 'live', cmd: ['/bin/sh', '-c', 'echo written-while-running > /etc/live; sleep 1000'] });
   await k3.containerCore.startContainer('live');
   const bundle = (await k3.containerCore.inspectContainer('live')).BundleDir;

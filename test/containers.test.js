@@ -14,8 +14,9 @@ const K3Core = require('..');
 const { startRegistry, registryAvailable } = require('./helpers/registry');
 const images = require('./helpers/images');
 const { runInChild } = require('./helpers/child');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping store tests: ${skip}`);
 
 let reg;

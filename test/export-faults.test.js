@@ -18,11 +18,12 @@ const K3Core = require('..');
 const { startRegistry, registryAvailable, whichSync } = require('./helpers/registry');
 const images = require('./helpers/images');
 const { runInChild } = require('./helpers/child');
+const { need } = require('./helpers/need');
 
 const LIB = path.resolve(__dirname, '..');
 const MB = 1024 * 1024;
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping export fault tests: ${skip}`);
 
 // Mounts need root and a kernel that lets us mount tmpfs here.
@@ -40,7 +41,7 @@ function mountProblem() {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-const mountSkip = mountProblem();
+const mountSkip = need(mountProblem());
 if (mountSkip && !skip) console.log(`# skipping mount-based export fault tests: ${mountSkip}`);
 
 function commandProblem(cmd, args) {
@@ -51,9 +52,9 @@ function commandProblem(cmd, args) {
     return `${cmd} is not usable: ${String(e.stderr || e.message).trim().split('\n')[0]}`;
   }
 }
-const setprivSkip = mountSkip || commandProblem('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'true']);
+const setprivSkip = mountSkip || need(commandProblem('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'true']));
 if (setprivSkip && !mountSkip) console.log(`# skipping the unprivileged-user test: ${setprivSkip}`);
-const loopSkip = mountSkip || commandProblem('losetup', ['-f']) || commandProblem('mkfs.ext4', ['-V']);
+const loopSkip = mountSkip || need(commandProblem('losetup', ['-f']) || commandProblem('mkfs.ext4', ['-V']));
 if (loopSkip && !mountSkip) console.log(`# skipping loop-device tests: ${loopSkip}`);
 
 // SPEC §3: class -> [statusCode, type, message].
@@ -349,7 +350,7 @@ test('an unreadable database: ResolveContainerName (DB_ERROR) in a fresh process
   await storeStillExports();
 });
 
-const xattrSkip = mountSkip || (whichSync('python3') ? false : 'python3 is needed to set a trusted.* xattr');
+const xattrSkip = mountSkip || need(whichSync('python3') ? false : 'python3 is needed to set a trusted.* xattr');
 test('a layer carrying overlayfs redirect/metacopy xattrs: ExportContainerFailure', { skip: skip || xattrSkip }, async () => {
   await k3.containerCore.createContainer(fx.baseRef, { name: 'overlay-redirect' });
   const { BundleDir } = await k3.containerCore.inspectContainer('overlay-redirect');

@@ -17,6 +17,7 @@ const zlib = require('node:zlib');
 const K3Core = require('..');
 const { startRegistry, registryAvailable, whichSync } = require('./helpers/registry');
 const images = require('./helpers/images');
+const { need } = require('./helpers/need');
 
 function problem() {
   const noRegistry = registryAvailable();
@@ -30,7 +31,7 @@ function problem() {
   }
   return false;
 }
-const skip = problem();
+const skip = need(problem());
 if (skip) console.log(`# skipping podman oracle tests: ${skip}`);
 const zstdAvailable = Boolean(whichSync('zstd'));
 

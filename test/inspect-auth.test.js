@@ -12,8 +12,9 @@ const K3Core = require('..');
 const { startRegistry, registryAvailable } = require('./helpers/registry');
 const images = require('./helpers/images');
 const { runInChild } = require('./helpers/child');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping auth registry tests: ${skip}`);
 
 const user = { username: 'k3user', password: 's3cret-pass' };

@@ -8,8 +8,9 @@ const K3Core = require('..');
 const { startRegistry, registryAvailable } = require('./helpers/registry');
 const images = require('./helpers/images');
 const { startFakeRegistry, startSilentServer, closedPort } = require('./helpers/fakeRegistry');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping registry tests: ${skip}`);
 
 const k3 = new K3Core();

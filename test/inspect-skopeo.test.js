@@ -22,8 +22,9 @@ const path = require('node:path');
 const K3Core = require('..');
 const { startRegistry, registryAvailable, whichSync } = require('./helpers/registry');
 const images = require('./helpers/images');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || (whichSync('skopeo') ? null : 'skopeo is not installed') || false;
+const skip = need(registryAvailable() || (whichSync('skopeo') ? null : 'skopeo is not installed'));
 if (skip) console.log(`# skipping skopeo oracle tests: ${skip}`);
 
 const k3 = new K3Core();

@@ -12,6 +12,7 @@ const zlib = require('node:zlib');
 const K3Core = require('..');
 const images = require('./helpers/images');
 const { startRegistry, registryAvailable, whichSync } = require('./helpers/registry');
+const { need } = require('./helpers/need');
 
 let tmp;
 const one = images.makeImage({ layers: [[{ path: 'one', content: '1' }], [{ path: 'two', content: '2' }]], mediaType: 'docker' });
@@ -65,7 +66,7 @@ test('an OCI archive loads under its ref name', async () => {
   assert.deepEqual(out.Loaded, [{ Id: one.configDigest, RepoTags: ['docker.io/oci/one:3'] }]);
 });
 
-test('archives podman save writes load with the same image ID', { skip: (registryAvailable() || (whichSync('podman') ? false : 'podman is not installed')) }, async () => {
+test('archives podman save writes load with the same image ID', { skip: need(registryAvailable() || (whichSync('podman') ? false : 'podman is not installed')) }, async () => {
   const reg = await startRegistry();
   const ref = `${reg.host}/load/podman:v1`;
   try {

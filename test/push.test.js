@@ -11,8 +11,9 @@ const path = require('node:path');
 const K3Core = require('..');
 const { startRegistry, registryAvailable, whichSync } = require('./helpers/registry');
 const images = require('./helpers/images');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping push tests: ${skip}`);
 const user = { username: 'pusher', password: 'push-secret' };
 let src;

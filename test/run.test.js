@@ -12,12 +12,13 @@ const K3Core = require('..');
 const images = require('./helpers/images');
 const { whichSync } = require('./helpers/registry');
 const { runInChild } = require('./helpers/child');
+const { need } = require('./helpers/need');
 
 const reasons = [];
 if (process.getuid() !== 0) reasons.push('not root');
 if (!whichSync('runc')) reasons.push('runc is not installed');
 if (!fs.existsSync('/bin/busybox')) reasons.push('busybox-static is not installed');
-const skip = reasons.length ? reasons.join(', ') : false;
+const skip = need(reasons.join(', '));
 if (skip) console.log(`# skipping container runs: ${skip}`);
 
 let tmp;
@@ -205,7 +206,7 @@ test('network none has only loopback; host has the host interfaces; bind mounts 
   assert.ok(badNet instanceof K3Core.errors.InvalidCreateContainerParameters);
 });
 
-test('crun runs the same bundle when chosen', { skip: skip || (whichSync('crun') ? false : 'crun is not installed') }, async (t) => {
+test('crun runs the same bundle when chosen', { skip: skip || need(whichSync('crun') ? false : 'crun is not installed') }, async (t) => {
   const withCrun = new K3Core({ root: k3.root, runtime: 'crun' });
   await withCrun.containerCore.createContainer('busybox:run', { name: 'by-crun', cmd: sh('echo crun; exit 5') });
   try {

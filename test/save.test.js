@@ -17,12 +17,13 @@ const images = require('./helpers/images');
 const { startRegistry, registryAvailable, whichSync } = require('./helpers/registry');
 const { startDocker, dockerUnavailable } = require('./helpers/docker');
 const { runInChild } = require('./helpers/child');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping saveImage tests: ${skip}`);
-const dockerSkip = skip || dockerUnavailable();
+const dockerSkip = skip || need(dockerUnavailable());
 if (dockerSkip && !skip) console.log(`# skipping the docker save byte-identity tests: ${dockerSkip}`);
-const rootSkip = typeof process.getuid === 'function' && process.getuid() === 0 ? false : 'not running as root (mounts need it)';
+const rootSkip = need(typeof process.getuid === 'function' && process.getuid() === 0 ? false : 'not running as root (mounts need it)');
 if (rootSkip) console.log(`# skipping mount-based saveImage tests: ${rootSkip}`);
 
 const sha = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
@@ -264,7 +265,7 @@ test('docker load reads our archives (legacy and Docker 25 layouts): same image 
   }
 });
 
-test('podman load reads our docker-archive and oci-archive: same image ID and layers', { skip: skip || (!whichSync('podman') && 'podman is not installed') || rootSkip }, async () => {
+test('podman load reads our docker-archive and oci-archive: same image ID and layers', { skip: skip || need(!whichSync('podman') && 'podman is not installed') || rootSkip }, async () => {
   const storage = path.join(tmp, 'podman');
   const podman = (...args) => execFileSync('podman', ['--root', path.join(storage, 'root'), '--runroot', path.join(storage, 'run'), '--storage-driver', 'vfs', ...args], { encoding: 'utf8' });
   for (const format of ['docker-archive', 'oci-archive']) {
@@ -278,7 +279,7 @@ test('podman load reads our docker-archive and oci-archive: same image ID and la
   }
 });
 
-test('skopeo reads our archives: same config and diff IDs; an OCI manifest keeps its digest, a Docker one becomes OCI', { skip: skip || (!whichSync('skopeo') && 'skopeo is not installed') }, async () => {
+test('skopeo reads our archives: same config and diff IDs; an OCI manifest keeps its digest, a Docker one becomes OCI', { skip: skip || need(!whichSync('skopeo') && 'skopeo is not installed') }, async () => {
   await k3.imageCore.saveImage(refs.rich, out('for-skopeo.tar'));
   await k3.imageCore.saveImage([refs.rich, refs.plain], out('for-skopeo-oci.tar'), { format: 'oci-archive' });
   for (const [src, dir] of [[`docker-archive:${out('for-skopeo.tar')}`, 'skopeo-a'], [`oci-archive:${out('for-skopeo-oci.tar')}:1.0`, 'skopeo-b']]) {
@@ -304,7 +305,7 @@ test('skopeo reads our archives: same config and diff IDs; an OCI manifest keeps
   assert.deepEqual(converted.layers.map((l) => [l.mediaType, l.digest]), rich.layers.map((l) => ['application/vnd.oci.image.layer.v1.tar+gzip', l.digest]));
 });
 
-test('GNU tar lists and extracts our archive; each layer.tar hashes to its diff ID', { skip: skip || (!whichSync('tar') && 'tar is not installed') }, async () => {
+test('GNU tar lists and extracts our archive; each layer.tar hashes to its diff ID', { skip: skip || need(!whichSync('tar') && 'tar is not installed') }, async () => {
   const file = out('for-tar.tar');
   await k3.imageCore.saveImage(refs.rich, file);
   const dir = out('extracted');
@@ -446,7 +447,7 @@ test('a read-only file system is ReadOnlyFileSystem', { skip: skip || rootSkip }
   }
 });
 
-test('an unwritable directory is SaveImagePermissionDenied for an unprivileged user', { skip: skip || rootSkip || (!whichSync('setpriv') && 'setpriv is not installed') }, async () => {
+test('an unwritable directory is SaveImagePermissionDenied for an unprivileged user', { skip: skip || rootSkip || need(!whichSync('setpriv') && 'setpriv is not installed') }, async () => {
   const dir = path.join(tmp, 'locked');
   fs.mkdirSync(dir, { mode: 0o755 });
   fs.chmodSync(tmp, 0o755);

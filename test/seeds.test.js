@@ -11,8 +11,9 @@ const path = require('node:path');
 
 const { startRegistry, registryAvailable } = require('./helpers/registry');
 const images = require('./helpers/images');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 if (skip) console.log(`# skipping seed examples: ${skip}`);
 
 let reg;

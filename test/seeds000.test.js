@@ -16,8 +16,9 @@ const zlib = require('node:zlib');
 const K3Core = require('..');
 const { startRegistry, registryAvailable, whichSync } = require('./helpers/registry');
 const images = require('./helpers/images');
+const { need } = require('./helpers/need');
 
-const skip = registryAvailable() || false;
+const skip = need(registryAvailable());
 // Example 2 exports a running container: that needs root, runc and a busybox.
 const canRun = process.getuid() === 0 && Boolean(whichSync('runc')) && fs.existsSync('/bin/busybox');
 if (!canRun) console.log('# seed 000 example 2 runs without a running container: needs root, runc and /bin/busybox');

@@ -5,6 +5,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
+const { need } = require('./helpers/need');
 
 let tsc;
 try {
@@ -13,7 +14,7 @@ try {
   tsc = null;
 }
 
-test('index.d.ts type-checks a program that uses the API', { skip: tsc ? false : 'typescript is not installed (npm install installs it)' }, () => {
+test('index.d.ts type-checks a program that uses the API', { skip: need(tsc ? false : 'typescript is not installed (npm install installs it)') }, () => {
   const usage = path.join(__dirname, 'types', 'usage.ts');
   const out = execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--types', 'node', usage], { encoding: 'utf8' });
   assert.equal(out, '');

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/internal/testneed"
 )
 
 // ent is one entry of a test archive.
@@ -242,7 +244,7 @@ func TestWhiteoutFormats(t *testing.T) {
 	})
 	t.Run("overlay", func(t *testing.T) {
 		if !isRoot() {
-			t.Skip("overlay whiteouts need root")
+			testneed.Missing(t, "overlay whiteouts need root")
 		}
 		if NativeWhiteouts() != OverlayWhiteouts {
 			t.Error("NativeWhiteouts as root")
@@ -288,7 +290,7 @@ func checkOpaque(t *testing.T, dir string, want map[string]bool) {
 // deletes from lower layers, so this layer's entry stays.
 func TestOverlayWhiteoutBesideOwnEntry(t *testing.T) {
 	if !isRoot() {
-		t.Skip("overlay whiteouts need root")
+		testneed.Missing(t, "overlay whiteouts need root")
 	}
 	dir := t.TempDir()
 	unpack(t, dir, Options{Whiteouts: OverlayWhiteouts},
@@ -432,7 +434,7 @@ func TestUnprivileged(t *testing.T) {
 			}
 		}
 		if err := copyFile(bin, os.Args[0]); err != nil {
-			t.Skipf("cannot copy the test binary: %v", err)
+			testneed.Missing(t, "cannot copy the test binary: "+err.Error())
 		}
 		cmd := exec.Command(bin, "-test.run=^TestUnprivileged$", "-test.v")
 		cmd.Env = append(os.Environ(), "K3_LAYER_UNPRIVILEGED=1")

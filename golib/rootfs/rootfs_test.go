@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/internal/testneed"
 )
 
 // tree builds a layer directory by hand.
@@ -121,7 +123,7 @@ func settle(t *testing.T, roots ...string) {
 
 func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: device nodes, chown and trusted.* xattrs")
+		testneed.Missing(t, "needs root: device nodes, chown and trusted.* xattrs")
 	}
 }
 
@@ -533,7 +535,7 @@ func checkGNUTar(t *testing.T, s Stack, data []byte) {
 func gnutar(t *testing.T, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("no tar")
+		testneed.Missing(t, "GNU tar is not installed")
 	}
 	cmd := exec.Command("tar", args...)
 	var stderr bytes.Buffer
@@ -648,7 +650,7 @@ func TestKernelOverlay(t *testing.T) {
 	// All three as lower layers: a read-only mount that leaves them as they are.
 	opts := "lowerdir=" + top.root + ":" + mid.root + ":" + low.root
 	if err := unix.Mount("overlay", merged, "overlay", unix.MS_RDONLY, opts); err != nil {
-		t.Skipf("cannot mount overlayfs: %v", err)
+		testneed.Missing(t, "cannot mount overlayfs: "+err.Error())
 	}
 	defer unix.Unmount(merged, 0)
 
@@ -754,7 +756,7 @@ func TestPodmanExport(t *testing.T) {
 		t.Skip("changes podman's storage; run it with -run TestPodmanExport")
 	}
 	if _, err := exec.LookPath("podman"); err != nil {
-		t.Skip("no podman")
+		testneed.Missing(t, "podman is not installed")
 	}
 	s, _ := fullStack(t)
 	dir := t.TempDir()

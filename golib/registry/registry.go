@@ -48,8 +48,12 @@ func (c Credentials) authOption() remote.Option {
 }
 
 // key identifies a client without keeping the secret itself in a map key.
+// Each field is length-prefixed: joined with a separator, the user "a\x00b"
+// with password "c" and the user "a" with password "b\x00c" would share a
+// client, and so each other's credentials and tokens.
 func (c Credentials) key() string {
-	sum := sha256.Sum256([]byte(c.Username + "\x00" + c.Password + "\x00" + c.RegistryToken))
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%d:%s%d:%s%d:%s",
+		len(c.Username), c.Username, len(c.Password), c.Password, len(c.RegistryToken), c.RegistryToken)))
 	return hex.EncodeToString(sum[:])
 }
 

@@ -4,8 +4,10 @@
 // shapes the result the way `skopeo inspect` does.
 //
 // Manifests and configs are immutable by digest, so results are kept per
-// (top-level digest, platform): a caller who has already resolved a tag to a
-// digest pays nothing more for a digest seen before.
+// (repository, top-level digest, platform): a caller who has already resolved
+// a tag or digest in a repository pays nothing more for a digest seen there
+// before. What a result may not skip is asking the registry whether this
+// caller may read it: see Cacheable.
 package inspect
 
 import (
@@ -25,12 +27,25 @@ import (
 // Implementations verify every byte they return against its digest.
 type Source interface {
 	// Resolve returns the descriptor of the top-level manifest the caller's
-	// reference names now. A digest reference needs no I/O.
+	// reference names now.
 	Resolve(ctx context.Context) (v1.Descriptor, error)
 	// Manifest returns the manifest with digest d and its media type.
 	Manifest(ctx context.Context, d v1.Hash) ([]byte, types.MediaType, error)
 	// Config returns the config blob with digest d.
 	Config(ctx context.Context, d v1.Hash) ([]byte, error)
+}
+
+// Cacheable is a Source whose results an Inspector may keep and serve again.
+// Its Resolve must ask the source with the caller's credentials, even for a
+// digest reference: that answer is the only proof that this caller may read
+// what the cache holds.
+type Cacheable interface {
+	Source
+	// Scope names the repository the source reads, and how (e.g. with or
+	// without TLS verification). A result is served only to sources of the
+	// scope it was read in: the same digest in another repository is another
+	// question, which that repository must answer.
+	Scope() string
 }
 
 // Output has the fields and meanings of `skopeo inspect`, plus PlatformDigest.
@@ -74,7 +89,7 @@ func (e *PlatformNotFoundError) Error() string {
 	return fmt.Sprintf("no image for platform %s in the index (it has %s)", e.Want, strings.Join(e.Available, ", "))
 }
 
-// Inspector inspects images and remembers what it read, by digest.
+// Inspector inspects images and remembers what it read, by scope and digest.
 type Inspector struct {
 	mu      sync.Mutex
 	results map[string]Output
@@ -88,19 +103,20 @@ const maxCached = 4096
 func New() *Inspector { return &Inspector{results: map[string]Output{}} }
 
 // Inspect reads the image src names for platform, from the cache when its
-// top-level digest was read before. Name and RepoTags are the caller's to
-// fill: they depend on how the image was named, not on its content.
+// top-level digest was read before in the same scope, and only once src has
+// resolved it for this caller. Name and RepoTags are the caller's to fill:
+// they depend on how the image was named, not on its content.
 //
 // Only sources whose content cannot change under a digest belong here (a
 // registry verifies nothing for us, but we verified it the first time);
 // local files can be altered on disk, and are cheap to read again, so they
 // go through Read.
-func (in *Inspector) Inspect(ctx context.Context, src Source, platform Platform) (Output, error) {
+func (in *Inspector) Inspect(ctx context.Context, src Cacheable, platform Platform) (Output, error) {
 	top, err := src.Resolve(ctx)
 	if err != nil {
 		return Output{}, err
 	}
-	key := top.Digest.String() + " " + platform.String()
+	key := src.Scope() + " " + top.Digest.String() + " " + platform.String()
 	if out, ok := in.lookup(key); ok {
 		return out, nil
 	}

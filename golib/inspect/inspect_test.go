@@ -12,8 +12,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// memSource is an inspect.Source over a map, counting reads.
+// memSource is an inspect.Cacheable over a map, counting reads; a non-nil
+// denied is what its Resolve answers.
 type memSource struct {
+	scope    string
+	denied   error
 	top      v1.Hash
 	blobs    map[v1.Hash][]byte
 	types    map[v1.Hash]types.MediaType
@@ -30,8 +33,13 @@ func (m *memSource) put(raw []byte, mt types.MediaType) v1.Hash {
 
 func (m *memSource) Resolve(context.Context) (v1.Descriptor, error) {
 	m.resolves++
+	if m.denied != nil {
+		return v1.Descriptor{}, m.denied
+	}
 	return v1.Descriptor{Digest: m.top}, nil
 }
+
+func (m *memSource) Scope() string { return m.scope }
 
 func (m *memSource) Manifest(_ context.Context, d v1.Hash) ([]byte, types.MediaType, error) {
 	m.reads++
@@ -135,6 +143,31 @@ func TestResultsAreCachedByDigest(t *testing.T) {
 	// Another platform of the same index is a different entry.
 	if _, err := in.Inspect(context.Background(), m, Platform{OS: "linux", Architecture: "arm64"}); err != nil || m.reads == reads {
 		t.Fatalf("another platform came from the cache: %v", err)
+	}
+}
+
+func TestCachedResultsStayInTheirScopeAndBehindResolve(t *testing.T) {
+	m, _ := newIndexSource()
+	m.scope = "registry/private"
+	in := New()
+	plat := Platform{OS: "linux", Architecture: "amd64"}
+	if _, err := in.Inspect(context.Background(), m, plat); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same digest named in another repository is read there, not served.
+	elsewhere := *m
+	elsewhere.scope = "registry/other"
+	elsewhere.blobs = map[v1.Hash][]byte{}
+	if out, err := in.Inspect(context.Background(), &elsewhere, plat); err == nil {
+		t.Fatalf("another scope was served the cached result %s", out.Digest)
+	}
+
+	// A caller the source turns away gets the refusal, not the cached result.
+	refusal := errors.New("unauthorized")
+	m.denied = refusal
+	if out, err := in.Inspect(context.Background(), m, plat); !errors.Is(err, refusal) {
+		t.Fatalf("a refused Resolve was answered from the cache: %v, %v", out.Digest, err)
 	}
 }
 

@@ -222,17 +222,22 @@ type Source struct {
 	Ref    name.Reference
 }
 
-// Resolve costs one HEAD for a tag and nothing for a digest.
+// Resolve costs one HEAD, for a digest as for a tag: the registry's answer
+// to this client's credentials for this repository is what lets a cached
+// result be served (inspect.Cacheable).
 func (s Source) Resolve(ctx context.Context) (v1.Descriptor, error) {
-	if d, ok := s.Ref.(name.Digest); ok {
-		h, err := v1.NewHash(d.DigestStr())
-		return v1.Descriptor{Digest: h}, err
-	}
 	d, err := s.Client.Head(ctx, s.Ref)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
 	return *d, nil
+}
+
+// Scope is the registry and repository, and whether TLS is verified: a
+// result read over verified TLS is not served to a call whose HEAD an
+// impostor could have answered.
+func (s Source) Scope() string {
+	return fmt.Sprintf("%s insecure=%t", s.Ref.Context().Name(), s.Client.insecure)
 }
 
 // Manifest fetches the manifest with digest d from the reference's repository.

@@ -137,7 +137,7 @@ declare namespace K3Core {
     dockerVersion?: string;
     /** 'store' (default): images of the local store, as docker save; 'registry': straight from the registry, nothing stored. */
     source?: 'store' | 'registry';
-    /** fsync the archive and its directory before it gets its name. */
+    /** fsync the archive and its directory before it gets its name (a device or FIFO target: only a block device is synced). */
     durable?: boolean;
     onProgress?: (event: SaveProgress) => void;
   }
@@ -158,6 +158,12 @@ declare namespace K3Core {
     pullAnImage(imageName: string, tag?: string, options?: PullOptions): Promise<PullResult>;
     pullAnImage(imageName: string, options?: PullOptions): Promise<PullResult>;
     listImages(): Promise<ImageSummary[]>;
+    /**
+     * Writes the images as one archive at `filePath`, replaced atomically. An
+     * existing character/block device or FIFO is written into instead, as
+     * `docker save -o` and GNU tar do. A socket, or a path on /proc, /sys or
+     * another special file system, is refused: InvalidSaveImageParameters (422).
+     */
     saveImage(images: string | string[], filePath: string, options?: SaveImageOptions): Promise<SaveImageResult>;
     loadImage(filePath: string, options?: Cancellable & { onProgress?: (event: PullProgress) => void }): Promise<{ Loaded: Array<{ Id: string; RepoTags: string[] }> }>;
     tagImage(image: string, newName: string): Promise<{ Id: string; Tagged: string }>;
@@ -235,10 +241,17 @@ declare namespace K3Core {
       changes?: string[];
       pause?: boolean;
     }): Promise<{ Id: string; Digest: string; RepoTags: string[] }>;
-    /** Resolves "<name> has exported successfully to <filePath>". */
+    /**
+     * Resolves "<name> has exported successfully to <filePath>". A file (or a
+     * symlink, itself) at `filePath` is replaced atomically; an existing
+     * character/block device or FIFO is written into instead, as `docker
+     * export -o` and GNU tar do, with no free-space check. A socket, or a path
+     * on /proc, /sys or another special file system, is refused:
+     * InvalidExportContainerParameters (422).
+     */
     exportContainer(containerId: string, filePath: string, options?: Cancellable & {
       onProgress?: (event: ExportProgress) => void;
-      /** Also put the file on disk (fsync) before it gets its name, so it survives a power loss. */
+      /** Also put the file on disk (fsync) before it gets its name, so it survives a power loss (a device or FIFO target: only a block device is synced). */
       durable?: boolean;
     }): Promise<string>;
   }

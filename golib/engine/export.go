@@ -91,13 +91,12 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
 	}
 	required := requiredSpace(size.TarBytes, filePath)
-	dir := filepath.Dir(filePath)
-	if available, err := outfile.Available(dir); err == nil && available < uint64(required) {
+	if available, known := outfile.Room(filePath); known && available < uint64(required) {
 		return nil, newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
 			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
 	}
 
-	out, err := outfile.Create(filePath, durable)
+	out, err := outfile.Create(ctx, filePath, durable)
 	if err != nil {
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
@@ -117,7 +116,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 }
 
 // exportPath validates the output path: absolute, a file, in a directory
-// that exists.
+// that exists, and one outfile may write to.
 func exportPath(raw []byte) (string, string) {
 	p, present, err := stringParam(raw, "filePath")
 	switch {
@@ -141,6 +140,9 @@ func exportPath(raw []byte) (string, string) {
 		}
 		return p, fmt.Sprintf("Directory %s does not exist", filepath.Dir(p))
 	}
+	if err := outfile.Check(p); err != nil {
+		return p, err.Error()
+	}
 	return p, ""
 }
 
@@ -155,9 +157,9 @@ func requiredSpace(tarBytes int64, filePath string) int64 {
 
 // outputClasses names, for one operation, the classes of failures to write
 // its output file.
-type outputClasses struct{ noSpace, denied, ioFailure, other string }
+type outputClasses struct{ invalid, noSpace, denied, ioFailure, other string }
 
-var exportOutputClasses = outputClasses{noSpace: "InsufficientDiskSpaceForExport",
+var exportOutputClasses = outputClasses{invalid: "InvalidExportContainerParameters", noSpace: "InsufficientDiskSpaceForExport",
 	denied: "ExportContainerPermissionDenied", ioFailure: "ExportContainerIOFailure", other: "ExportContainerFailure"}
 
 // outputFailure maps a failure to write an output file onto the catalogue.
@@ -166,13 +168,18 @@ func outputFailure(newErr func(class, reason string, cause error) *errcat.Error,
 	if errors.As(err, &cerr) {
 		return cerr
 	}
+	var unusable *outfile.UnusableError
+	if errors.As(err, &unusable) {
+		return newErr(classes.invalid, unusable.Error(), err)
+	}
 	var errno syscall.Errno
 	errors.As(err, &errno)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return newErr("AbortError", "the operation was aborted", err)
 	case errno == syscall.ENOSPC || errno == syscall.EDQUOT:
-		available, _ := outfile.Available(filepath.Dir(filePath))
+		// A device that is full (its own room unknown) has none left.
+		available, _ := outfile.Room(filePath)
 		e := newErr(classes.noSpace, "No space left on device (ENOSPC)", err).With("availableSpace", humanSize(available))
 		if required >= 0 { // unknown (-1) for outputs whose size is not known ahead
 			e.With("requiredSpace", humanSize(uint64(required)))
@@ -194,7 +201,7 @@ func outputFailure(newErr func(class, reason string, cause error) *errcat.Error,
 
 func errnoName(errno syscall.Errno) string {
 	names := map[syscall.Errno]string{syscall.ENOENT: "ENOENT", syscall.EISDIR: "EISDIR", syscall.ENOTDIR: "ENOTDIR",
-		syscall.EEXIST: "EEXIST", syscall.EFBIG: "EFBIG", syscall.EMFILE: "EMFILE", syscall.ENAMETOOLONG: "ENAMETOOLONG"}
+		syscall.EEXIST: "EEXIST", syscall.EFBIG: "EFBIG", syscall.EMFILE: "EMFILE", syscall.ENAMETOOLONG: "ENAMETOOLONG", syscall.EPIPE: "EPIPE"}
 	if n, ok := names[errno]; ok {
 		return n
 	}

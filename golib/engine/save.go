@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -29,7 +30,7 @@ var saveClasses = withClasses(registryClasses, map[imageFault]string{
 	faultNoSpace: "InsufficientDiskSpaceForSave", faultStore: "StoreFailure",
 })
 
-var saveOutputClasses = outputClasses{noSpace: "InsufficientDiskSpaceForSave",
+var saveOutputClasses = outputClasses{invalid: "InvalidSaveImageParameters", noSpace: "InsufficientDiskSpaceForSave",
 	denied: "SaveImagePermissionDenied", ioFailure: "SaveImageIOFailure", other: "SaveImageFailure"}
 
 // registryOptionKeys are the saveImage options that reach the registry,
@@ -60,7 +61,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	if reason != "" {
 		return nil, invalid(reason)
 	}
-	opts := imagetar.Options{StagingDir: filepath.Dir(filePath), Progress: func(ev imagetar.Event) { call.Emit(ev) }}
+	opts := imagetar.Options{StagingDir: stagingDir(filePath), Progress: func(ev imagetar.Event) { call.Emit(ev) }}
 	source, durable := "store", false
 	var registryOptions map[string]json.RawMessage
 	if !isNull(list[2]) {
@@ -126,7 +127,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	newErr := func(class, reason string, cause error) *errcat.Error {
 		return details(errcat.New(opSave, class, reason, cause))
 	}
-	out, err := outfile.Create(filePath, durable)
+	out, err := outfile.Create(ctx, filePath, durable)
 	if err != nil {
 		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
 	}
@@ -147,6 +148,17 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		format = imagetar.DockerArchive
 	}
 	return map[string]any{"Path": filePath, "Format": format, "Images": saved}, nil
+}
+
+// stagingDir is where layers wait while the archive is written: beside the
+// output, on the disk that must hold it anyway, unless the output is a
+// device or FIFO, whose directory (often /dev, a small tmpfs) is no place
+// for them.
+func stagingDir(filePath string) string {
+	if outfile.IsStream(filePath) {
+		return os.TempDir()
+	}
+	return filepath.Dir(filePath)
 }
 
 // saveRefs reads the images argument: one name or a non-empty list of them.

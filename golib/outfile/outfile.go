@@ -1,15 +1,29 @@
-// Package outfile owns writing a user's output file atomically: the bytes go
-// to an unnamed file in the target's directory (O_TMPFILE), or, where the
-// file system cannot make one, to a hidden temporary file beside it, and
-// appear under the target's name only once complete. After any failure, or a
-// kill, nothing is left under the target's name and a file already there is
-// untouched. A durable output is also on disk before it gets its name, so it
-// survives a power loss too (at the price of waiting for the disk, which
-// docker, podman and GNU tar never do). It also picks compression by the
-// name's ending.
+// Package outfile owns writing a user's output file, and the rule for what
+// an output path may name.
+//
+// Nothing there, a regular file or a symlink: the bytes go to an unnamed file
+// in the target's directory (O_TMPFILE), or, where the file system cannot
+// make one, to a hidden temporary file beside it, and appear under the
+// target's name only once complete. After any failure, or a kill, nothing is
+// left under the target's name and a file already there is untouched; a
+// symlink is replaced, the file it points to never written. A durable output
+// is also on disk before it gets its name, so it survives a power loss too
+// (at the price of waiting for the disk, which docker, podman and GNU tar
+// never do).
+//
+// A character or block device or a FIFO: written into as a stream, as
+// `docker export -o` and GNU tar do, since replacing /dev/null or a pipe a
+// script reads with a regular file would break the host. Nothing is renamed
+// or removed, so a failure leaves whatever was already written.
+//
+// A socket, or a path on a special file system (/proc, /sys, cgroup,
+// debugfs, ...): refused with an *UnusableError before anything is written.
+//
+// It also picks compression by the name's ending.
 package outfile
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +31,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -54,6 +69,8 @@ type File struct {
 	named     string // the temporary name, when O_TMPFILE was not available
 	encoder   io.WriteCloser
 	committed bool
+	names     kind        // what target names: a device or FIFO is written into
+	stopWatch func() bool // ends the watch that stops a stream's writes with ctx
 }
 
 // writeBehindWindow is how much is written before the kernel is asked to
@@ -86,31 +103,21 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Create starts an output for target, compressed as its name says.
-func Create(target string, durable bool) (*File, error) {
-	dir := filepath.Dir(target)
-	f := &File{target: target, durable: durable}
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-	switch {
-	case err == nil:
-		f.file = os.NewFile(uintptr(fd), target)
-	case err == unix.EOPNOTSUPP || err == unix.EISDIR || err == unix.EINVAL:
-		tmp, cerr := os.CreateTemp(dir, "."+filepath.Base(target)+".k3tmp-*")
-		if cerr != nil {
-			return nil, cerr
-		}
-		if cerr := tmp.Chmod(0o644 &^ umask()); cerr != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return nil, cerr
-		}
-		f.file, f.named = tmp, tmp.Name()
-	default:
-		return nil, &os.PathError{Op: "create", Path: target, Err: err}
+// Create starts an output for target, compressed as its name says. ctx
+// bounds the wait for a FIFO's reader and any write the reader does not take.
+func Create(ctx context.Context, target string, durable bool) (*File, error) {
+	k, err := kindOf(target)
+	if err != nil {
+		return nil, err
 	}
-	f.out = f.file
-	if durable {
-		f.out = &writeBehind{f: f.file}
+	f := &File{target: target, durable: durable, names: k}
+	if k == replaced {
+		err = f.createUnnamed()
+	} else {
+		err = f.openStream(ctx)
+	}
+	if err != nil {
+		return nil, err
 	}
 	switch CompressionFor(target) {
 	case Gzip:
@@ -132,6 +139,52 @@ func Create(target string, durable bool) (*File, error) {
 	return f, nil
 }
 
+// createUnnamed starts the file that Commit will name target.
+func (f *File) createUnnamed() error {
+	dir := filepath.Dir(f.target)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	switch {
+	case err == nil:
+		f.file = os.NewFile(uintptr(fd), f.target)
+	case err == unix.EOPNOTSUPP || err == unix.EISDIR || err == unix.EINVAL:
+		tmp, cerr := os.CreateTemp(dir, "."+filepath.Base(f.target)+".k3tmp-*")
+		if cerr != nil {
+			return cerr
+		}
+		if cerr := tmp.Chmod(0o644 &^ umask()); cerr != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return cerr
+		}
+		f.file, f.named = tmp, tmp.Name()
+	default:
+		return &os.PathError{Op: "create", Path: f.target, Err: err}
+	}
+	f.out = f.file
+	if f.durable {
+		f.out = &writeBehind{f: f.file}
+	}
+	return nil
+}
+
+// openStream opens the device or FIFO at target to write into it. Only a
+// block device keeps what it is given across a power loss, so only its
+// writes are synced when durable.
+func (f *File) openStream(ctx context.Context) error {
+	file, err := openExisting(ctx, f.target, f.names)
+	if err != nil {
+		return err
+	}
+	f.file = file
+	f.durable = f.durable && f.names == blockDevice
+	f.stopWatch = context.AfterFunc(ctx, func() { file.SetWriteDeadline(time.Now()) })
+	f.out = &streamWriter{ctx: ctx, f: file}
+	if f.durable {
+		f.out = &writeBehind{f: file}
+	}
+	return nil
+}
+
 // Writer is where the content goes.
 func (f *File) Writer() io.Writer {
 	if f.encoder != nil {
@@ -141,7 +194,8 @@ func (f *File) Writer() io.Writer {
 }
 
 // Commit finishes the file and gives it the target's name, replacing any
-// file there in one rename; a durable file is synced first, its directory after.
+// file there in one rename; a durable file is synced first, its directory
+// after. A device or FIFO target just has the last bytes written into it.
 func (f *File) Commit() error {
 	if f.encoder != nil {
 		if err := f.encoder.Close(); err != nil {
@@ -154,6 +208,11 @@ func (f *File) Commit() error {
 			f.Abort()
 			return err
 		}
+	}
+	if f.names != replaced {
+		f.committed = true
+		f.stopWatch()
+		return f.file.Close()
 	}
 	tmp := f.named
 	if tmp == "" {
@@ -179,12 +238,16 @@ func (f *File) Commit() error {
 	return nil
 }
 
-// Abort discards the output; the target is untouched. Safe to call twice.
+// Abort discards the output; the target is untouched, except that a device
+// or FIFO keeps what was already written into it. Safe to call twice.
 func (f *File) Abort() {
 	if f.committed {
 		return
 	}
 	f.committed = true
+	if f.stopWatch != nil {
+		f.stopWatch()
+	}
 	f.file.Close()
 	if f.named != "" {
 		os.Remove(f.named)
@@ -216,13 +279,3 @@ func umask() os.FileMode {
 }
 
 func numCPU() int { return runtime.NumCPU() }
-
-// Available returns the bytes an unprivileged writer may still use on the
-// file system holding dir.
-func Available(dir string) (uint64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), nil
-}

@@ -9,9 +9,11 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/k3-core/k3-core/golib/fsat"
 	"github.com/k3-core/k3-core/golib/layer"
 )
 
@@ -26,262 +28,474 @@ var (
 // image's layers from the top down.
 type Stack []string
 
-// CleanPath turns a path inside the container into a relative, slash
-// separated one ("" for the root); ".." cannot climb above the root.
-func CleanPath(p string) string {
-	return strings.TrimPrefix(path.Clean("/"+p), "/")
+// Root is a container's files as changes from outside reach them, as
+// `docker cp` makes them. Every path in the container is resolved as the
+// container itself would resolve it: symlinks are followed inside its root,
+// an absolute one starting at that root, and no file is ever reached
+// through a symlink by the kernel. What the container controls cannot make
+// a change land outside it.
+type Root struct {
+	// Layers is a stopped container's stack. Changes go into its top
+	// layer, with whiteouts for what the layers below still show.
+	Layers Stack
+	// Mounted, when set, is a running container's merged root, the
+	// overlayfs mount its processes see: changes go there and overlayfs
+	// records them (a live overlay's upper directory is never written
+	// directly). Layers is then unused.
+	Mounted string
 }
 
-// Lookup finds the layer that shows rel in the merged view, as overlayfs
-// would: whiteouts and non-directories hide what is below them, and an
-// opaque directory hides the lower contents of that directory.
-func (s Stack) Lookup(rel string) (dir string, fi fs.FileInfo, ok bool) {
-	if rel == "" {
-		fi, err := os.Lstat(s[0])
-		return s[0], fi, err == nil
-	}
-	parts := strings.Split(rel, "/")
-	for _, dir := range s {
-		hidesBelow := false
-		for i, part := range parts {
-			p := filepath.Join(dir, filepath.FromSlash(strings.Join(parts[:i+1], "/")))
-			if _, err := os.Lstat(filepath.Join(filepath.Dir(p), ".wh."+part)); err == nil {
-				return "", nil, false
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				break // this layer has nothing at rel; look below unless hidden
-			}
-			if _, isWhiteout := layer.Whiteout(part, fi); isWhiteout {
-				return "", nil, false
-			}
-			if i == len(parts)-1 {
-				return dir, fi, true
-			}
-			if !fi.IsDir() {
-				return "", nil, false
-			}
-			if opaque, _ := layer.Opaque(p); opaque {
-				hidesBelow = true
-			}
-		}
-		if hidesBelow {
-			return "", nil, false
-		}
-	}
-	return "", nil, false
-}
+// maxSymlinks is how many symlinks one resolution follows, as Linux allows.
+const maxSymlinks = 40
 
 // CopyIn copies the host path src into the container at dest, as
-// `docker cp SRC CONTAINER:DEST` does: into dest when dest is a directory,
-// as dest otherwise. Files belong to the container's root user.
-func (s Stack) CopyIn(src, dest string) (string, error) {
+// `docker cp SRC CONTAINER:DEST` does: into dest when dest is a directory
+// (its contents only when src ends in "/."), as dest otherwise; a symlink in
+// dest is followed inside the container. What stands at a name being
+// written is removed first, never written through. Files belong to the
+// container's root user. It returns the path written, as the container
+// sees it.
+func (r Root) CopyIn(src, dest string) (string, error) {
 	srcInfo, err := os.Lstat(src)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", ErrSourceNotFound, src)
 	}
-	rel := CleanPath(dest)
-	if _, fi, ok := s.Lookup(rel); ok && fi.IsDir() {
+	t, err := r.open()
+	if err != nil {
+		return "", err
+	}
+	defer t.close()
+	rel, st, err := t.resolve(dest, true)
+	if err != nil {
+		return "", destinationErr(ErrDestinationNotFound, dest, err)
+	}
+	contentsOnly := srcInfo.IsDir() && filepath.Base(src) == "."
+	if st != nil && fsat.IsDir(st) && !contentsOnly {
 		rel = path.Join(rel, filepath.Base(src))
-	} else if _, parent, ok := s.Lookup(path.Dir(rel)); rel == "" || !ok || !parent.IsDir() {
-		return "", fmt.Errorf("%w: %s", ErrDestinationNotFound, "/"+path.Dir(rel))
 	}
-	if err := s.copyUpParents(rel); err != nil {
-		return "", err
-	}
-	target := filepath.Join(s[0], filepath.FromSlash(rel))
-	wasDeleted := s.removeWhiteout(rel)
-	if fi, err := os.Lstat(target); err == nil && !(fi.IsDir() && srcInfo.IsDir()) {
-		if err := os.RemoveAll(target); err != nil {
+	if rel == "" {
+		if !contentsOnly {
+			return "", fmt.Errorf("%w: only a directory's contents can be copied to /", ErrDestinationNotFound)
+		}
+		root, err := fsat.OpenDir(t.layers[0], ".")
+		if err != nil {
 			return "", err
 		}
+		defer unix.Close(root)
+		return "/", t.copyChildren(src, root, "")
 	}
-	if err := copyTree(src, target); err != nil {
+	dir, err := t.parentDir(rel)
+	if err != nil {
 		return "", err
 	}
-	if srcInfo.IsDir() && wasDeleted {
-		// The lower directory was deleted: its old contents must stay hidden.
-		if err := markOpaque(target); err != nil {
-			return "", err
-		}
+	defer unix.Close(dir)
+	if err := t.copyEntry(src, srcInfo, dir, path.Base(rel), rel); err != nil {
+		return "", err
 	}
 	return "/" + rel, nil
 }
 
-// Remove deletes rel from the container's view: from its diff, and with a
-// whiteout when a lower layer still shows it.
-func (s Stack) Remove(p string) error {
-	rel := CleanPath(p)
+// Remove deletes p from the container's view, a symlink itself rather than
+// what it points at: from the top layer, and with a whiteout when a lower
+// layer still shows it. It returns the path removed, as the container sees
+// it.
+func (r Root) Remove(p string) (string, error) {
+	t, err := r.open()
+	if err != nil {
+		return "", err
+	}
+	defer t.close()
+	rel, st, err := t.resolve(p, false)
+	if err != nil {
+		return "", destinationErr(ErrPathNotFound, p, err)
+	}
+	if st == nil {
+		return "", fmt.Errorf("%w: %s", ErrPathNotFound, p)
+	}
 	if rel == "" {
-		return fmt.Errorf("%w: the root directory cannot be removed", ErrPathNotFound)
+		return "", fmt.Errorf("%w: the root directory cannot be removed", ErrPathNotFound)
 	}
-	if _, _, ok := s.Lookup(rel); !ok {
-		return fmt.Errorf("%w: /%s", ErrPathNotFound, rel)
+	base := path.Base(rel)
+	// The path has no symlink left in the merged view; in the top layer a
+	// symlink on the way would mean a race, and the open refuses it.
+	top, err := fsat.Open(t.layers[0], path.Dir(rel), unix.O_PATH|unix.O_DIRECTORY, fsat.NoSymlinks)
+	switch {
+	case err == nil:
+		err = fsat.RemoveAll(top, base)
+		unix.Close(top)
+		if err != nil {
+			return "", err
+		}
+	case t.merged || (err != unix.ENOENT && err != unix.ENOTDIR):
+		return "", err
 	}
-	if err := os.RemoveAll(filepath.Join(s[0], filepath.FromSlash(rel))); err != nil {
-		return err
+	if t.merged {
+		return "/" + rel, nil
 	}
-	if _, _, ok := s.Lookup(rel); !ok {
-		return nil
+	if below, _, err := t.lookup(rel, 0); err != nil || below == nil {
+		return "/" + rel, err
 	}
-	if err := s.copyUpParents(rel); err != nil {
-		return err
+	dir, err := t.parentDir(rel)
+	if err != nil {
+		return "", err
 	}
-	return writeWhiteout(filepath.Join(s[0], filepath.FromSlash(rel)))
+	defer unix.Close(dir)
+	return "/" + rel, layer.WriteWhiteout(dir, base, t.format)
 }
 
-// copyUpParents makes rel's parent directories exist in the diff, with the
-// metadata the merged view shows, as overlayfs copies a directory up.
-func (s Stack) copyUpParents(rel string) error {
-	parts := strings.Split(rel, "/")
-	for i := 1; i < len(parts); i++ {
-		p := strings.Join(parts[:i], "/")
-		inDiff := filepath.Join(s[0], filepath.FromSlash(p))
-		if fi, err := os.Lstat(inDiff); err == nil && fi.IsDir() {
+// destinationErr reports a path that does not resolve in the container as
+// notFound, and any other fault as it is.
+func destinationErr(notFound error, p string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("%w: %s: %v", notFound, p, err)
+	}
+	return err
+}
+
+// tree is an open Root: its layers as descriptors, top first.
+type tree struct {
+	layers []int
+	// merged: layers holds one overlayfs mount, which shows whiteouts as
+	// absences and records changes itself.
+	merged bool
+	format layer.WhiteoutFormat
+}
+
+func (r Root) open() (*tree, error) {
+	dirs := r.Layers
+	if r.Mounted != "" {
+		dirs = Stack{r.Mounted}
+	}
+	t := &tree{merged: r.Mounted != "", format: layer.NativeWhiteouts()}
+	for _, d := range dirs {
+		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.close()
+			return nil, &os.PathError{Op: "open", Path: d, Err: err}
+		}
+		t.layers = append(t.layers, fd)
+	}
+	if len(t.layers) == 0 {
+		return nil, errors.New("the container has no layers")
+	}
+	return t, nil
+}
+
+func (t *tree) close() {
+	for _, fd := range t.layers {
+		unix.Close(fd)
+	}
+}
+
+// resolve turns p into the symlink-free path, relative and slash separated
+// ("" for the root), that the container reaches by it, with its status (nil
+// when the last component does not exist). Symlinks are read, never
+// followed by the kernel, and resolved as the container resolves them:
+// relative to their directory, an absolute one from the root, ".." never
+// above the root. A final symlink is followed only when followLast is set.
+func (t *tree) resolve(p string, followLast bool) (string, *unix.Stat_t, error) {
+	var done []string
+	todo := strings.Split(p, "/")
+	links := 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) > 0 {
+				done = done[:len(done)-1]
+			}
 			continue
 		}
-		_, fi, ok := s.Lookup(p)
-		if !ok || !fi.IsDir() {
-			return fmt.Errorf("%w: /%s", ErrDestinationNotFound, p)
+		rel := strings.Join(append(done, name), "/")
+		st, in, err := t.lookup(rel, 0)
+		if err != nil {
+			return "", nil, err
 		}
-		if err := os.Mkdir(inDiff, fi.Mode().Perm()); err != nil {
-			return err
+		last := len(todo) == 0
+		switch {
+		case st == nil && last:
+			return rel, nil, nil
+		case st == nil:
+			return "", nil, fmt.Errorf("/%s: %w", rel, fs.ErrNotExist)
+		case fsat.IsSymlink(st) && (followLast || !last):
+			if links++; links > maxSymlinks {
+				return "", nil, fmt.Errorf("/%s: %w", rel, unix.ELOOP)
+			}
+			target, err := t.readlink(in, rel)
+			if err != nil {
+				return "", nil, err
+			}
+			if strings.HasPrefix(target, "/") {
+				done = nil
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+			continue
+		case !last && !fsat.IsDir(st):
+			return "", nil, fmt.Errorf("/%s: %w", rel, unix.ENOTDIR)
 		}
-		if err := copyMetadata(inDiff, fi); err != nil {
-			return err
-		}
+		done = append(done, name)
 	}
-	return nil
+	rel := strings.Join(done, "/")
+	st, _, err := t.lookup(rel, 0)
+	return rel, st, err
 }
 
-// removeWhiteout drops a whiteout of rel from the diff, reporting whether
-// there was one.
-func (s Stack) removeWhiteout(rel string) bool {
-	target := filepath.Join(s[0], filepath.FromSlash(rel))
-	marker := filepath.Join(filepath.Dir(target), ".wh."+filepath.Base(target))
-	if err := os.Remove(marker); err == nil {
-		return true
+// lookup finds rel, a path without symlinks, as layers[from:] show it,
+// the way overlayfs merges them: whiteouts and non-directories hide what is
+// below them, and an opaque directory hides the lower contents of that
+// directory. It returns rel's status (nil when not shown) and the layer
+// that shows it.
+func (t *tree) lookup(rel string, from int) (*unix.Stat_t, int, error) {
+	if rel == "" {
+		var st unix.Stat_t
+		return &st, from, unix.Fstat(t.layers[from], &st)
 	}
-	if fi, err := os.Lstat(target); err == nil {
-		if _, ok := layer.Whiteout(filepath.Base(target), fi); ok {
-			return os.Remove(target) == nil
+	parts := strings.Split(rel, "/")
+	for i := from; i < len(t.layers); i++ {
+		st, hides, err := t.lookIn(t.layers[i], parts)
+		if err != nil || st != nil || hides {
+			return st, i, err
 		}
 	}
-	return false
+	return nil, -1, nil
 }
 
-func writeWhiteout(target string) error {
-	if layer.NativeWhiteouts() == layer.OverlayWhiteouts {
-		return unix.Mknod(target, unix.S_IFCHR, 0)
+// lookIn walks parts in one layer, a component at a time, following no
+// symlink. It returns the status found, or whether this layer hides
+// whatever lower layers have there.
+func (t *tree) lookIn(root int, parts []string) (st *unix.Stat_t, hides bool, err error) {
+	dir := root
+	defer func() {
+		if dir != root {
+			unix.Close(dir)
+		}
+	}()
+	for i, name := range parts {
+		if !t.merged {
+			if deleted, err := layer.Deleted(dir, name); err != nil || deleted {
+				return nil, deleted, err
+			}
+		}
+		st, err := fsat.Lstat(dir, name)
+		switch {
+		case err != nil || st == nil:
+			return nil, hides, err
+		case i == len(parts)-1:
+			return st, false, nil
+		case !fsat.IsDir(st):
+			return nil, true, nil
+		}
+		next, err := fsat.OpenDir(dir, name)
+		if err != nil {
+			return nil, false, err
+		}
+		if dir != root {
+			unix.Close(dir)
+		}
+		dir = next
+		if !t.merged {
+			opaque, err := layer.OpaqueDir(dir)
+			if err != nil {
+				return nil, false, err
+			}
+			hides = hides || opaque
+		}
 	}
-	return os.WriteFile(filepath.Join(filepath.Dir(target), ".wh."+filepath.Base(target)), nil, 0)
+	return nil, hides, nil
 }
 
-func markOpaque(dir string) error {
-	if layer.NativeWhiteouts() == layer.OverlayWhiteouts {
-		return unix.Lsetxattr(dir, "trusted.overlay.opaque", []byte("y"), 0)
+// readlink reads the symlink rel of layer in.
+func (t *tree) readlink(in int, rel string) (string, error) {
+	dir, err := fsat.Open(t.layers[in], path.Dir(rel), unix.O_PATH|unix.O_DIRECTORY, fsat.NoSymlinks)
+	if err != nil {
+		return "", err
 	}
-	return os.WriteFile(filepath.Join(dir, ".wh..wh..opq"), nil, 0)
+	defer unix.Close(dir)
+	return fsat.Readlink(dir, path.Base(rel))
 }
 
-func copyMetadata(p string, fi fs.FileInfo) error {
-	st, ok := fi.Sys().(*unix.Stat_t)
-	if !ok {
+// parentDir opens the top layer's directory holding rel, first copying up
+// the directories the merged view shows there and the top layer lacks, with
+// their metadata, as overlayfs copies a directory up. Each component is
+// opened alone, not following a symlink.
+func (t *tree) parentDir(rel string) (int, error) {
+	dir, err := fsat.OpenDir(t.layers[0], ".")
+	if err != nil {
+		return -1, err
+	}
+	parts := strings.Split(rel, "/")
+	for i, name := range parts[:len(parts)-1] {
+		prefix := strings.Join(parts[:i+1], "/")
+		next, err := fsat.OpenDir(dir, name)
+		if err == unix.ENOENT && !t.merged {
+			next, err = t.copyUp(dir, name, prefix)
+		}
+		unix.Close(dir)
+		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+			return -1, fmt.Errorf("%w: /%s: %v", ErrDestinationNotFound, prefix, err)
+		}
+		if err != nil {
+			return -1, err
+		}
+		dir = next
+	}
+	return dir, nil
+}
+
+// copyUp makes the directory name in dir, the top layer's, as the layers
+// below show rel, and opens it.
+func (t *tree) copyUp(dir int, name, rel string) (int, error) {
+	shown, _, err := t.lookup(rel, 1)
+	if err != nil {
+		return -1, err
+	}
+	if shown == nil || !fsat.IsDir(shown) {
+		return -1, unix.ENOENT
+	}
+	if err := unix.Mkdirat(dir, name, 0o700); err != nil {
+		return -1, err
+	}
+	fd, err := fsat.OpenDir(dir, name)
+	if err != nil {
+		return -1, err
+	}
+	if err := setMetadata(dir, name, fd, shown.Uid, shown.Gid, shown.Mode, shown.Mtim); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// copyEntry copies the host file, symlink or directory tree src, whose
+// status is fi, to name in the top layer's directory dir (rel in the
+// container). Devices, FIFOs and sockets are not copied, as with docker cp.
+func (t *tree) copyEntry(src string, fi fs.FileInfo, dir int, name, rel string) error {
+	if !fi.IsDir() && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
 		return nil
 	}
-	if err := os.Lchown(p, int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
-		return err
+	// hidden: the top layer deleted or covered what the layers below have
+	// at rel, so a new directory here must not show their contents.
+	hidden := false
+	if !t.merged {
+		var err error
+		if hidden, err = layer.DropWhiteout(dir, name); err != nil {
+			return err
+		}
 	}
-	if err := os.Chmod(p, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
-		return err
-	}
-	return setTimes(p, fi)
-}
-
-// copyTree copies a host file, symlink or directory tree to target, owned
-// by the container's root, keeping modes and times.
-func copyTree(src, target string) error {
-	type dirTime struct {
-		path string
-		fi   fs.FileInfo
-	}
-	var dirs []dirTime
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		dst := filepath.Join(target, rel)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fi.IsDir():
-			if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return err
-			}
-		case fi.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			os.Remove(dst)
-			if err := os.Symlink(link, dst); err != nil {
-				return err
-			}
-		case fi.Mode().IsRegular():
-			if err := copyFile(p, dst); err != nil {
-				return err
-			}
-		default:
-			return nil // devices, FIFOs and sockets are not copied, as with docker cp
-		}
-		if err := os.Lchown(dst, 0, 0); err != nil && !errors.Is(err, fs.ErrPermission) {
-			return err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return nil
-		}
-		if err := os.Chmod(dst, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			// Its children would change its times again: set them at the end.
-			dirs = append(dirs, dirTime{dst, fi})
-			return nil
-		}
-		return setTimes(dst, fi)
-	})
+	old, err := fsat.Lstat(dir, name)
 	if err != nil {
 		return err
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := setTimes(dirs[i].path, dirs[i].fi); err != nil {
+	merge := old != nil && fsat.IsDir(old) && fi.IsDir()
+	if old != nil && !merge {
+		hidden = true
+		if err := fsat.RemoveAll(dir, name); err != nil {
+			return err
+		}
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: no file status", src)
+	}
+	mtime := unix.Timespec{Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec}
+	switch {
+	case fi.IsDir():
+		if !merge {
+			if err := unix.Mkdirat(dir, name, 0o700); err != nil {
+				return err
+			}
+		}
+		fd, err := fsat.OpenDir(dir, name)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if !merge && hidden && !t.merged {
+			if below, _, err := t.lookup(rel, 1); err != nil {
+				return err
+			} else if below != nil && fsat.IsDir(below) {
+				if err := layer.MarkOpaque(fd, t.format); err != nil {
+					return err
+				}
+			}
+		}
+		if err := t.copyChildren(src, fd, rel); err != nil {
+			return err
+		}
+		// Set last: its children changed its times.
+		return setMetadata(dir, name, fd, 0, 0, st.Mode, mtime)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(target, dir, name); err != nil {
+			return err
+		}
+		return setMetadata(dir, name, -1, 0, 0, st.Mode, mtime)
+	}
+	return copyFile(src, dir, name, st.Mode, mtime)
+}
+
+// copyChildren copies the entries of the host directory src into the top
+// layer's directory dir, which is rel in the container.
+func (t *tree) copyChildren(src string, dir int, rel string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if err := t.copyEntry(filepath.Join(src, e.Name()), fi, dir, e.Name(), path.Join(rel, e.Name())); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func setTimes(p string, fi fs.FileInfo) error {
-	ts := []unix.Timespec{unix.NsecToTimespec(fi.ModTime().UnixNano()), unix.NsecToTimespec(fi.ModTime().UnixNano())}
-	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-func copyFile(src, dst string) error {
+// copyFile copies the host file src to a new file name in dir.
+func copyFile(src string, dir int, name string, mode uint32, mtime unix.Timespec) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// O_EXCL: whatever stood at name was removed; anything there now was
+	// put there since, and is not written through.
+	fd, err := unix.Openat(dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
+	out := os.NewFile(uintptr(fd), name)
+	defer out.Close()
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
 		return err
 	}
-	return out.Close()
+	return setMetadata(dir, name, fd, 0, 0, mode, mtime)
+}
+
+// setMetadata gives name in dir, open as fd (or -1 for a symlink), its
+// owner, mode and modification time. A process that may not give files
+// away keeps them.
+func setMetadata(dir int, name string, fd int, uid, gid, mode uint32, mtime unix.Timespec) error {
+	if fd < 0 {
+		if err := unix.Fchownat(dir, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil && err != unix.EPERM {
+			return err
+		}
+	} else {
+		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil && err != unix.EPERM {
+			return err
+		}
+		// After the owner: chown clears set-id bits.
+		if err := unix.Fchmod(fd, mode&0o7777); err != nil {
+			return err
+		}
+	}
+	return unix.UtimesNanoAt(dir, name, []unix.Timespec{mtime, mtime}, unix.AT_SYMLINK_NOFOLLOW)
 }

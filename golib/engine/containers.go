@@ -10,12 +10,15 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
@@ -234,12 +237,21 @@ func parseCreateOptions(raw json.RawMessage) (bundle.Options, string) {
 		if err := json.Unmarshal(p.raw["mounts"], &opts.Mounts); err != nil {
 			return opts, "options.mounts must be an array of {source, destination, readOnly}"
 		}
-		for _, m := range opts.Mounts {
+		for i, m := range opts.Mounts {
 			if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Destination) {
 				return opts, "options.mounts: source and destination must be absolute paths"
 			}
 			if _, err := os.Stat(m.Source); err != nil {
 				return opts, fmt.Sprintf("options.mounts: %s does not exist", m.Source)
+			}
+			// The runtime resolves the destination inside the container's
+			// root; a ".." is refused rather than guessed at, and the clean
+			// form is kept so that commit knows the mount point.
+			if slices.Contains(strings.Split(m.Destination, "/"), "..") {
+				return opts, fmt.Sprintf("options.mounts: destination %s must not contain ..", m.Destination)
+			}
+			if opts.Mounts[i].Destination = path.Clean(m.Destination); opts.Mounts[i].Destination == "/" {
+				return opts, "options.mounts: destination / would hide the container's whole root"
 			}
 		}
 	}
@@ -494,11 +506,13 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 	fail := func(class string, err error) *errcat.Error {
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("srcPath", src).With("destPath", dest)
 	}
-	stack, err := containerStack(st, c)
-	if err != nil {
+	root, err := changeRoot(st, c)
+	if errors.Is(err, errBundleMissing) {
 		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
+	} else if err != nil {
+		return nil, fail("CopyFailure", err)
 	}
-	written, err := stack.CopyIn(src, dest)
+	written, err := root.CopyIn(src, dest)
 	switch {
 	case errors.Is(err, bundle.ErrSourceNotFound):
 		return nil, fail("CopySourceNotFound", err)
@@ -527,14 +541,36 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 	fail := func(class string, err error) *errcat.Error {
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("path", p)
 	}
-	stack, err := containerStack(st, c)
-	if err != nil {
+	root, err := changeRoot(st, c)
+	if errors.Is(err, errBundleMissing) {
 		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
+	} else if err != nil {
+		return nil, fail("RemovePathFailure", err)
 	}
-	if err := stack.Remove(p); errors.Is(err, bundle.ErrPathNotFound) {
+	removed, err := root.Remove(p)
+	if errors.Is(err, bundle.ErrPathNotFound) {
 		return nil, fail("PathNotFoundInContainer", err)
 	} else if err != nil {
 		return nil, fail("RemovePathFailure", err)
 	}
-	return map[string]any{"Id": c.ID, "Path": "/" + bundle.CleanPath(p)}, nil
+	return map[string]any{"Id": c.ID, "Path": removed}, nil
+}
+
+// changeRoot is where changes to a container's files go: a running or
+// paused container's mounted root, as docker cp writes through it (never
+// the upper directory of a live overlay), else its layer stack.
+func changeRoot(st *store.Store, c store.Container) (bundle.Root, error) {
+	if !alive(c) {
+		stack, err := containerStack(st, c)
+		return bundle.Root{Layers: stack}, err
+	}
+	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")
+	var mounted unix.Statfs_t
+	if err := unix.Statfs(rootfs, &mounted); err != nil {
+		return bundle.Root{}, fmt.Errorf("%w: the running container's root %s: %v", errBundleMissing, rootfs, err)
+	}
+	if mounted.Type != unix.OVERLAYFS_SUPER_MAGIC {
+		return bundle.Root{}, fmt.Errorf("the running container's root %s is not mounted", rootfs)
+	}
+	return bundle.Root{Mounted: rootfs}, nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/fsat"
 )
 
 // Each maker below receives the already-resolved parent descriptor dir and
@@ -90,12 +92,12 @@ func fill(r io.Reader, buf []byte) (int, error) {
 }
 
 func (u *unpacker) dir(dir int, base, rel string, hdr *tar.Header) error {
-	st, err := lstatAt(dir, base)
+	st, err := fsat.Lstat(dir, base)
 	if err != nil {
 		return err
 	}
 	opaque := false
-	if st == nil || !isDir(st) {
+	if st == nil || !fsat.IsDir(st) {
 		if st != nil {
 			// A whiteout and then a directory of that name in one layer:
 			// the lower directory is gone but this one is not, which
@@ -181,11 +183,11 @@ func (u *unpacker) finishDir(rel string, m dirMeta) error {
 		defer unix.Close(fd)
 		dir, base = fd, path.Base(rel)
 	}
-	st, err := lstatAt(dir, base)
-	if err != nil || st == nil || !isDir(st) {
+	st, err := fsat.Lstat(dir, base)
+	if err != nil || st == nil || !fsat.IsDir(st) {
 		return err // nil when a later entry replaced it
 	}
-	if err := chmodAt(dir, base, m.mode); err != nil {
+	if err := fsat.Chmod(dir, base, m.mode); err != nil {
 		return err
 	}
 	return unix.UtimesNanoAt(dir, base, m.times, unix.AT_SYMLINK_NOFOLLOW)
@@ -234,7 +236,7 @@ func (u *unpacker) nodeMeta(dir int, base string, hdr *tar.Header, chmod bool) e
 		return err
 	}
 	if chmod {
-		if err := chmodAt(dir, base, fileMode(hdr)); err != nil { // mknod obeyed the umask
+		if err := fsat.Chmod(dir, base, fileMode(hdr)); err != nil { // mknod obeyed the umask
 			return err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/fsat"
 )
 
 // hardlink makes base a hardlink to the entry hdr.Linkname names, found in
@@ -27,7 +29,7 @@ func (u *unpacker) hardlink(dir int, base, rel string, hdr *tar.Header) error {
 		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 	}
 	defer unix.Close(srcDir)
-	st, err := lstatAt(dir, base)
+	st, err := fsat.Lstat(dir, base)
 	if err != nil {
 		return err
 	}
@@ -81,7 +83,7 @@ func lookup(layer int, target string) (int, string, *unix.Stat_t, error) {
 		return -1, "", nil, err
 	}
 	base := path.Base(target)
-	st, err := lstatAt(dir, base)
+	st, err := fsat.Lstat(dir, base)
 	if err != nil {
 		unix.Close(dir)
 		return -1, "", nil, err
@@ -112,19 +114,19 @@ func hides(layer int, target string) (bool, error) {
 // hidesStep checks name in the open directory dir, returning the opened
 // name when the walk must go on into it.
 func hidesStep(dir int, name string, last bool) (bool, int, error) {
-	opaque, err := opaqueDir(dir)
+	opaque, err := OpaqueDir(dir)
 	if err != nil || opaque {
 		return opaque, -1, err
 	}
-	marker, err := lstatAt(dir, whiteoutPrefix+name)
+	marker, err := fsat.Lstat(dir, whiteoutPrefix+name)
 	if err != nil || marker != nil {
 		return marker != nil, -1, err
 	}
-	st, err := lstatAt(dir, name)
+	st, err := fsat.Lstat(dir, name)
 	if err != nil || st == nil {
 		return false, -1, err
 	}
-	if last || !isDir(st) {
+	if last || !fsat.IsDir(st) {
 		return true, -1, nil
 	}
 	next, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/fsat"
 )
 
 // PackOptions tune Pack.
@@ -165,7 +167,7 @@ func (p *packer) entry(name string, parent *os.File, fi statInfo) (*os.File, err
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		var err error
-		if link, err = readlinkAt(dirfd, fi.name); err != nil {
+		if link, err = fsat.Readlink(dirfd, fi.name); err != nil {
 			return nil, &os.PathError{Op: "readlink", Path: filepath.Join(parent.Name(), fi.name), Err: err}
 		}
 	case fi.IsDir(), fi.Mode().IsRegular():
@@ -198,7 +200,9 @@ func (p *packer) entry(name string, parent *os.File, fi statInfo) (*os.File, err
 		p.xattrs(hdr, func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
 			func(attr string, buf []byte) (int, error) { return unix.Fgetxattr(fd, attr, buf) })
 	} else {
-		path := filepath.Join(parent.Name(), fi.name)
+		// A symlink or device cannot be opened: its name is looked up
+		// from its open directory, the path above never walked again.
+		path := fsat.Path(dirfd, fi.name)
 		p.xattrs(hdr, func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
 			func(attr string, buf []byte) (int, error) { return unix.Lgetxattr(path, attr, buf) })
 	}
@@ -232,19 +236,6 @@ func (p *packer) entry(name string, parent *os.File, fi statInfo) (*os.File, err
 		_, err = p.w.Write(make([]byte, pad))
 	}
 	return nil, err
-}
-
-func readlinkAt(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }
 
 // statInfo is an fs.FileInfo for an fstatat result, as os.Lstat would give

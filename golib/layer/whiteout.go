@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/fsat"
 )
 
 // WhiteoutFormat is how deletions are recorded in an unpacked layer
@@ -89,9 +91,9 @@ func Opaque(path string) (bool, error) {
 	return opaque, nil
 }
 
-// opaqueDir is Opaque for an open directory.
-func opaqueDir(fd int) (bool, error) {
-	st, err := lstatAt(fd, opaqueMarker)
+// OpaqueDir is Opaque for an open directory.
+func OpaqueDir(fd int) (bool, error) {
+	st, err := fsat.Lstat(fd, opaqueMarker)
 	if err != nil || st != nil {
 		return st != nil, err
 	}
@@ -166,6 +168,10 @@ func (u *unpacker) marker(dir int, base, rel string) error {
 	if err := u.clear(dir, base, rel); err != nil {
 		return err
 	}
+	return createMarker(dir, base)
+}
+
+func createMarker(dir int, base string) error {
 	fd, err := unix.Openat(dir, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -173,9 +179,52 @@ func (u *unpacker) marker(dir int, base, rel string) error {
 	return unix.Close(fd)
 }
 
+// Deleted reports whether the open layer directory dir deletes its entry
+// name from the layers below it, by a whiteout of either format.
+func Deleted(dir int, name string) (bool, error) {
+	marker, err := fsat.Lstat(dir, whiteoutPrefix+name)
+	if err != nil || marker != nil {
+		return marker != nil, err
+	}
+	st, err := fsat.Lstat(dir, name)
+	return st != nil && isWhiteoutStat(st), err
+}
+
+// WriteWhiteout records in the open layer directory dir, in format, that
+// its entry name is deleted. Nothing may be named name in dir.
+func WriteWhiteout(dir int, name string, format WhiteoutFormat) error {
+	if format == OverlayWhiteouts {
+		return unix.Mknodat(dir, name, unix.S_IFCHR, 0)
+	}
+	return createMarker(dir, whiteoutPrefix+name)
+}
+
+// DropWhiteout removes a whiteout of name from the open layer directory
+// dir, reporting whether there was one.
+func DropWhiteout(dir int, name string) (bool, error) {
+	err := unix.Unlinkat(dir, whiteoutPrefix+name, 0)
+	if err != unix.ENOENT {
+		return err == nil, err
+	}
+	st, err := fsat.Lstat(dir, name)
+	if err != nil || st == nil || !isWhiteoutStat(st) {
+		return false, err
+	}
+	return true, unix.Unlinkat(dir, name, 0)
+}
+
+// MarkOpaque makes the open layer directory fd hide what the layers below
+// hold under its name, in format.
+func MarkOpaque(fd int, format WhiteoutFormat) error {
+	if format == OverlayWhiteouts {
+		return setOpaque(fd)
+	}
+	return createMarker(fd, opaqueMarker)
+}
+
 // overlayWhiteout deletes name of dir for overlayfs.
 func overlayWhiteout(dir int, name string) error {
-	st, err := lstatAt(dir, name)
+	st, err := fsat.Lstat(dir, name)
 	if err != nil {
 		return err
 	}
@@ -185,7 +234,7 @@ func overlayWhiteout(dir int, name string) error {
 			return &os.PathError{Op: "make overlay whiteout", Path: name, Err: err}
 		}
 		return nil
-	case isDir(st):
+	case fsat.IsDir(st):
 		// This layer made the directory itself: it stays, but nothing of
 		// the lower one shows through it.
 		fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/fsat"
 )
 
 // Options tune WriteTar.
@@ -86,7 +88,10 @@ func (x *exporter) add(e *entry) error {
 		}
 		defer unix.Close(fd)
 	} else {
-		path = x.fullPath(e)
+		// Not opened: looked up from its open directory, so a running
+		// container that swaps a directory on the path for a symlink
+		// cannot send the read elsewhere.
+		path = fsat.Path(e.dirfd, e.name)
 	}
 	if hdr.PAXRecords, err = x.xattrs.records(fd, path); err != nil {
 		return x.pathErr("listxattr", e, err)

@@ -166,8 +166,8 @@ func hostRlimits() []specs.POSIXRlimit {
 }
 
 // numericUser reads "uid[:gid]" for the config written at create time;
-// ResolveUser settles names (and a uid's passwd gid) when the container
-// starts, from the container's own /etc/passwd.
+// ResolveUser settles names, a uid's passwd gid (else 0) and its groups when
+// the container starts, from the container's own /etc/passwd and /etc/group.
 func numericUser(user string) (uint32, uint32) {
 	u, g, _ := strings.Cut(user, ":")
 	uid, err := strconv.ParseUint(u, 10, 32)
@@ -176,7 +176,7 @@ func numericUser(user string) (uint32, uint32) {
 	}
 	gid, err := strconv.ParseUint(g, 10, 32)
 	if err != nil {
-		gid = uid
+		gid = 0
 	}
 	return uint32(uid), uint32(gid)
 }

@@ -1,36 +1,34 @@
 package bundle
 
 import (
-	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
+	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/layer"
 )
 
 // ResolveUser sets the config's process user from the user string the image
-// or the caller gave ("name", "uid", "name:group", "uid:gid"), reading names
-// from the container's own /etc/passwd and /etc/group in its mounted rootfs,
-// as docker does when the container starts. An unknown name is an error:
-// running as root instead would be a silent privilege escalation.
-func ResolveUser(bundleDir, user string) error {
-	if user == "" {
-		return nil
-	}
-	rootfs := filepath.Join(bundleDir, "rootfs")
-	name, group, hasGroup := strings.Cut(user, ":")
-	uid, gid, err := lookupUser(rootfs, name)
+// or the caller gave ("name", "uid", "name:group", "uid:gid", "uid:group";
+// "" is root), as docker does when the container starts: from the
+// container's own /etc/passwd and /etc/group in its mounted rootfs. The
+// process gets the user's passwd gid (0 for a uid passwd does not list) and
+// its primary and /etc/group supplementary groups. An unknown name is an
+// error: running as root instead would be a silent privilege escalation.
+// HOME is left to the runtime, which sets it from the same passwd at every
+// start when the environment has none (runc and crun both do, and docker
+// relies on it), so a home changed in the container is not frozen here.
+func ResolveUser(bundleDir, userSpec string) error {
+	found, err := lookupUser(filepath.Join(bundleDir, "rootfs"), userSpec)
 	if err != nil {
 		return err
-	}
-	if hasGroup {
-		if gid, err = lookupGroup(rootfs, group); err != nil {
-			return err
-		}
 	}
 	path := filepath.Join(bundleDir, "config.json")
 	data, err := os.ReadFile(path)
@@ -41,7 +39,12 @@ func ResolveUser(bundleDir, user string) error {
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return fmt.Errorf("config.json is corrupt: %w", err)
 	}
-	spec.Process.User = specs.User{UID: uid, GID: gid}
+	// As docker does, the primary group heads the supplementary list too.
+	gids := []uint32{uint32(found.Gid)}
+	for _, g := range found.Sgids {
+		gids = append(gids, uint32(g))
+	}
+	spec.Process.User = specs.User{UID: uint32(found.Uid), GID: uint32(found.Gid), AdditionalGids: gids}
 	out, err := json.MarshalIndent(&spec, "", "\t")
 	if err != nil {
 		return err
@@ -49,73 +52,74 @@ func ResolveUser(bundleDir, user string) error {
 	return os.WriteFile(path, out, 0o600)
 }
 
-// lookupUser reads a numeric uid as it is (its gid from passwd when listed,
-// else the same number), or a name from /etc/passwd.
-func lookupUser(rootfs, name string) (uint32, uint32, error) {
-	id, numeric := strconv.ParseUint(name, 10, 32)
-	var found [2]uint32
-	ok := false
-	err := scanColonFile(filepath.Join(rootfs, "etc", "passwd"), func(f []string) bool {
-		if len(f) < 4 || (numeric == nil && f[2] != name) || (numeric != nil && f[0] != name) {
-			return false
+// lookupUser resolves userSpec against the passwd and group files of the
+// tree at rootfs. A missing file counts as empty, as docker treats it.
+func lookupUser(rootfs, userSpec string) (*user.ExecUser, error) {
+	passwd, err := openUserFile(rootfs, "/etc/passwd")
+	if err != nil {
+		return nil, err
+	}
+	group, err := openUserFile(rootfs, "/etc/group")
+	if err != nil {
+		return nil, err
+	}
+	found, err := user.GetExecUser(userSpec, nil, readerOf(passwd), readerOf(group))
+	for _, f := range []*os.File{passwd, group} {
+		if f != nil {
+			f.Close()
 		}
-		u, err1 := strconv.ParseUint(f[2], 10, 32)
-		g, err2 := strconv.ParseUint(f[3], 10, 32)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		found, ok = [2]uint32{uint32(u), uint32(g)}, true
-		return true
-	})
+	}
+	return found, err
+}
+
+// openUserFile opens name as the container will see it: symlinks resolve
+// inside rootfs, never out to the host's files. It is nil when there is no
+// such file. Only a regular file is opened for reading: opening a FIFO
+// would block, and opening some devices has effects of its own (a watchdog
+// starts counting), so the name is first opened as a bare path, checked,
+// and only then reopened through that descriptor.
+func openUserFile(rootfs, name string) (*os.File, error) {
+	at, err := layer.OpenInside(rootfs, name, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s in the container: %v", name, errors.Unwrap(err))
+	}
+	defer at.Close()
+	fi, err := at.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("it is a %s, not a regular file", kindOf(fi.Mode()))
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.Open(fmt.Sprintf("/proc/self/fd/%d", at.Fd()))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s in the container: %v", name, err)
+	}
+	return f, nil
+}
+
+// readerOf keeps a missing file a nil io.Reader, which is how GetExecUser
+// knows there is no file, rather than a reader holding a nil *os.File.
+func readerOf(f *os.File) io.Reader {
+	if f == nil {
+		return nil
+	}
+	return f
+}
+
+func kindOf(mode os.FileMode) string {
 	switch {
-	case ok:
-		return found[0], found[1], nil
-	case numeric == nil:
-		return uint32(id), uint32(id), nil
-	case err != nil:
-		return 0, 0, fmt.Errorf("unable to find user %s: %v", name, err)
+	case mode&os.ModeNamedPipe != 0:
+		return "FIFO"
+	case mode&os.ModeSocket != 0:
+		return "socket"
+	case mode&os.ModeDevice != 0:
+		return "device"
+	case mode.IsDir():
+		return "directory"
 	}
-	return 0, 0, fmt.Errorf("unable to find user %s: no matching entries in passwd file", name)
-}
-
-func lookupGroup(rootfs, name string) (uint32, error) {
-	if id, err := strconv.ParseUint(name, 10, 32); err == nil {
-		return uint32(id), nil
-	}
-	var gid uint32
-	ok := false
-	err := scanColonFile(filepath.Join(rootfs, "etc", "group"), func(f []string) bool {
-		if len(f) < 3 || f[0] != name {
-			return false
-		}
-		g, err := strconv.ParseUint(f[2], 10, 32)
-		if err != nil {
-			return false
-		}
-		gid, ok = uint32(g), true
-		return true
-	})
-	if ok {
-		return gid, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("unable to find group %s: %v", name, err)
-	}
-	return 0, fmt.Errorf("unable to find group %s: no matching entries in group file", name)
-}
-
-// scanColonFile calls match for each line's fields until it returns true.
-func scanColonFile(path string, match func([]string) bool) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if line := sc.Text(); !strings.HasPrefix(line, "#") && match(strings.Split(line, ":")) {
-			return nil
-		}
-	}
-	return sc.Err()
+	return "special file"
 }

@@ -130,7 +130,11 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 	if err := ociruntime.MountRootfs(bundleDir, stack[0], stack[1:]); err != nil {
 		return err
 	}
-	if err := bundle.ResolveUser(bundleDir, e.containerUser(st, c)); err != nil {
+	user, err := e.containerUser(st, c)
+	if err == nil {
+		err = bundle.ResolveUser(bundleDir, user)
+	}
+	if err != nil {
 		ociruntime.UnmountRootfs(bundleDir)
 		return &ociruntime.RuntimeError{Message: err.Error()}
 	}
@@ -144,19 +148,22 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 }
 
 // containerUser is the user the container runs as: the create option, else
-// the image's.
-func (e *Engine) containerUser(st *store.Store, c store.Container) string {
+// the image's. An image config that cannot be read is an error, never root.
+func (e *Engine) containerUser(st *store.Store, c store.Container) (string, error) {
 	var opts bundle.Options
 	_ = json.Unmarshal([]byte(c.Config), &opts)
 	if opts.User != "" {
-		return opts.User
+		return opts.User, nil
 	}
-	if img, err := st.FindImage(c.ImageID); err == nil {
-		if cfg, err := readImageConfig(st, img); err == nil {
-			return cfg.Config.User
-		}
+	img, err := st.FindImage(c.ImageID)
+	if err != nil {
+		return "", err
 	}
-	return ""
+	cfg, err := readImageConfig(st, img)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Config.User, nil
 }
 
 // refreshed reads a container again after a change.

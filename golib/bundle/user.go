@@ -12,7 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/fsat"
 )
 
 // ResolveUser sets the config's process user from the user string the image
@@ -79,7 +79,7 @@ func lookupUser(rootfs, userSpec string) (*user.ExecUser, error) {
 // starts counting), so the name is first opened as a bare path, checked,
 // and only then reopened through that descriptor.
 func openUserFile(rootfs, name string) (*os.File, error) {
-	at, err := layer.OpenInside(rootfs, name, unix.O_PATH)
+	at, err := fsat.OpenInside(rootfs, name, unix.O_PATH)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}

@@ -186,6 +186,18 @@ declare namespace K3Core {
     hostname?: string;
     network?: 'none' | 'host';
     mounts?: Array<{ source: string; destination: string; readOnly?: boolean }>;
+    /** Capabilities added to docker's 14 defaults: 'NET_ADMIN', 'CAP_NET_ADMIN' or 'ALL'. */
+    capAdd?: string[];
+    /** Capabilities taken from docker's defaults; 'ALL' leaves only capAdd's. */
+    capDrop?: string[];
+    /** Every capability, no seccomp filter, no masked or read-only paths, a writable /sys. */
+    privileged?: boolean;
+    /**
+     * docker's --security-opt: 'seccomp=unconfined', 'seccomp=builtin',
+     * 'seccomp=<absolute path of a profile>' or 'seccomp=<profile JSON>',
+     * 'no-new-privileges[=true|false]', 'systempaths=unconfined'.
+     */
+    securityOpt?: string[];
   }
 
   interface ContainerSummary {

@@ -9,7 +9,8 @@ class ContainerCore {
     Object.defineProperty(this, '_ctx', { value: ctx });
   }
 
-  // createContainer(image, {name, cmd, entrypoint, env, workingDir, user, labels, hostname})
+  // createContainer(image, {name, cmd, entrypoint, env, workingDir, user, labels, hostname,
+  //   network, mounts, capAdd, capDrop, privileged, securityOpt})
   createContainer(image, options) {
     return run(this._ctx, 'createContainer', [image, options], options, { image: str(image) });
   }

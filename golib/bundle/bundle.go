@@ -35,6 +35,14 @@ type Options struct {
 	// no interfaces but loopback) or "host".
 	Network string  `json:"network,omitempty"`
 	Mounts  []Mount `json:"mounts,omitempty"`
+	// CapAdd and CapDrop change docker's default capabilities ("NET_ADMIN",
+	// "CAP_NET_ADMIN" or "ALL"); Privileged gives every capability, no
+	// seccomp filter and no masked or read-only paths; SecurityOpt takes
+	// docker's --security-opt values (isolation.go).
+	CapAdd      []string `json:"capAdd,omitempty"`
+	CapDrop     []string `json:"capDrop,omitempty"`
+	Privileged  bool     `json:"privileged,omitempty"`
+	SecurityOpt []string `json:"securityOpt,omitempty"`
 }
 
 // Mount binds a host path into the container.
@@ -49,7 +57,10 @@ func DiffDir(dir string) string { return filepath.Join(dir, "diff") }
 
 // Create writes a new bundle at dir, which must not exist yet.
 func Create(dir string, img *v1.ConfigFile, opts Options) error {
-	spec := RuntimeSpec(img, opts)
+	spec, err := RuntimeSpec(img, opts)
+	if err != nil {
+		return err
+	}
 	data, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return err
@@ -66,7 +77,11 @@ func Create(dir string, img *v1.ConfigFile, opts Options) error {
 }
 
 // RuntimeSpec builds the OCI runtime config a container of img runs with.
-func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
+func RuntimeSpec(img *v1.ConfigFile, opts Options) (*specs.Spec, error) {
+	iso, err := isolationOf(opts)
+	if err != nil {
+		return nil, err
+	}
 	cfg := img.Config
 	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
 	if opts.Entrypoint != nil {
@@ -97,15 +112,11 @@ func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
 		Hostname: hostname,
 		Root:     &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{
-			Args: args,
-			Env:  mergeEnv(cfg.Env, opts.Env),
-			Cwd:  cwd,
-			User: specs.User{UID: uid, GID: gid},
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding: defaultCaps, Effective: defaultCaps, Permitted: defaultCaps,
-			},
-			Rlimits:         hostRlimits(),
-			NoNewPrivileges: true,
+			Args:    args,
+			Env:     mergeEnv(cfg.Env, opts.Env),
+			Cwd:     cwd,
+			User:    specs.User{UID: uid, GID: gid},
+			Rlimits: hostRlimits(),
 		},
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc"},
@@ -120,11 +131,10 @@ func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
 				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
-			MaskedPaths:   []string{"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
 		Annotations: opts.Labels,
 	}
+	iso.apply(spec)
 	if opts.Network == "host" {
 		var kept []specs.LinuxNamespace
 		for _, ns := range spec.Linux.Namespaces {
@@ -141,19 +151,13 @@ func RuntimeSpec(img *v1.ConfigFile, opts Options) *specs.Spec {
 		}
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: []string{"rbind", mode}})
 	}
-	return spec
+	return spec, nil
 }
 
 // specVersion is the runtime-spec version the config declares. Nothing here
 // needs more than 1.0, and older runtimes (crun 1.8 in Debian 12) refuse
 // versions newer than they know, such as the Go module's own 1.3.0.
 const specVersion = "1.0.2"
-
-// defaultCaps is the capability set docker and podman give a container.
-var defaultCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-}
 
 // hostRlimits copies the host's open-files limit: asking for more than the
 // host's hard limit makes the runtime fail ("error setting rlimit type 7").

@@ -124,7 +124,8 @@ func containerRef(raw json.RawMessage) (string, string) {
 	return id, ""
 }
 
-// createContainer(image, {name, cmd, entrypoint, env, workingDir, user, labels, hostname})
+// createContainer(image, {name, cmd, entrypoint, env, workingDir, user, labels, hostname,
+// network, mounts, capAdd, capDrop, privileged, securityOpt})
 func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error) {
 	const op = "createContainer"
 	list, err := positional(call.Args, 2)
@@ -209,7 +210,8 @@ func parseCreateOptions(raw json.RawMessage) (bundle.Options, string) {
 	for _, f := range []struct {
 		key string
 		dst *[]string
-	}{{"cmd", &opts.Cmd}, {"entrypoint", &opts.Entrypoint}, {"env", &opts.Env}} {
+	}{{"cmd", &opts.Cmd}, {"entrypoint", &opts.Entrypoint}, {"env", &opts.Env},
+		{"capAdd", &opts.CapAdd}, {"capDrop", &opts.CapDrop}, {"securityOpt", &opts.SecurityOpt}} {
 		if isNull(p.raw[f.key]) {
 			continue
 		}
@@ -254,6 +256,12 @@ func parseCreateOptions(raw json.RawMessage) (bundle.Options, string) {
 				return opts, "options.mounts: destination / would hide the container's whole root"
 			}
 		}
+	}
+	if opts.Privileged, err = p.boolean("privileged", false); err != nil {
+		return opts, err.Error()
+	}
+	if err := bundle.CheckIsolation(opts); err != nil {
+		return opts, "options." + err.Error()
 	}
 	return opts, ""
 }

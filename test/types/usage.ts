@@ -36,6 +36,7 @@ async function running(): Promise<void> {
   const { ExitCode } = await k3.containerCore.waitContainer(c.Id);
   const logs = await k3.containerCore.containerLogs(c.Id, { tail: 10 });
   await k3.containerCore.stopContainer(c.Id, { timeout: 5 });
+  await k3.containerCore.createContainer('busybox', { capAdd: ['NET_ADMIN'], capDrop: ['MKNOD'], privileged: false, securityOpt: ['seccomp=unconfined', 'no-new-privileges'] });
   console.log(ExitCode, logs.map((l) => l.log));
 }
 running();

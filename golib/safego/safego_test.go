@@ -3,6 +3,11 @@ package safego
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -68,5 +73,53 @@ func TestGroupWaitReturnsAPanicOfOneOfItsGoroutines(t *testing.T) {
 	plain.Go(func() error { return nil })
 	if err := plain.Wait(); err != nil {
 		t.Errorf("a group whose functions succeeded reported %v", err)
+	}
+}
+
+// TestEveryGoroutineInGolibRecovers finds every go statement and errgroup
+// in golib: a goroutine an operation starts must run through this package.
+// Only k3-monitor, a process of its own that outlives the caller, may
+// start bare goroutines.
+func TestEveryGoroutineInGolibRecovers(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exempt := map[string]bool{filepath.Join(root, "safego"): true, filepath.Join(root, "cmd", "k3-monitor"): true}
+	fset := token.NewFileSet()
+	checked := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && exempt[path] {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		file, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		for _, imp := range file.Imports {
+			if imp.Path.Value == `"golang.org/x/sync/errgroup"` {
+				t.Errorf("%s: imports errgroup; use safego.Group, whose goroutines recover", fset.Position(imp.Pos()))
+			}
+		}
+		checked++
+		ast.Inspect(file, func(n ast.Node) bool {
+			if g, ok := n.(*ast.GoStmt); ok {
+				t.Errorf("%s: a bare go statement; start it with safego.Go so a panic cannot end the process", fset.Position(g.Pos()))
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 20 {
+		t.Fatalf("only %d files checked: is %s golib?", checked, root)
 	}
 }

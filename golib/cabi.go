@@ -39,6 +39,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/engine"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 var (
@@ -58,7 +59,7 @@ func K3Start(callID C.uint64_t, method *C.char, args *C.char, argsLen C.size_t, 
 	a := C.GoBytes(unsafe.Pointer(args), C.int(argsLen))
 	callCtx, cancel := context.WithCancel(context.Background())
 	running.Store(id, cancel)
-	go func() {
+	safego.Go(func() error {
 		defer running.Delete(id)
 		defer cancel()
 		emit := func(event any) {
@@ -69,7 +70,8 @@ func K3Start(callID C.uint64_t, method *C.char, args *C.char, argsLen C.size_t, 
 		kind, payload := run(callCtx, m, a, emit)
 		// C.CBytes mallocs; the callee owns and frees the copy.
 		C.k3_invoke(cb, ctx, C.int(kind), (*C.char)(C.CBytes(payload)), C.size_t(len(payload)))
-	}()
+		return nil
+	}, nil)
 }
 
 // K3Cancel cancels the context of a running call; unknown IDs are ignored.

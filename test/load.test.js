@@ -133,3 +133,21 @@ test('a layer that does not match its diff ID, or escapes, is refused', async ()
   assert.equal(fs.existsSync(`/tmp/${marker}`), false, 'nothing was written outside the store');
   assert.deepEqual(await k3.imageCore.listImages(), []);
 });
+
+test('a docker save tarball whose layer is cut short is an InvalidArchive, not a registry fault', async () => {
+  const k3 = fresh('truncated');
+  const big = images.makeImage({ layers: [images.makeLayer([{ path: 'big.bin', content: Buffer.alloc(64 * 1024, 7) }], { gzip: false })], mediaType: 'docker' });
+  const zipped = images.makeImage({ layers: [[{ path: 'big.bin', content: Buffer.alloc(64 * 1024, 9) }]], mediaType: 'docker' });
+  // A plain layer.tar, and a gzipped one as archives of compressed blobs hold it.
+  for (const [label, image] of [['plain', images.truncateLayers(big)], ['gzip', images.truncateLayers(zipped, { compressed: true })]]) {
+    const file = path.join(tmp, `truncated-${label}.tar`);
+    images.writeDockerArchive(file, [{ image, repoTags: [`truncated:${label}`] }]);
+    const err = await failure(k3.imageCore.loadImage(file));
+    assert.ok(err instanceof K3Core.errors.InvalidArchive, `${label}: ${err.name}: ${err.details.error}`);
+    assert.equal(err.details.filePath, file);
+    assert.match(err.details.error, /truncated/, label);
+    assert.match(err.details.error, /layer sha256:[0-9a-f]{64}/, label);
+    assert.doesNotMatch(err.details.error, /registry|internal error|goroutine/, label);
+  }
+  assert.deepEqual(await k3.imageCore.listImages(), []);
+});

@@ -86,6 +86,17 @@ test('local sources that are missing or wrong are typed errors', async () => {
   assert.ok(noRef instanceof K3Core.errors.ImageNotFoundInRegistry, noRef && noRef.name);
 });
 
+test('a docker save archive whose layer is cut short fails the pull as LayerVerificationFailure, not a registry fault', async () => {
+  const big = images.makeImage({ layers: [images.makeLayer([{ path: 'big.bin', content: Buffer.alloc(64 * 1024, 7) }], { gzip: false })], mediaType: 'docker' });
+  const file = path.join(tmp, 'truncated.docker.tar');
+  images.writeDockerArchive(file, [{ image: images.truncateLayers(big), repoTags: ['example.com/team/cut:1'] }]);
+  const err = await k3.imageCore.pullAnImage(file, 'example.com/team/cut:1', { containerImageTransport: 'docker-archive' }).then(() => null, (e) => e);
+  assert.ok(err instanceof K3Core.errors.LayerVerificationFailure, `${err && err.name}: ${err && err.details.error}`);
+  assert.match(err.details.error, /truncated.*layer sha256:[0-9a-f]{64}/);
+  const list = await k3.imageCore.listImages();
+  assert.equal(list.find((i) => i.RepoTags.includes('example.com/team/cut:1')), undefined);
+});
+
 test('copyImage: registry to OCI layout, readable by skopeo', { skip }, async () => {
   const dest = path.join(tmp, 'copied');
   const out = await k3.imageCore.copyImage(`${reg.host}/copy/app`, 'v1', dest);

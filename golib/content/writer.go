@@ -8,6 +8,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // FileWriter writes a blob into a file and digests it on another goroutine
@@ -56,9 +58,17 @@ func NewFileWriter(f *os.File) *FileWriter {
 	fw.changed = sync.NewCond(&fw.mu)
 	for i := 0; i < copiers; i++ {
 		fw.copiers.Add(1)
-		go fw.copier()
+		safego.Go(fw.copier, func(err error) {
+			fw.fail(err)
+			fw.copiers.Done()
+		})
 	}
-	go fw.hash()
+	safego.Go(fw.hash, func(err error) {
+		if err != nil {
+			fw.fail(err) // the writes stop early when the hasher panicked
+		}
+		fw.hashed <- err
+	})
 	return fw
 }
 
@@ -169,12 +179,14 @@ func (fw *FileWriter) gather(src *os.File, n int64) error {
 	return nil
 }
 
-func (fw *FileWriter) copier() {
-	defer fw.copiers.Done()
+// copier copies the jobs it is given until there are no more. A copy that
+// fails, or panics, fails the blob; the copier goes on taking the jobs,
+// without copying them, so that CopyFile never waits for it.
+func (fw *FileWriter) copier() error {
 	for job := range fw.copies {
 		var err error
 		if fw.failed() == nil {
-			err = copyRange(fw.f, job)
+			err = safego.Run(func() error { return copyRange(fw.f, job) })
 		}
 		job.src.Close()
 		fw.mu.Lock()
@@ -185,6 +197,7 @@ func (fw *FileWriter) copier() {
 		fw.changed.Broadcast()
 		fw.mu.Unlock()
 	}
+	return nil
 }
 
 // copyRange copies a whole source file into the blob at its offset, inside
@@ -239,8 +252,9 @@ func (fw *FileWriter) complete() int64 {
 	return done
 }
 
-// hash digests the blob's complete prefix as it grows, a chunk at a time.
-func (fw *FileWriter) hash() {
+// hash digests the blob's complete prefix as it grows, a chunk at a time,
+// until the blob is closed or fails.
+func (fw *FileWriter) hash() error {
 	var pos int64
 	for {
 		fw.mu.Lock()
@@ -248,14 +262,12 @@ func (fw *FileWriter) hash() {
 			if fw.err != nil {
 				err := fw.err
 				fw.mu.Unlock()
-				fw.hashed <- err
-				return
+				return err
 			}
 			done := fw.complete()
 			if fw.closing && done == pos && len(fw.inFlight) == 0 {
 				fw.mu.Unlock()
-				fw.hashed <- nil
-				return
+				return nil
 			}
 			if done-pos >= hashChunk || (fw.closing && done > pos) {
 				break
@@ -265,9 +277,7 @@ func (fw *FileWriter) hash() {
 		upTo := fw.complete()
 		fw.mu.Unlock()
 		if err := fw.hashRange(pos, upTo); err != nil {
-			fw.fail(err)
-			fw.hashed <- err
-			return
+			return fw.fail(err)
 		}
 		pos = upTo
 	}

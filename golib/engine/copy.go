@@ -17,23 +17,24 @@ import (
 )
 
 func init() {
-	operations["copyImage"] = (*Engine).copyImage
+	operations[opCopy] = (*Engine).copyImage
 }
+
+const opCopy = "copyImage"
 
 // copyImage(imageName, tag, layoutDir, options) copies an image, as
 // `skopeo copy docker://... oci:DIR:TAG` does, into an OCI layout directory
 // without unpacking it: blobs stream straight to disk, verified, in parallel.
 func (e *Engine) copyImage(ctx context.Context, call *Request) (any, error) {
-	const op = "copyImage"
 	list, err := positional(call.Args, 4)
 	if err != nil {
-		return nil, errcat.New(op, "InvalidCopyImageParameters", err.Error(), nil)
+		return nil, errcat.New(opCopy, "InvalidCopyImageParameters", err.Error(), nil)
 	}
 	imageName, _, _ := stringParam(list[0], "imageName")
 	tag, _, terr := stringParam(list[1], "tag")
 	dest, _, derr := stringParam(list[2], "destination")
 	invalid := func(reason string) error {
-		return errcat.New(op, "InvalidCopyImageParameters", reason, nil).With("imageName", imageName).With("destination", dest)
+		return errcat.New(opCopy, "InvalidCopyImageParameters", reason, nil).With("imageName", imageName).With("destination", dest)
 	}
 	if err := errors.Join(terr, derr); err != nil {
 		return nil, invalid(err.Error())
@@ -64,20 +65,20 @@ func (e *Engine) copyImage(ctx context.Context, call *Request) (any, error) {
 	}
 	st, err := e.store(call.Root) // staging for oci-archive sources
 	if err != nil {
-		return nil, errcat.New(op, "CopyImageFailure", err.Error(), err)
+		return nil, errcat.New(opCopy, "CopyImageFailure", err.Error(), err)
 	}
 	src, cleanup, err := e.pullSource(ctx, st, req)
 	if err != nil {
-		return nil, copyFailure(op, imageName, dest, err)
+		return nil, copyFailure(req.origin(), imageName, dest, err)
 	}
 	defer cleanup()
 	path, err := layout.FromPath(dest)
 	if err != nil {
 		if err := os.MkdirAll(dest, 0o755); err != nil {
-			return nil, copyFailure(op, imageName, dest, err)
+			return nil, copyFailure(fromLocal, imageName, dest, err)
 		}
 		if path, err = layout.Write(dest, empty.Index); err != nil {
-			return nil, copyFailure(op, imageName, dest, err)
+			return nil, copyFailure(fromLocal, imageName, dest, err)
 		}
 	}
 	var opts []layout.Option
@@ -85,18 +86,18 @@ func (e *Engine) copyImage(ctx context.Context, call *Request) (any, error) {
 		opts = append(opts, layout.WithAnnotations(map[string]string{imagespec.AnnotationRefName: destTag}))
 	}
 	if err := path.ReplaceImage(src.Image, matchRefName(destTag), opts...); err != nil {
-		return nil, copyFailure(op, imageName, dest, err)
+		return nil, copyFailure(req.origin(), imageName, dest, err)
 	}
 	digest, err := src.Image.Digest()
 	if err != nil {
-		return nil, copyFailure(op, imageName, dest, err)
+		return nil, copyFailure(req.origin(), imageName, dest, err)
 	}
 	return map[string]any{"Digest": digest.String(), "Destination": dest, "Tag": destTag}, nil
 }
 
 // copyFailure maps a failure of copying onto the catalogue.
-func copyFailure(op, imageName, dest string, err error) error {
-	return imageFailure(op, copyClasses, err).With("imageName", imageName).With("destination", dest)
+func copyFailure(from origin, imageName, dest string, err error) error {
+	return imageFailure(opCopy, from, err).With("imageName", imageName).With("destination", dest)
 }
 
 // matchRefName selects the index.json entries a new image named refName

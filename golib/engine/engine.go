@@ -2,19 +2,22 @@
 // a method name and JSON arguments in, a JSON-able result or a catalogued
 // *errcat.Error out. It holds the state shared by all calls of one process
 // (registry clients, the inspect cache) and turns panics into GenericFailure,
-// since a panic in a library loaded into Node would end the user's process.
+// since a panic in a library loaded into Node would end the user's process:
+// the operation's own, and, through package safego, those of the goroutines
+// it starts.
 package engine
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"runtime/debug"
 	"sync"
 
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/registry"
+	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
@@ -67,15 +70,19 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	if !ok {
 		return nil, errcat.New(method, errcat.Generic, fmt.Sprintf("unknown method %q", method), nil)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			result = nil
-			err = errcat.New(method, errcat.Generic, fmt.Sprintf("internal error: %v", r), fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
-		}
-	}()
-	result, err = op(e, ctx, req)
+	err = safego.Run(func() error {
+		var opErr error
+		result, opErr = op(e, ctx, req)
+		return opErr
+	})
 	if err == nil {
 		return result, nil
+	}
+	// A panic, in the operation or in a goroutine it started, is a bug
+	// whatever the operation's own mapping made of it.
+	var panicked *safego.PanicError
+	if errors.As(err, &panicked) {
+		return nil, errcat.New(method, errcat.Generic, "internal error: "+panicked.Message(), fmt.Errorf("%w\n%s", panicked, panicked.Stack))
 	}
 	if cerr, ok := err.(*errcat.Error); ok {
 		return nil, cerr

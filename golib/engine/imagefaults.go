@@ -1,10 +1,17 @@
 package engine
 
 import (
+	"archive/tar"
+	"compress/flate"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"syscall"
+
+	kflate "github.com/klauspost/compress/flate"
+	"github.com/klauspost/pgzip"
 
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
@@ -28,13 +35,27 @@ const (
 	faultNotFound
 	faultUnsafe
 	faultBadContent
+	// faultCorrupt is a local file (an archive, a layout's blob, a stored
+	// blob) that is cut short or does not decompress.
+	faultCorrupt
 	faultUnauthorized
 	faultUnreachable
 )
 
-// classifyImageError reads err as a fault, the reason in plain words, and
-// the low-level code where there is one.
-func classifyImageError(err error) (imageFault, string, string) {
+// origin is where an operation reads an image from. Only a registry's
+// failures can be network failures: an unexpected end of a local file is
+// a truncated file, never a connection the registry closed.
+type origin int
+
+const (
+	fromRegistry origin = iota
+	// fromLocal is an archive, an OCI layout or the store.
+	fromLocal
+)
+
+// classifyImageError reads err, met while reading an image from from, as a
+// fault, the reason in plain words, and the low-level code where there is one.
+func classifyImageError(err error, from origin) (imageFault, string, string) {
 	var notFound *inspect.NotFoundError
 	var noPlatform *inspect.PlatformNotFoundError
 	var badInspect *inspect.ContentError
@@ -55,6 +76,9 @@ func classifyImageError(err error) (imageFault, string, string) {
 	case errors.As(err, &badInspect), errors.As(err, &badPull), errors.As(err, &mismatch), errors.As(err, &badArchive):
 		return faultBadContent, err.Error(), ""
 	}
+	if from == fromLocal {
+		return classifyLocal(err)
+	}
 	f := registry.Classify(err)
 	fault := map[registry.Kind]imageFault{
 		registry.NotFound: faultNotFound, registry.Unauthorized: faultUnauthorized,
@@ -63,43 +87,88 @@ func classifyImageError(err error) (imageFault, string, string) {
 	return fault, f.Reason, f.Code
 }
 
-// The classes each operation documents for the faults.
-var (
-	registryClasses = map[imageFault]string{
+// classifyLocal reads a failure to read local files.
+func classifyLocal(err error) (imageFault, string, string) {
+	var stdCorrupt flate.CorruptInputError
+	var corrupt kflate.CorruptInputError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return faultCorrupt, "the file is truncated, it ends in the middle of its data: " + err.Error(), "EOF"
+	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum),
+		errors.Is(err, pgzip.ErrHeader), errors.Is(err, pgzip.ErrChecksum),
+		errors.As(err, &stdCorrupt), errors.As(err, &corrupt):
+		return faultCorrupt, "the file is corrupt, its compressed data cannot be read: " + err.Error(), ""
+	case errors.Is(err, tar.ErrHeader):
+		return faultCorrupt, "the file is corrupt, it is not a readable tar: " + err.Error(), ""
+	}
+	return faultOther, err.Error(), ""
+}
+
+// imageClasses names, for each operation that reads images, the class of
+// each fault; a fault an operation does not list is its GenericFailure.
+// Every class here must be in that operation's catalogue (a test checks).
+var imageClasses = map[string]map[imageFault]string{
+	opInspect: withRegistry(map[imageFault]string{
+		faultBadContent: "InspectImageFailure", faultUnsafe: "InspectImageFailure", faultCorrupt: "InspectImageFailure",
+	}),
+	opPull: withRegistry(map[imageFault]string{
+		faultBadContent: "LayerVerificationFailure", faultCorrupt: "LayerVerificationFailure",
+		faultUnsafe: "UnsafeImageContent", faultNoSpace: "InsufficientDiskSpaceForPull", faultStore: "StoreFailure",
+	}),
+	opCopy: withRegistry(map[imageFault]string{
+		faultBadContent: "LayerVerificationFailure", faultCorrupt: "LayerVerificationFailure",
+		faultUnsafe: "CopyImageFailure", faultNoSpace: "CopyImageFailure", faultStore: "CopyImageFailure",
+	}),
+	// An archive is local: it has no registry faults.
+	opLoad: {
+		faultAborted: "AbortError", faultNotFound: "InvalidArchive", faultCorrupt: "InvalidArchive",
+		faultBadContent: "LayerVerificationFailure", faultUnsafe: "UnsafeImageContent",
+		faultNoSpace: "InsufficientDiskSpaceForLoad", faultStore: "StoreFailure",
+	},
+	opSave: withRegistry(map[imageFault]string{
+		faultBadContent: "LayerVerificationFailure", faultUnsafe: "LayerVerificationFailure", faultCorrupt: "LayerVerificationFailure",
+		faultNoSpace: "InsufficientDiskSpaceForSave", faultStore: "StoreFailure",
+	}),
+	opPush: withRegistry(map[imageFault]string{
+		faultNotFound: "PushImageFailure", faultBadContent: "PushImageFailure", faultCorrupt: "PushImageFailure",
+		faultStore: "StoreFailure",
+	}),
+}
+
+// withRegistry adds the classes every operation that talks to a registry
+// documents for its faults.
+func withRegistry(classes map[imageFault]string) map[imageFault]string {
+	out := map[imageFault]string{
 		faultAborted: "AbortError", faultNotFound: "ImageNotFoundInRegistry",
 		faultUnauthorized: "RegistryAuthenticationFailure", faultUnreachable: "RegistryConnectionFailure",
 	}
-	inspectClasses = withClasses(registryClasses, map[imageFault]string{faultBadContent: "InspectImageFailure", faultUnsafe: "InspectImageFailure"})
-	pullClasses    = withClasses(registryClasses, map[imageFault]string{faultBadContent: "LayerVerificationFailure",
-		faultUnsafe: "UnsafeImageContent", faultNoSpace: "InsufficientDiskSpaceForPull", faultStore: "StoreFailure"})
-	copyClasses = withClasses(registryClasses, map[imageFault]string{faultBadContent: "LayerVerificationFailure",
-		faultUnsafe: "CopyImageFailure", faultNoSpace: "CopyImageFailure", faultStore: "CopyImageFailure"})
-)
-
-func withClasses(base, extra map[imageFault]string) map[imageFault]string {
-	out := map[imageFault]string{}
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range extra {
+	for k, v := range classes {
 		out[k] = v
 	}
 	return out
 }
 
-// imageFailure maps err onto op's catalogue; an error already catalogued
-// passes through.
-func imageFailure(op string, classes map[imageFault]string, err error) *errcat.Error {
+// imageFailure maps err, met while op read an image from from, onto op's
+// catalogue; an error already catalogued passes through.
+func imageFailure(op string, from origin, err error) *errcat.Error {
 	var cerr *errcat.Error
 	if errors.As(err, &cerr) {
 		return cerr
 	}
-	fault, reason, code := classifyImageError(err)
-	class, ok := classes[fault]
+	fault, reason, code := classifyImageError(err, from)
+	class, ok := imageClasses[op][fault]
 	if !ok {
 		class = errcat.Generic
 	}
 	e := errcat.New(op, class, reason, err)
 	e.CauseCode = code
 	return e
+}
+
+// origin is where req's transport reads the image: only "docker" is a registry.
+func (req inspectRequest) origin() origin {
+	if req.transport == "docker" {
+		return fromRegistry
+	}
+	return fromLocal
 }

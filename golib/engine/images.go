@@ -102,7 +102,7 @@ func (e *Engine) pullAnImage(ctx context.Context, call *Request) (any, error) {
 			return result, nil
 		}
 	}
-	return nil, pullFailure(imageName, tagStr, err)
+	return nil, pullFailure(req.origin(), imageName, tagStr, err)
 }
 
 func asObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
@@ -321,8 +321,8 @@ func dockerArchiveSource(req inspectRequest) (pull.Source, func(), error) {
 }
 
 // pullFailure maps a failure of pulling onto the catalogue.
-func pullFailure(imageName, tag string, err error) *errcat.Error {
-	return imageFailure(opPull, pullClasses, err).With("imageName", imageName).With("tag", tag)
+func pullFailure(from origin, imageName, tag string, err error) *errcat.Error {
+	return imageFailure(opPull, from, err).With("imageName", imageName).With("tag", tag)
 }
 
 // ImageSummary is one entry of listImages, shaped like docker's image list.

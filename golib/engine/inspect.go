@@ -290,7 +290,7 @@ func (e *Engine) inspectAnImage(ctx context.Context, call *Request) (any, error)
 		if errors.As(err, &cerr) {
 			return nil, cerr
 		}
-		return nil, inspectFailure(req.imageName, err)
+		return nil, inspectFailure(req, err)
 	}
 	return out, nil
 }
@@ -355,6 +355,6 @@ func (e *Engine) inspectRemote(ctx context.Context, req inspectRequest, client *
 }
 
 // inspectFailure maps a failure of inspection onto the catalogue.
-func inspectFailure(imageName string, err error) *errcat.Error {
-	return imageFailure(opInspect, inspectClasses, err).With("imageName", imageName)
+func inspectFailure(req inspectRequest, err error) *errcat.Error {
+	return imageFailure(opInspect, req.origin(), err).With("imageName", req.imageName)
 }

@@ -22,40 +22,36 @@ func init() {
 	operations["loadImage"] = (*Engine).loadImage
 }
 
-var loadClasses = withClasses(registryClasses, map[imageFault]string{
-	faultBadContent: "LayerVerificationFailure", faultUnsafe: "UnsafeImageContent",
-	faultNoSpace: "InsufficientDiskSpaceForLoad", faultStore: "StoreFailure",
-})
+const opLoad = "loadImage"
 
 // loadImage(filePath) loads every image of a `docker save` tarball (the
 // layout of any Docker version) or an OCI archive, compressed or not, into
 // the store, as `docker load` does; every layer is checked against its
 // digests and unpacked as safely as a pull.
 func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
-	const op = "loadImage"
 	list, err := positional(call.Args, 2)
 	if err != nil {
-		return nil, errcat.New(op, "InvalidLoadImageParameters", err.Error(), nil)
+		return nil, errcat.New(opLoad, "InvalidLoadImageParameters", err.Error(), nil)
 	}
 	filePath, err := requiredString(list[0], "filePath")
 	if err != nil {
-		return nil, errcat.New(op, "InvalidLoadImageParameters", err.Error(), nil)
+		return nil, errcat.New(opLoad, "InvalidLoadImageParameters", err.Error(), nil)
 	}
-	fail := func(err error) error { return imageFailure(op, loadClasses, err).With("filePath", filePath) }
+	fail := func(err error) error { return imageFailure(opLoad, fromLocal, err).With("filePath", filePath) }
 	// Reading the archive's own structure fails as InvalidArchive (unless
 	// the disk or the store is the problem); its layers fail as a pull does.
 	failArchive := func(err error) error {
-		if fault, _, _ := classifyImageError(err); fault == faultNoSpace || fault == faultStore {
+		if fault, _, _ := classifyImageError(err, fromLocal); fault == faultNoSpace || fault == faultStore {
 			return fail(err)
 		}
-		return errcat.New(op, "InvalidArchive", err.Error(), err).With("filePath", filePath)
+		return errcat.New(opLoad, "InvalidArchive", err.Error(), err).With("filePath", filePath)
 	}
 	if _, err := os.Stat(filePath); err != nil {
-		return nil, errcat.New(op, "ArchiveNotFound", fmt.Sprintf("no archive at %s", filePath), err).With("filePath", filePath)
+		return nil, errcat.New(opLoad, "ArchiveNotFound", fmt.Sprintf("no archive at %s", filePath), err).With("filePath", filePath)
 	}
 	st, err := e.store(call.Root)
 	if err != nil {
-		return nil, errcat.New(op, "StoreFailure", err.Error(), err).With("filePath", filePath)
+		return nil, errcat.New(opLoad, "StoreFailure", err.Error(), err).With("filePath", filePath)
 	}
 	tarPath, cleanup, err := plainTar(st, filePath)
 	if err != nil {

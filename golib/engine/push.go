@@ -26,8 +26,10 @@ import (
 
 func init() {
 	operations["tagImage"] = (*Engine).tagImage
-	operations["pushAnImage"] = (*Engine).pushAnImage
+	operations[opPush] = (*Engine).pushAnImage
 }
+
+const opPush = "pushAnImage"
 
 // storedImage is an image of the store seen as a v1.Image, so that
 // go-containerregistry can push it: its manifest, config and compressed
@@ -137,22 +139,17 @@ func (e *Engine) findStoredImage(op, root, ref string) (*store.Store, store.Imag
 	return st, img, nil
 }
 
-var pushClasses = withClasses(registryClasses, map[imageFault]string{
-	faultNotFound: "PushImageFailure", faultBadContent: "PushImageFailure", faultStore: "StoreFailure",
-})
-
 // pushAnImage(image, destination?, {credentials, tlsVerify, timeout}) sends
 // a store image to a registry; without a destination, to the one its name says.
 func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
-	const op = "pushAnImage"
 	list, err := positional(call.Args, 3)
 	if err != nil {
-		return nil, errcat.New(op, "InvalidPushParameters", err.Error(), nil)
+		return nil, errcat.New(opPush, "InvalidPushParameters", err.Error(), nil)
 	}
 	source, _, err1 := stringParam(list[0], "image")
 	dest, _, err2 := stringParam(list[1], "destination")
 	invalid := func(reason string) error {
-		return errcat.New(op, "InvalidPushParameters", reason, nil).With("image", source).With("destination", dest)
+		return errcat.New(opPush, "InvalidPushParameters", reason, nil).With("image", source).With("destination", dest)
 	}
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, invalid(err.Error())
@@ -178,7 +175,7 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	if reason != "" {
 		return nil, invalid(reason)
 	}
-	st, img, ferr := e.findStoredImage(op, call.Root, source)
+	st, img, ferr := e.findStoredImage(opPush, call.Root, source)
 	if ferr != nil {
 		return nil, ferr.With("destination", dest)
 	}
@@ -190,7 +187,7 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	opts := registry.Options{Credentials: req.credentials, Insecure: !req.tlsVerify}
 	client, err := e.registries.Client(opts)
 	if err != nil {
-		return nil, imageFailure(op, pushClasses, err)
+		return nil, imageFailure(opPush, fromRegistry, err)
 	}
 	ref, err := req.reference(client.ParseOptions())
 	if err != nil {
@@ -198,7 +195,7 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	}
 	compressed, cleanup, err := compressForPush(ctx, st, img)
 	if err != nil {
-		return nil, imageFailure(op, pushClasses, err).With("image", source).With("destination", dest)
+		return nil, imageFailure(opPush, fromLocal, err).With("image", source).With("destination", dest)
 	}
 	defer cleanup()
 	pushed, err := partial.CompressedToImage(compressed)
@@ -209,11 +206,11 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 		if registry.Classify(err).Kind == registry.Unauthorized {
 			e.registries.Forget(opts)
 		}
-		return nil, imageFailure(op, pushClasses, err).With("image", source).With("destination", dest)
+		return nil, imageFailure(opPush, fromRegistry, err).With("image", source).With("destination", dest)
 	}
 	digest, err := pushed.Digest()
 	if err != nil {
-		return nil, imageFailure(op, pushClasses, err)
+		return nil, imageFailure(opPush, fromLocal, err)
 	}
 	return map[string]any{"Digest": digest.String(), "Destination": displayName(ref)}, nil
 }

@@ -69,23 +69,69 @@ func reconcile(st *store.Store, c store.Container) (store.Container, error) {
 	return c, nil
 }
 
-// runtimeFailure maps a failure to run a container onto op's catalogue.
-func runtimeFailure(op string, c store.Container, err error) error {
+// runtimeFault is what went wrong while an operation ran the OCI runtime.
+type runtimeFault int
+
+const (
+	runtimeOther runtimeFault = iota
+	runtimeAborted
+	runtimeMissing       // no runc or crun on the host
+	runtimeNotPermitted  // the host does not let this process run containers
+	runtimeFailed        // the runtime ran and failed
+	runtimeBundleMissing // the container's bundle directory is gone
+	runtimeStore         // the store's database failed
+)
+
+// runtimeClasses names, for each operation that runs the OCI runtime, the
+// class of each runtime fault; every class must be in that operation's
+// catalogue (a test checks). removeContainer stops a running container
+// only when forced, and documents fewer classes for it.
+var runtimeClasses = map[string]map[runtimeFault]string{
+	"startContainer":   runtimeRow(),
+	"stopContainer":    runtimeRow(),
+	"killContainer":    runtimeRow(),
+	"waitContainer":    runtimeRow(),
+	"restartContainer": runtimeRow(),
+	"pauseContainer":   runtimeRow(),
+	"unpauseContainer": runtimeRow(),
+	"removeContainer": {
+		runtimeAborted: "AbortError", runtimeMissing: "RuntimeFailure", runtimeNotPermitted: "RuntimeFailure",
+		runtimeFailed: "RuntimeFailure", runtimeBundleMissing: "RemoveContainerFailure", runtimeStore: "ResolveContainerName",
+	},
+}
+
+// runtimeRow is the classes of the operations that document every runtime fault.
+func runtimeRow() map[runtimeFault]string {
+	return map[runtimeFault]string{
+		runtimeAborted: "AbortError", runtimeMissing: "RuntimeNotFound", runtimeNotPermitted: "RuntimeNotPermitted",
+		runtimeFailed: "RuntimeFailure", runtimeBundleMissing: "ContainerBundleNotFound", runtimeStore: "ResolveContainerName",
+	}
+}
+
+func classifyRuntimeError(err error) runtimeFault {
 	var rerr *ociruntime.RuntimeError
-	class := errcat.Generic
 	switch {
 	case errors.Is(err, context.Canceled):
-		class = "AbortError"
+		return runtimeAborted
 	case errors.Is(err, ociruntime.ErrNoRuntime):
-		class = "RuntimeNotFound"
+		return runtimeMissing
 	case errors.Is(err, ociruntime.ErrNotPermitted):
-		class = "RuntimeNotPermitted"
+		return runtimeNotPermitted
 	case errors.As(err, &rerr):
-		class = "RuntimeFailure"
+		return runtimeFailed
 	case errors.Is(err, errBundleMissing):
-		class = "ContainerBundleNotFound"
+		return runtimeBundleMissing
 	case errors.Is(err, store.ErrDatabase):
-		class = "ResolveContainerName"
+		return runtimeStore
+	}
+	return runtimeOther
+}
+
+// runtimeFailure maps a failure to run a container onto op's catalogue.
+func runtimeFailure(op string, c store.Container, err error) error {
+	class, ok := runtimeClasses[op][classifyRuntimeError(err)]
+	if !ok {
+		class = errcat.Generic
 	}
 	e := errcat.New(op, class, err.Error(), err).With("containerId", c.ID)
 	if class == "ContainerBundleNotFound" {

@@ -25,11 +25,6 @@ func init() {
 
 const opSave = "saveImage"
 
-var saveClasses = withClasses(registryClasses, map[imageFault]string{
-	faultBadContent: "LayerVerificationFailure", faultUnsafe: "LayerVerificationFailure",
-	faultNoSpace: "InsufficientDiskSpaceForSave", faultStore: "StoreFailure",
-})
-
 var saveOutputClasses = outputClasses{invalid: "InvalidSaveImageParameters", noSpace: "InsufficientDiskSpaceForSave",
 	denied: "SaveImagePermissionDenied", ioFailure: "SaveImageIOFailure", other: "SaveImageFailure"}
 
@@ -100,7 +95,9 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	}
 
 	var images []imagetar.Image
+	from := fromLocal
 	if source == "registry" {
+		from = fromRegistry
 		// Every name is checked before any network; the timeout (the same
 		// option for all) covers the whole save, layers included.
 		reqs, reason := saveRegistryRequests(refs, registryOptions)
@@ -121,7 +118,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		if errors.As(err, &cerr) {
 			return nil, details(cerr)
 		}
-		return nil, details(imageFailure(opSave, saveClasses, err))
+		return nil, details(imageFailure(opSave, from, err))
 	}
 
 	newErr := func(class, reason string, cause error) *errcat.Error {
@@ -138,8 +135,8 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		out.Abort()
 	}
 	if err != nil {
-		if fault, _, _ := classifyImageError(err); fault != faultOther && fault != faultNoSpace && fault != faultStore && fault != faultAborted {
-			return nil, details(imageFailure(opSave, saveClasses, err))
+		if fault, _, _ := classifyImageError(err, from); fault != faultOther && fault != faultNoSpace && fault != faultStore && fault != faultAborted {
+			return nil, details(imageFailure(opSave, from, err))
 		}
 		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 func TestConfigReencodedAsDockerDoes(t *testing.T) {
@@ -152,3 +154,32 @@ type failingLayer struct {
 }
 
 func (f failingLayer) Compressed() (io.ReadCloser, error) { return nil, f.err }
+
+// A layer whose reader panics on a staging goroutine fails the archive
+// with the panic as its error; the process goes on.
+func TestAPanicWhileStagingIsTheArchivesError(t *testing.T) {
+	img, err := random.Image(100000, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	panicking, err := mutate.Append(empty.Image, append(layerAdds(layers[:2]), mutate.Addendum{Layer: panickingLayer{Layer: layers[2]}})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Write(context.Background(), io.Discard, []Image{{Image: panicking}}, Options{StagingDir: t.TempDir()})
+	var perr *safego.PanicError
+	if !errors.As(err, &perr) || perr.Message() != "the layer reader broke" {
+		t.Fatalf("got %v, want the layer's panic", err)
+	}
+}
+
+type panickingLayer struct{ v1.Layer }
+
+func (panickingLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(panickingReader{}), nil
+}
+
+type panickingReader struct{}
+
+func (panickingReader) Read([]byte) (int, error) { panic("the layer reader broke") }

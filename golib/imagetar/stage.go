@@ -10,11 +10,11 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // stagedLayer is a layer's uncompressed tar, checked against its diff ID,
@@ -71,7 +71,7 @@ const maxParallelLayers = 4
 type stager struct {
 	layers map[digest.Digest]*stagedLayer
 	cancel context.CancelFunc
-	group  *errgroup.Group
+	group  *safego.Group
 
 	mu    sync.Mutex
 	first error // the failure that stopped the others
@@ -111,10 +111,10 @@ func startStaging(ctx context.Context, dir string, order []digest.Digest, layers
 	}
 	parent := ctx
 	ctx, st.cancel = context.WithCancel(ctx)
-	st.group = &errgroup.Group{}
+	st.group = safego.NewGroup()
 	st.group.SetLimit(maxParallelLayers)
-	go func() {
-		started := map[digest.Digest]bool{}
+	started := map[digest.Digest]bool{}
+	safego.Go(func() error {
 		for _, diffID := range order {
 			if started[diffID] {
 				continue
@@ -122,12 +122,26 @@ func startStaging(ctx context.Context, dir string, order []digest.Digest, layers
 			started[diffID] = true
 			layer, staged := layers[diffID], st.layers[diffID]
 			st.group.Go(func() error {
-				staged.err = st.failed(parent, stageOne(ctx, staged, diffID, layer))
+				err := safego.Run(func() error { return stageOne(ctx, staged, diffID, layer) })
+				staged.err = st.failed(parent, err)
 				close(staged.done)
 				return nil
 			})
 		}
-	}()
+		return nil
+	}, func(err error) {
+		if err == nil {
+			return
+		}
+		// The scheduler panicked: the layers it never started fail with
+		// its panic, so nothing waits for them.
+		for diffID, staged := range st.layers {
+			if !started[diffID] {
+				staged.err = st.failed(parent, err)
+				close(staged.done)
+			}
+		}
+	})
 	return st, nil
 }
 

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 var (
@@ -128,16 +130,25 @@ func Start(ctx context.Context, runtime, monitor, bundle, id string) (Started, e
 		return Started{}, fmt.Errorf("starting k3-monitor: %w", err)
 	}
 	// Reap it when it ends, so it never lingers as a zombie of ours.
-	go cmd.Wait()
+	safego.Go(cmd.Wait, nil)
 
 	line := make(chan string, 1)
-	go func() {
+	readFailed := make(chan error, 1)
+	safego.Go(func() error {
 		s, _ := bufio.NewReader(reportR).ReadString('\n')
 		line <- strings.TrimSpace(s)
-	}()
+		return nil
+	}, func(err error) {
+		if err != nil {
+			readFailed <- err
+		}
+	})
 	var report string
 	select {
 	case report = <-line:
+	case err := <-readFailed:
+		cmd.Process.Kill()
+		return Started{}, err
 	case <-ctx.Done():
 		cmd.Process.Kill()
 		return Started{}, ctx.Err()

@@ -22,6 +22,7 @@ import (
 	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
@@ -119,9 +120,9 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 	}
 	// Slots are handed out bottom layer first, so the layers others may
 	// hardlink into are the first to finish.
+	scheduling := make(chan error, 1) // the scheduler's panic, if it has one
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	safego.Go(func() error {
 		for i := range plan.layers {
 			l := &plan.layers[i]
 			if l.present {
@@ -135,21 +136,34 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 			}
 			lower := lowerDirs(st, plan.layers[:i])
 			wg.Add(1)
-			go func(i int, l *plannedLayer) {
-				defer wg.Done()
-				defer func() { <-slots }()
-				results[i] <- fetch(ctx, st, l, lower, func(phase string, n, total int64) {
+			safego.Go(func() error {
+				return fetch(ctx, st, l, lower, func(phase string, n, total int64) {
 					progress(Event{Phase: phase, Layer: l.BlobDigest, Index: i, Count: len(plan.layers), Current: n, Total: total}, false)
 				})
-			}(i, l)
+			}, func(err error) {
+				<-slots
+				results[i] <- err
+				wg.Done()
+			})
 		}
-	}()
+		return nil
+	}, func(err error) {
+		scheduling <- err
+		wg.Done()
+	})
 	for i := range plan.layers {
 		l := &plan.layers[i]
 		if l.present {
 			continue
 		}
-		err := <-results[i]
+		var err error
+		select {
+		case err = <-results[i]:
+		case err = <-scheduling:
+			if err == nil { // every layer was handed out: wait for this one
+				err = <-results[i]
+			}
+		}
 		if errors.Is(err, errNeedsLower) {
 			err = unpackBlob(ctx, st, l, lowerDirs(st, plan.layers[:i]), nil)
 		}

@@ -444,6 +444,14 @@ function writeDockerArchive(tarPath, entries) {
   return tarPath;
 }
 
+// The image as an interrupted copy leaves it in an archive: each layer's
+// member cut in half, its plain tar or (compressed: true) its gzipped blob,
+// under the same name.
+function truncateLayers(image, { compressed = false } = {}) {
+  const cut = (buf) => buf.subarray(0, Math.floor(buf.length / 2));
+  return { ...image, layers: image.layers.map((l) => ({ ...l, tar: cut(compressed ? l.blob : l.tar) })) };
+}
+
 module.exports = {
   MEDIA,
   sha256,
@@ -459,4 +467,5 @@ module.exports = {
   writeOciLayout,
   writeOciArchive,
   writeDockerArchive,
+  truncateLayers,
 };

@@ -340,6 +340,21 @@ test('a bare repository name saves every tag of it; an ID saves no names', { ski
   assert.deepEqual(JSON.parse(member(fs.readFileSync(out('by-id.tar')), 'manifest.json').data)[0].RepoTags, null);
 });
 
+// --- what users compare with docker: saving by ID --------------------------
+
+test('saving by full ID (sha256:<id>, bare hex, sha256:<prefix>) names nothing: byte-identical to docker save by ID', { skip: dockerSkip }, async () => {
+  const id = rich.configDigest;
+  for (const [label, ref] of [['full', id], ['hex', id.slice(7)], ['prefix', `sha256:${id.slice(7, 19)}`]]) {
+    const theirs = await dockerSave(out(`docker-by-${label}.tar`), ref);
+    const saved = await k3.imageCore.saveImage(ref, out(`ours-by-${label}.tar`), { dockerVersion: dockerd.version });
+    assert.deepEqual(saved.Images, [{ Id: id, RepoTags: [] }], label);
+    const ours = fs.readFileSync(saved.Path);
+    assert.equal(member(ours, 'manifest.json').data.toString(), member(theirs, 'manifest.json').data.toString(), label);
+    assert.equal(member(ours, 'repositories'), undefined, label);
+    assert.ok(ours.equals(theirs), `${label}: differs from docker save at byte ${ours.findIndex((b, i) => b !== theirs[i])}`);
+  }
+});
+
 // --- errors ----------------------------------------------------------------
 
 function assertNothingLeft(file) {

@@ -340,7 +340,7 @@ test('a bare repository name saves every tag of it; an ID saves no names', { ski
   assert.deepEqual(JSON.parse(member(fs.readFileSync(out('by-id.tar')), 'manifest.json').data)[0].RepoTags, null);
 });
 
-// --- what users compare with docker: saving by ID --------------------------
+// --- what users compare with docker: saving by ID, Parent ------------------
 
 test('saving by full ID (sha256:<id>, bare hex, sha256:<prefix>) names nothing: byte-identical to docker save by ID', { skip: dockerSkip }, async () => {
   const id = rich.configDigest;
@@ -353,6 +353,56 @@ test('saving by full ID (sha256:<id>, bare hex, sha256:<prefix>) names nothing: 
     assert.equal(member(ours, 'repositories'), undefined, label);
     assert.ok(ours.equals(theirs), `${label}: differs from docker save at byte ${ours.findIndex((b, i) => b !== theirs[i])}`);
   }
+});
+
+// go-containerregistry's own test archives, real `docker save` outputs, read
+// from the Go module cache (the version go.mod requires), never copied here.
+function ggcrTestdata(file) {
+  const version = fs.readFileSync(path.join(__dirname, '..', 'go.mod'), 'utf8').match(/github\.com\/google\/go-containerregistry (v\S+)/)[1];
+  const modcache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
+  const dir = path.join(modcache, `github.com/google/go-containerregistry@${version}`, 'pkg/v1/tarball/testdata');
+  if (!fs.existsSync(dir)) execFileSync('go', ['mod', 'download', `github.com/google/go-containerregistry@${version}`], { cwd: path.join(__dirname, '..') });
+  return path.join(dir, file);
+}
+
+test('an archive whose manifest.json names a Parent loads and saves back with the same manifest.json, as docker load and save do', { skip }, async () => {
+  const original = fs.readFileSync(ggcrTestdata('test_link.tar'));
+  const store = new K3Core({ root: out('link-store') });
+  await store.imageCore.loadImage(ggcrTestdata('test_link.tar'));
+  const names = ['bazel/v1/tarball:test_image_1', 'bazel/v1/tarball:test_image_3'];
+  const both = fs.readFileSync((await store.imageCore.saveImage(names, out('link-both.tar'), { dockerVersion: '20.10' })).Path);
+  assert.equal(member(both, 'manifest.json').data.toString(), member(original, 'manifest.json').data.toString());
+  // Saved without its parent, an image names none, as docker save writes it.
+  const alone = fs.readFileSync((await store.imageCore.saveImage(names[1], out('link-alone.tar'), { dockerVersion: '20.10' })).Path);
+  assert.doesNotMatch(member(alone, 'manifest.json').data.toString(), /Parent/);
+  if (!dockerSkip) {
+    await dockerd.docker('load', '-i', ggcrTestdata('test_link.tar'));
+    const theirs = await dockerSave(out('docker-link-both.tar'), ...names);
+    const byConfig = (buf) => JSON.parse(member(buf, 'manifest.json').data).sort((a, b) => a.Config.localeCompare(b.Config));
+    assert.deepEqual(byConfig(both), byConfig(theirs));
+  }
+});
+
+test('a committed image\'s parent is the container\'s image: docker save names it, as after docker commit', { skip: dockerSkip }, async () => {
+  const committed = 'save/committed:c1';
+  await dockerd.docker('create', '--name', 'k3-parent', refs.plain, '/bin/true');
+  await dockerd.docker('commit', 'k3-parent', committed);
+  await k3.containerCore.createContainer(refs.plain, { name: 'k3-parent' });
+  await k3.containerCore.commitContainer('k3-parent', { repository: 'save/committed', tag: 'c1' });
+  const entries = async (...names) => {
+    const theirs = JSON.parse(member(await dockerSave(out('docker-commit.tar'), ...names), 'manifest.json').data);
+    const saved = await k3.imageCore.saveImage(names, out('ours-commit.tar'), { dockerVersion: dockerd.version });
+    const ours = JSON.parse(member(fs.readFileSync(saved.Path), 'manifest.json').data);
+    const find = (list, tag) => list.find((e) => e.RepoTags[0] === tag);
+    return { theirs: find(theirs, committed), ours: find(ours, committed) };
+  };
+  const both = await entries(committed, refs.plain);
+  assert.equal(both.theirs.Parent, plain.configDigest, 'docker commit records the parent');
+  assert.equal(both.ours.Parent, plain.configDigest);
+  assert.deepEqual(Object.keys(both.ours), Object.keys(both.theirs), 'the same members, in docker\'s order');
+  const alone = await entries(committed);
+  assert.deepEqual(Object.keys(alone.ours), Object.keys(alone.theirs));
+  assert.equal(alone.ours.Parent, undefined);
 });
 
 // --- errors ----------------------------------------------------------------

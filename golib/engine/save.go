@@ -192,7 +192,7 @@ func (e *Engine) storeImages(root string, refs []string) ([]imagetar.Image, erro
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, imagetar.Image{Image: img, Tags: f.tags})
+			out = append(out, imagetar.Image{Image: img, Tags: f.tags, Parent: f.image.Parent})
 		}
 	}
 	return out, nil

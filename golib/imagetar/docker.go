@@ -168,7 +168,8 @@ func legacyEntries(images []*dockerImage, staged map[digest.Digest]*stagedLayer)
 		}
 		entries = append(entries, entry{name: img.configID.Encoded() + ".json", data: img.rawConfig, mtime: img.created})
 		repoTags := addRepositories(repositories, img)
-		manifest = append(manifest, manifestItem{Config: img.configID.Encoded() + ".json", RepoTags: repoTags, Layers: layerPaths})
+		manifest = append(manifest, manifestItem{Config: img.configID.Encoded() + ".json", RepoTags: repoTags, Layers: layerPaths,
+			Parent: savedParent(images, img)})
 		saved = append(saved, Saved{ID: img.configID.String(), RepoTags: nonNil(repoTags)})
 	}
 	if len(repositories) > 0 {
@@ -234,7 +235,7 @@ func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLaye
 			index = append(index, described)
 		}
 		manifest = append(manifest, manifestItem{Config: "blobs/" + img.configID.Algorithm().String() + "/" + img.configID.Encoded(),
-			RepoTags: repoTags, Layers: layerPaths, LayerSources: sources})
+			RepoTags: repoTags, Layers: layerPaths, Parent: savedParent(images, img), LayerSources: sources})
 		saved = append(saved, Saved{ID: img.configID.String(), RepoTags: nonNil(repoTags)})
 	}
 	indexJSON, err := json.Marshal(imagespec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: imagespec.MediaTypeImageIndex, Manifests: index})
@@ -255,6 +256,17 @@ func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLaye
 		entries = append(entries, e)
 	}
 	return entries, saved, nil
+}
+
+// savedParent is img's parent when the archive holds it too, as docker
+// save names it; otherwise "".
+func savedParent(images []*dockerImage, img *dockerImage) string {
+	for _, other := range images {
+		if other != img && img.Parent != "" && other.configID.String() == img.Parent {
+			return img.Parent
+		}
+	}
+	return ""
 }
 
 // addRepositories records an image's tags in the legacy repositories file

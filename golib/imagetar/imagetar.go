@@ -31,6 +31,10 @@ const (
 type Image struct {
 	Image v1.Image
 	Tags  []name.Tag
+	// Parent is the ID of the image this one was made from, if known. A
+	// docker-archive names it, as docker save does, when it holds that
+	// image too.
+	Parent string
 }
 
 // Event reports progress: "layers" while layers are fetched and inflated,
@@ -124,7 +128,7 @@ func mergeSameImages(images []Image) ([]Image, error) {
 			continue
 		}
 		seen[id] = len(out)
-		out = append(out, Image{Image: img.Image, Tags: appendNewTags(nil, img.Tags)})
+		out = append(out, Image{Image: img.Image, Tags: appendNewTags(nil, img.Tags), Parent: img.Parent})
 	}
 	return out, nil
 }

@@ -383,6 +383,38 @@ test('an archive whose manifest.json names a Parent loads and saves back with th
   }
 });
 
+// Header fields Docker 25 fills from its clock when it saves: the mtime
+// (bytes 136-147) and so the checksum (148-155) of blobs/sha256/ and
+// index.json. We write 1970 there.
+const DOCKER25_CLOCK_MEMBERS = ['blobs/sha256/', 'index.json'];
+
+test('a real Docker 25 archive (hello-world-v25.tar, saved by ID) loads and saves back with dockerVersion 25 byte for byte but Docker\'s clock fields', { skip }, async () => {
+  const theirs = fs.readFileSync(ggcrTestdata('hello-world-v25.tar'));
+  const store = new K3Core({ root: out('hello-v25-store') });
+  const [loaded] = (await store.imageCore.loadImage(ggcrTestdata('hello-world-v25.tar'))).Loaded;
+  assert.deepEqual(loaded.RepoTags, []);
+  const ours = fs.readFileSync((await store.imageCore.saveImage(loaded.Id, out('hello-v25.tar'), { dockerVersion: '25' })).Path);
+  const offsets = (buf) => {
+    const at = new Map();
+    for (let off = 0; off + 512 <= buf.length && buf[off] !== 0;) {
+      const h = buf.subarray(off, off + 512);
+      at.set(h.toString('latin1', 0, 100).replace(/\0.*$/s, ''), off);
+      off += 512 + Math.ceil(parseInt(h.toString('latin1', 124, 136), 8) / 512) * 512;
+    }
+    return at;
+  };
+  assert.deepEqual([...offsets(ours).keys()], [...offsets(theirs).keys()]);
+  assert.equal(ours.length, theirs.length);
+  const masked = Buffer.from(ours);
+  for (const name of DOCKER25_CLOCK_MEMBERS) {
+    const off = offsets(ours).get(name);
+    assert.equal(parseInt(ours.toString('latin1', off + 136, off + 148), 8), 0, `${name}: dated 1970`);
+    theirs.copy(masked, off + 136, off + 136, off + 156);
+  }
+  const at = masked.findIndex((b, i) => b !== theirs[i]);
+  assert.equal(at, -1, `differs at byte ${at}, in ${[...offsets(ours)].filter(([, o]) => o <= at).at(-1)}`);
+});
+
 test('a committed image\'s parent is the container\'s image: docker save names it, as after docker commit', { skip: dockerSkip }, async () => {
   const committed = 'save/committed:c1';
   await dockerd.docker('create', '--name', 'k3-parent', refs.plain, '/bin/true');

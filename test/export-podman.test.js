@@ -357,3 +357,50 @@ test('GNU tar extracts our export, and .tar.gz / .tar.zst list the same entries'
   if (zstdAvailable) assert.equal(gnuList(zst, ['--zstd']), want);
   else console.log('# zstd is not installed: the .tar.zst listing is not compared');
 });
+
+// A hardlink entry carries its own owner, mode and times, which Docker and
+// podman give the inode it links to: both names show them, even when the
+// target is a lower layer's file. podman's overlay driver cannot link into
+// a lower layer at all, so the oracle here is podman on its vfs driver, in
+// a store of its own.
+test('hardlink entries give their metadata to the inode they link to, as podman (vfs) exports it', { skip }, async () => {
+  const T = 1700000000;
+  const image = images.makeImage({
+    layers: [
+      [
+        { path: 'etc', type: 'dir', mode: 0o750, mtime: T - 200 },
+        { path: 'etc/owned', content: 'owned by 1000', uid: 1000, gid: 1000, mode: 0o600, mtime: T - 100 },
+        { path: 'etc/same', content: 'linked in its own layer', uid: 1000, gid: 1000, mode: 0o600, mtime: T - 50 },
+        { path: 'etc/same-link', type: 'hardlink', linkname: 'etc/same', mode: 0o644, mtime: T - 10 },
+        { path: 'bin', type: 'dir' }, { path: 'bin/tool', content: 'tool', mode: 0o755 },
+      ],
+      [
+        { path: 'owned-link', type: 'hardlink', linkname: 'etc/owned', mode: 0o644, mtime: T + 30 },
+        { path: 'tool-link', type: 'hardlink', linkname: 'bin/tool', mode: 0o755 },
+      ],
+    ],
+  });
+  await images.pushImage(reg, 'k3-oracle/hardlinks', 'v1', image);
+  const hlRef = `${reg.host}/k3-oracle/hardlinks:v1`;
+  const vfs = ['--root', path.join(tmp, 'podman-vfs'), '--runroot', path.join(tmp, 'podman-vfs-run'), '--storage-driver', 'vfs'];
+  const a = path.join(tmp, 'hardlinks-podman.tar');
+  const b = path.join(tmp, 'hardlinks-k3.tar');
+  try {
+    podman(...vfs, 'pull', '--tls-verify=false', hlRef);
+    podman(...vfs, 'create', '--name', 'k3-hardlinks', hlRef, '/bin/true');
+    podman(...vfs, 'export', '-o', a, 'k3-hardlinks');
+  } finally {
+    try { podman(...vfs, 'rm', '-f', 'k3-hardlinks'); podman(...vfs, 'rmi', '-af'); } catch (e) { console.log(`# podman vfs cleanup: ${e.message}`); }
+  }
+  await k3.imageCore.pullAnImage(hlRef);
+  await k3.containerCore.createContainer(hlRef, { name: 'hardlinks' });
+  await k3.containerCore.exportContainer('hardlinks', b);
+  const oracle = tree(a);
+  const ours = tree(b);
+  // The oracle applied the link's metadata to the lower layer's file.
+  assert.deepEqual({ ...oracle.get('etc/owned'), sha256: undefined }, {
+    type: 'file', mode: '644', uid: 0, gid: 0, xattrs: {}, mtime: T + 30, size: 13, sha256: undefined, links: ['etc/owned', 'owned-link'],
+  });
+  assert.equal(oracle.get('etc/same').uid, 0);
+  assert.deepEqual(differences(oracle, ours), []);
+});

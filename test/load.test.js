@@ -47,6 +47,16 @@ test('a docker save tarball with two images loads both, under all their names', 
   assert.deepEqual(execFileSync('tar', ['-tf', tarFile], { encoding: 'utf8' }).trim().split('\n'), ['one', 'two']);
 });
 
+test('a Parent manifest.json names that the image was not built on fails the load, as docker load refuses it', async () => {
+  // Docker's test: the child's history is the parent's and one step more.
+  const unrelated = images.makeImage({ layers: [[{ path: 'u', content: 'u' }]], history: [{ created: '2020-01-01T00:00:00Z', created_by: 'another build' }] });
+  const file = path.join(tmp, 'bad-parent.tar');
+  images.writeDockerArchive(file, [{ image: one, repoTags: ['one:1'], parent: unrelated.configDigest }, { image: unrelated, repoTags: ['unrelated:2'] }]);
+  const err = await failure(fresh('bad-parent').imageCore.loadImage(file));
+  assert.ok(err instanceof K3Core.errors.InvalidArchive, err.name);
+  assert.match(err.details.error, /not built on it/);
+});
+
 test('compressed archives (.gz, .zst) load the same', async () => {
   const gz = path.join(tmp, 'two-images.tar.gz');
   fs.writeFileSync(gz, zlib.gzipSync(fs.readFileSync(archive)));

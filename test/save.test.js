@@ -341,6 +341,103 @@ test('a bare repository name saves every tag of it; an ID saves no names', { ski
   assert.deepEqual(JSON.parse(member(fs.readFileSync(out('by-id.tar')), 'manifest.json').data)[0].RepoTags, null);
 });
 
+// --- what users compare with docker: saving by ID, Parent ------------------
+
+test('saving by full ID (sha256:<id>, bare hex, sha256:<prefix>) names nothing: byte-identical to docker save by ID', { skip: dockerSkip }, async () => {
+  const id = rich.configDigest;
+  for (const [label, ref] of [['full', id], ['hex', id.slice(7)], ['prefix', `sha256:${id.slice(7, 19)}`]]) {
+    const theirs = await dockerSave(out(`docker-by-${label}.tar`), ref);
+    const saved = await k3.imageCore.saveImage(ref, out(`ours-by-${label}.tar`), { dockerVersion: dockerd.version });
+    assert.deepEqual(saved.Images, [{ Id: id, RepoTags: [] }], label);
+    const ours = fs.readFileSync(saved.Path);
+    assert.equal(member(ours, 'manifest.json').data.toString(), member(theirs, 'manifest.json').data.toString(), label);
+    assert.equal(member(ours, 'repositories'), undefined, label);
+    assert.ok(ours.equals(theirs), `${label}: differs from docker save at byte ${ours.findIndex((b, i) => b !== theirs[i])}`);
+  }
+});
+
+// go-containerregistry's own test archives, real `docker save` outputs, read
+// from the Go module cache (the version go.mod requires), never copied here.
+function ggcrTestdata(file) {
+  const version = fs.readFileSync(path.join(__dirname, '..', 'go.mod'), 'utf8').match(/github\.com\/google\/go-containerregistry (v\S+)/)[1];
+  const modcache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
+  const dir = path.join(modcache, `github.com/google/go-containerregistry@${version}`, 'pkg/v1/tarball/testdata');
+  if (!fs.existsSync(dir)) execFileSync('go', ['mod', 'download', `github.com/google/go-containerregistry@${version}`], { cwd: path.join(__dirname, '..') });
+  return path.join(dir, file);
+}
+
+test('an archive whose manifest.json names a Parent loads and saves back with the same manifest.json, as docker load and save do', { skip }, async () => {
+  const original = fs.readFileSync(ggcrTestdata('test_link.tar'));
+  const store = new K3Core({ root: out('link-store') });
+  await store.imageCore.loadImage(ggcrTestdata('test_link.tar'));
+  const names = ['bazel/v1/tarball:test_image_1', 'bazel/v1/tarball:test_image_3'];
+  const both = fs.readFileSync((await store.imageCore.saveImage(names, out('link-both.tar'), { dockerVersion: '20.10' })).Path);
+  assert.equal(member(both, 'manifest.json').data.toString(), member(original, 'manifest.json').data.toString());
+  // Saved without its parent, an image names none, as docker save writes it.
+  const alone = fs.readFileSync((await store.imageCore.saveImage(names[1], out('link-alone.tar'), { dockerVersion: '20.10' })).Path);
+  assert.doesNotMatch(member(alone, 'manifest.json').data.toString(), /Parent/);
+  if (!dockerSkip) {
+    await dockerd.docker('load', '-i', ggcrTestdata('test_link.tar'));
+    const theirs = await dockerSave(out('docker-link-both.tar'), ...names);
+    const byConfig = (buf) => JSON.parse(member(buf, 'manifest.json').data).sort((a, b) => a.Config.localeCompare(b.Config));
+    assert.deepEqual(byConfig(both), byConfig(theirs));
+  }
+});
+
+// Header fields Docker 25 fills from its clock when it saves: the mtime
+// (bytes 136-147) and so the checksum (148-155) of blobs/sha256/ and
+// index.json. We write 1970 there.
+const DOCKER25_CLOCK_MEMBERS = ['blobs/sha256/', 'index.json'];
+
+test('a real Docker 25 archive (hello-world-v25.tar, saved by ID) loads and saves back with dockerVersion 25 byte for byte but Docker\'s clock fields', { skip }, async () => {
+  const theirs = fs.readFileSync(ggcrTestdata('hello-world-v25.tar'));
+  const store = new K3Core({ root: out('hello-v25-store') });
+  const [loaded] = (await store.imageCore.loadImage(ggcrTestdata('hello-world-v25.tar'))).Loaded;
+  assert.deepEqual(loaded.RepoTags, []);
+  const ours = fs.readFileSync((await store.imageCore.saveImage(loaded.Id, out('hello-v25.tar'), { dockerVersion: '25' })).Path);
+  const offsets = (buf) => {
+    const at = new Map();
+    for (let off = 0; off + 512 <= buf.length && buf[off] !== 0;) {
+      const h = buf.subarray(off, off + 512);
+      at.set(h.toString('latin1', 0, 100).replace(/\0.*$/s, ''), off);
+      off += 512 + Math.ceil(parseInt(h.toString('latin1', 124, 136), 8) / 512) * 512;
+    }
+    return at;
+  };
+  assert.deepEqual([...offsets(ours).keys()], [...offsets(theirs).keys()]);
+  assert.equal(ours.length, theirs.length);
+  const masked = Buffer.from(ours);
+  for (const name of DOCKER25_CLOCK_MEMBERS) {
+    const off = offsets(ours).get(name);
+    assert.equal(parseInt(ours.toString('latin1', off + 136, off + 148), 8), 0, `${name}: dated 1970`);
+    theirs.copy(masked, off + 136, off + 136, off + 156);
+  }
+  const at = masked.findIndex((b, i) => b !== theirs[i]);
+  assert.equal(at, -1, `differs at byte ${at}, in ${[...offsets(ours)].filter(([, o]) => o <= at).at(-1)}`);
+});
+
+test('a committed image\'s parent is the container\'s image: docker save names it, as after docker commit', { skip: dockerSkip }, async () => {
+  const committed = 'save/committed:c1';
+  await dockerd.docker('create', '--name', 'k3-parent', refs.plain, '/bin/true');
+  await dockerd.docker('commit', 'k3-parent', committed);
+  await k3.containerCore.createContainer(refs.plain, { name: 'k3-parent' });
+  await k3.containerCore.commitContainer('k3-parent', { repository: 'save/committed', tag: 'c1' });
+  const entries = async (...names) => {
+    const theirs = JSON.parse(member(await dockerSave(out('docker-commit.tar'), ...names), 'manifest.json').data);
+    const saved = await k3.imageCore.saveImage(names, out('ours-commit.tar'), { dockerVersion: dockerd.version });
+    const ours = JSON.parse(member(fs.readFileSync(saved.Path), 'manifest.json').data);
+    const find = (list, tag) => list.find((e) => e.RepoTags[0] === tag);
+    return { theirs: find(theirs, committed), ours: find(ours, committed) };
+  };
+  const both = await entries(committed, refs.plain);
+  assert.equal(both.theirs.Parent, plain.configDigest, 'docker commit records the parent');
+  assert.equal(both.ours.Parent, plain.configDigest);
+  assert.deepEqual(Object.keys(both.ours), Object.keys(both.theirs), 'the same members, in docker\'s order');
+  const alone = await entries(committed);
+  assert.deepEqual(Object.keys(alone.ours), Object.keys(alone.theirs));
+  assert.equal(alone.ours.Parent, undefined);
+});
+
 // --- errors ----------------------------------------------------------------
 
 function assertNothingLeft(file) {

@@ -198,9 +198,10 @@ func recordCommit(st *store.Store, base store.Image, config *v1.ConfigFile, newL
 			return nil, err
 		}
 	}
+	// The container's image is the new one's parent, as docker commit records it.
 	img := store.Image{ID: configDigest, ManifestDigest: manifestDigest, ManifestMediaType: string(manifest.MediaType),
 		Created: config.Created.UTC().Format(time.RFC3339Nano), Size: size, Architecture: config.Architecture, OS: config.OS,
-		Names: names, Layers: layers}
+		Parent: base.ID, Names: names, Layers: layers}
 	if err := st.AddImage(img); err != nil {
 		return nil, err
 	}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -58,20 +61,58 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 		return nil, failArchive(err)
 	}
 	defer cleanup()
-	sources, closeAll, err := archiveImages(st, tarPath)
+	sources, parents, closeAll, err := archiveImages(st, tarPath)
 	if err != nil {
 		return nil, failArchive(err)
 	}
 	defer closeAll()
 	loaded := []map[string]any{}
+	var ids []string
 	for _, src := range sources {
 		result, err := pull.Into(ctx, st, src, pull.Options{Progress: func(ev pull.Event) { call.Emit(ev) }})
 		if err != nil {
 			return nil, fail(err)
 		}
 		loaded = append(loaded, map[string]any{"Id": result.ID, "RepoTags": result.RepoTags})
+		ids = append(ids, result.ID)
+	}
+	if err := linkParents(st, sources, ids, parents); err != nil {
+		return nil, failArchive(err)
 	}
 	return map[string]any{"Loaded": loaded}, nil
+}
+
+// linkParents records the parents manifest.json names (parents[i] for
+// sources[i], loaded as ids[i]) as docker load does: only a parent loaded
+// from the same archive counts, and it must be one the image was built on.
+func linkParents(st *store.Store, sources []pull.Source, ids, parents []string) error {
+	for i, parent := range parents {
+		p := slices.Index(ids, parent)
+		if p < 0 || parent == ids[i] {
+			continue
+		}
+		if !builtOn(sources[i].Image, sources[p].Image) {
+			return &inspect.ContentError{Reason: fmt.Sprintf("manifest.json names image %s as the parent of %s, which was not built on it", parent, ids[i])}
+		}
+		if err := st.SetParent(ids[i], parent); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// builtOn is Docker's test of a parent: the child's history is the
+// parent's and one step more, or neither has any history.
+func builtOn(child, parent v1.Image) bool {
+	c, err1 := child.ConfigFile()
+	p, err2 := parent.ConfigFile()
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if len(c.History) == 0 && len(p.History) == 0 {
+		return true
+	}
+	return len(c.History) == len(p.History)+1 && reflect.DeepEqual(p.History, c.History[:len(p.History)])
 }
 
 // plainTar returns a seekable, uncompressed copy of the archive: the file
@@ -115,45 +156,49 @@ func plainTar(st *store.Store, filePath string) (string, func(), error) {
 // archiveImages lists the images of a plain tar: from manifest.json when it
 // has one (every docker save, which Docker 25+ writes beside an OCI layout),
 // else from an OCI layout's index.json.
-func archiveImages(st *store.Store, tarPath string) ([]pull.Source, func(), error) {
+func archiveImages(st *store.Store, tarPath string) ([]pull.Source, []string, func(), error) {
 	idx, err := archive.Open(tarPath)
 	if err != nil {
-		return nil, nil, &inspect.ContentError{Reason: err.Error()}
+		return nil, nil, nil, &inspect.ContentError{Reason: err.Error()}
 	}
 	raw, manifestErr := idx.ReadFile("manifest.json", 16<<20)
 	_, indexErr := idx.Stat("index.json")
 	idx.Close()
 	switch {
 	case manifestErr == nil:
-		sources, err := dockerArchiveImages(tarPath, raw)
-		return sources, func() {}, err
+		sources, parents, err := dockerArchiveImages(tarPath, raw)
+		return sources, parents, func() {}, err
 	case indexErr == nil:
 		dir, err := extractArchive(st, tarPath)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		sources, err := layoutImages(dir)
-		return sources, func() { os.RemoveAll(dir) }, err
+		return sources, nil, func() { os.RemoveAll(dir) }, err
 	}
-	return nil, nil, &inspect.NotFoundError{Reason: "neither a docker save archive (manifest.json) nor an OCI archive (index.json)"}
+	return nil, nil, nil, &inspect.NotFoundError{Reason: "neither a docker save archive (manifest.json) nor an OCI archive (index.json)"}
 }
 
-func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, error) {
+// dockerArchiveImages lists the images of a docker save archive and the
+// parent manifest.json names for each ("" for none).
+func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, []string, error) {
 	var entries []struct {
 		RepoTags []string `json:"RepoTags"`
+		Parent   string   `json:"Parent"`
 	}
 	if err := json.Unmarshal(manifestJSON, &entries); err != nil {
-		return nil, &inspect.ContentError{Reason: "malformed manifest.json: " + err.Error()}
+		return nil, nil, &inspect.ContentError{Reason: "malformed manifest.json: " + err.Error()}
 	}
 	opener := func() (io.ReadCloser, error) { return os.Open(tarPath) }
 	var sources []pull.Source
+	var parents []string
 	for i, entry := range entries {
 		var tag *name.Tag
 		var names []string
 		for _, t := range entry.RepoTags {
 			parsed, err := name.NewTag(t)
 			if err != nil {
-				return nil, &inspect.ContentError{Reason: fmt.Sprintf("manifest.json names %q, which is not an image name", t)}
+				return nil, nil, &inspect.ContentError{Reason: fmt.Sprintf("manifest.json names %q, which is not an image name", t)}
 			}
 			if tag == nil {
 				tag = &parsed
@@ -161,15 +206,16 @@ func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, er
 			names = append(names, displayName(parsed))
 		}
 		if tag == nil && len(entries) > 1 {
-			return nil, &inspect.ContentError{Reason: fmt.Sprintf("image %d of %d in manifest.json has no name to select it by", i+1, len(entries))}
+			return nil, nil, &inspect.ContentError{Reason: fmt.Sprintf("image %d of %d in manifest.json has no name to select it by", i+1, len(entries))}
 		}
 		img, err := tarball.Image(opener, tag)
 		if err != nil {
-			return nil, &inspect.ContentError{Reason: "not a readable docker archive: " + err.Error()}
+			return nil, nil, &inspect.ContentError{Reason: "not a readable docker archive: " + err.Error()}
 		}
 		sources = append(sources, pull.Source{Image: img, Names: names})
+		parents = append(parents, entry.Parent)
 	}
-	return sources, nil
+	return sources, parents, nil
 }
 
 // layoutImages lists the images of an OCI layout directory, each under its

@@ -201,7 +201,7 @@ func (e *Engine) storeImages(root string, refs []string) ([]imagetar.Image, erro
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, imagetar.Image{Image: img, Tags: f.tags})
+			out = append(out, imagetar.Image{Image: img, Tags: f.tags, Parent: f.image.Parent})
 		}
 	}
 	return out, nil
@@ -217,7 +217,8 @@ func findForSave(st *store.Store, ref string) ([]foundImage, error) {
 		return errcat.New(opSave, "ImageNotFoundLocally", fmt.Sprintf("no image %s in the local store", ref), err).With("image", ref)
 	}
 	parsed, parseErr := name.ParseReference(ref)
-	if tag, ok := parsed.(name.Tag); ok && parseErr == nil && !hasExplicitTag(ref) {
+	byID := namesAnID(ref)
+	if tag, ok := parsed.(name.Tag); ok && parseErr == nil && !byID && !hasExplicitTag(ref) {
 		// A bare repository name: every tag of it, as docker save does.
 		repo := dockerName(tag)
 		all, err := st.Images()
@@ -248,10 +249,18 @@ func findForSave(st *store.Store, ref string) ([]foundImage, error) {
 		return nil, err
 	}
 	found := foundImage{image: img}
-	if tag, ok := parsed.(name.Tag); ok && parseErr == nil && hasExplicitTag(ref) {
+	if tag, ok := parsed.(name.Tag); ok && parseErr == nil && !byID && hasExplicitTag(ref) {
 		found.tags = []name.Tag{tag}
 	}
 	return []foundImage{found}, nil
+}
+
+// namesAnID reports whether docker save reads ref as an image ID, which
+// saves the image without names: 64 hex digits, or "sha256:" and an ID or
+// a prefix of one (which would otherwise parse as repository "sha256").
+func namesAnID(ref string) bool {
+	hex, prefixed := strings.CutPrefix(ref, "sha256:")
+	return hex != "" && strings.Trim(hex, "0123456789abcdef") == "" && (prefixed || len(hex) == 64)
 }
 
 // hasExplicitTag tells "alpine:3.19" from "alpine" (which means every tag)

@@ -20,8 +20,16 @@ type manifestItem struct {
 	Config       string
 	RepoTags     []string
 	Layers       []string
-	Parent       string                                 `json:",omitempty"`
-	LayerSources map[digest.Digest]imagespec.Descriptor `json:",omitempty"`
+	Parent       string                        `json:",omitempty"`
+	LayerSources map[digest.Digest]layerSource `json:",omitempty"`
+}
+
+// layerSource describes a layer blob in manifest.json's LayerSources, in
+// the field order of Docker's distribution.Descriptor (not the OCI one's).
+type layerSource struct {
+	MediaType string        `json:"mediaType,omitempty"`
+	Size      int64         `json:"size,omitempty"`
+	Digest    digest.Digest `json:"digest,omitempty"`
 }
 
 // dockerImage is an image read for a docker-archive.
@@ -93,7 +101,7 @@ func writeDockerArchive(ctx context.Context, w io.Writer, images []Image, flavou
 		if err := stage.waitAll(ctx); err != nil {
 			return nil, err
 		}
-		entries, saved, err = ociBasedEntries(read, stage.layers)
+		entries, saved, err = ociBasedEntries(read, stage.layers, flavour)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +176,8 @@ func legacyEntries(images []*dockerImage, staged map[digest.Digest]*stagedLayer)
 		}
 		entries = append(entries, entry{name: img.configID.Encoded() + ".json", data: img.rawConfig, mtime: img.created})
 		repoTags := addRepositories(repositories, img)
-		manifest = append(manifest, manifestItem{Config: img.configID.Encoded() + ".json", RepoTags: repoTags, Layers: layerPaths})
+		manifest = append(manifest, manifestItem{Config: img.configID.Encoded() + ".json", RepoTags: repoTags, Layers: layerPaths,
+			Parent: savedParent(images, img)})
 		saved = append(saved, Saved{ID: img.configID.String(), RepoTags: nonNil(repoTags)})
 	}
 	if len(repositories) > 0 {
@@ -182,7 +191,7 @@ func legacyEntries(images []*dockerImage, staged map[digest.Digest]*stagedLayer)
 // whose blobs are the uncompressed layers, the configs, the legacy v1
 // descriptions and a manifest per image, plus manifest.json and
 // repositories for older readers.
-func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLayer) ([]entry, []Saved, error) {
+func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLayer, flavour dockerFlavour) ([]entry, []Saved, error) {
 	blobs := map[digest.Digest]entry{}
 	addBlob := func(d digest.Digest, e entry) {
 		if _, ok := blobs[d]; !ok {
@@ -194,29 +203,37 @@ func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLaye
 	var saved []Saved
 	var index []imagespec.Descriptor
 	repositories := map[string]map[string]string{}
+	// Docker dates blobs/ by each image's creation time as it writes it:
+	// the last one with a time wins.
+	blobsDir := epoch()
 	for _, img := range images {
 		for _, layer := range img.v1 {
 			description, _ := json.Marshal(layer)
 			addBlob(digest.FromBytes(description), entry{data: description, mtime: img.created})
 		}
 		addBlob(img.configID, entry{data: img.rawConfig, mtime: img.created})
-		sources := map[digest.Digest]imagespec.Descriptor{}
+		if !img.config.Created.IsZero() {
+			blobsDir = img.created
+		}
+		sources := map[digest.Digest]layerSource{}
 		var layerPaths []string
 		var layerDescs []imagespec.Descriptor
 		for _, diffID := range img.config.RootFS.DiffIDs {
 			s := staged[diffID]
 			addBlob(diffID, entry{layer: s, mtime: img.created})
-			desc := imagespec.Descriptor{MediaType: imagespec.MediaTypeImageLayer, Digest: diffID, Size: s.size}
-			sources[diffID] = desc
-			layerDescs = append(layerDescs, desc)
+			sources[diffID] = layerSource{MediaType: imagespec.MediaTypeImageLayer, Size: s.size, Digest: diffID}
+			layerDescs = append(layerDescs, imagespec.Descriptor{MediaType: imagespec.MediaTypeImageLayer, Digest: diffID, Size: s.size})
 			layerPaths = append(layerPaths, "blobs/"+diffID.Algorithm().String()+"/"+diffID.Encoded())
 		}
-		platform := &imagespec.Platform{Architecture: img.config.Architecture, OS: img.config.OS, Variant: img.config.Variant}
+		var platform *imagespec.Platform
+		if flavour.platform {
+			platform = &imagespec.Platform{Architecture: img.config.Architecture, OS: img.config.OS,
+				OSVersion: img.config.OSVersion, OSFeatures: img.config.OSFeatures, Variant: img.config.Variant}
+		}
+		config := imagespec.Descriptor{MediaType: imagespec.MediaTypeImageConfig, Digest: img.configID, Size: int64(len(img.rawConfig)), Platform: platform}
 		m, err := json.Marshal(imagespec.Manifest{
 			Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: imagespec.MediaTypeImageManifest,
-			Config: imagespec.Descriptor{MediaType: imagespec.MediaTypeImageConfig, Digest: img.configID,
-				Size: int64(len(img.rawConfig)), Platform: platform},
-			Layers: layerDescs,
+			Config: config, Layers: layerDescs,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -230,19 +247,21 @@ func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLaye
 			named.Annotations = map[string]string{"io.containerd.image.name": fullName(t), imagespec.AnnotationRefName: t.TagStr()}
 			index = append(index, named)
 		}
-		if len(img.Tags) == 0 {
+		if len(index) == 0 && flavour.indexUntagged {
 			index = append(index, described)
 		}
 		manifest = append(manifest, manifestItem{Config: "blobs/" + img.configID.Algorithm().String() + "/" + img.configID.Encoded(),
-			RepoTags: repoTags, Layers: layerPaths, LayerSources: sources})
+			RepoTags: repoTags, Layers: layerPaths, Parent: savedParent(images, img), LayerSources: sources})
 		saved = append(saved, Saved{ID: img.configID.String(), RepoTags: nonNil(repoTags)})
 	}
 	indexJSON, err := json.Marshal(imagespec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: imagespec.MediaTypeImageIndex, Manifests: index})
 	if err != nil {
 		return nil, nil, err
 	}
+	// Docker dates blobs/sha256/ and index.json by its clock as it writes
+	// them; 1970 keeps the archive reproducible.
 	entries := []entry{
-		{name: "blobs", dir: true, mtime: epoch()},
+		{name: "blobs", dir: true, mtime: blobsDir},
 		{name: "blobs/sha256", dir: true, mtime: epoch()},
 		{name: "oci-layout", data: []byte(`{"imageLayoutVersion": "1.0.0"}`), mtime: epoch()},
 		{name: "index.json", data: indexJSON, mtime: epoch()},
@@ -255,6 +274,17 @@ func ociBasedEntries(images []*dockerImage, staged map[digest.Digest]*stagedLaye
 		entries = append(entries, e)
 	}
 	return entries, saved, nil
+}
+
+// savedParent is img's parent when the archive holds it too, as docker
+// save names it; otherwise "".
+func savedParent(images []*dockerImage, img *dockerImage) string {
+	for _, other := range images {
+		if other != img && img.Parent != "" && other.configID.String() == img.Parent {
+			return img.Parent
+		}
+	}
+	return ""
 }
 
 // addRepositories records an image's tags in the legacy repositories file

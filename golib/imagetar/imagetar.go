@@ -31,6 +31,10 @@ const (
 type Image struct {
 	Image v1.Image
 	Tags  []name.Tag
+	// Parent is the ID of the image this one was made from, if known. A
+	// docker-archive names it, as docker save does, when it holds that
+	// image too.
+	Parent string
 }
 
 // Event reports progress: "layers" while layers are fetched and inflated,
@@ -65,6 +69,12 @@ type Saved struct {
 type dockerFlavour struct {
 	style    headerStyle
 	ociBased bool // Docker 25+: OCI layout plus manifest.json
+	// Docker 25.0.3 and later list an image saved without a tag in
+	// index.json, when it lists nothing else; 25.0.0 to 25.0.2 do not.
+	indexUntagged bool
+	// Up to 25.0.5 (and in 26.0.0) the OCI manifest's config descriptor and
+	// index.json's descriptors carry the image's platform.
+	platform bool
 }
 
 // ParseDockerVersion reads a version such as "20.10.24", "23", "24.0" or "27".
@@ -87,7 +97,18 @@ func ParseDockerVersion(version string) (dockerFlavour, error) {
 	case n == 24:
 		return dockerFlavour{}, nil
 	}
-	return dockerFlavour{ociBased: true}, nil
+	// A missing minor or patch is 0: "25" is 25.0.0.
+	var minor, patch int
+	if parts := strings.Split(rest, "."); rest != "" {
+		minor, _ = strconv.Atoi(parts[0])
+		if len(parts) > 1 {
+			patch, _ = strconv.Atoi(parts[1])
+		}
+	}
+	return dockerFlavour{ociBased: true,
+		indexUntagged: n > 25 || minor > 0 || patch >= 3,
+		platform:      n == 25 && minor == 0 && patch <= 5 || n == 26 && minor == 0 && patch == 0,
+	}, nil
 }
 
 // Write writes images to w as one archive.
@@ -124,7 +145,7 @@ func mergeSameImages(images []Image) ([]Image, error) {
 			continue
 		}
 		seen[id] = len(out)
-		out = append(out, Image{Image: img.Image, Tags: appendNewTags(nil, img.Tags)})
+		out = append(out, Image{Image: img.Image, Tags: appendNewTags(nil, img.Tags), Parent: img.Parent})
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,8 +61,13 @@ func TestDockerVersions(t *testing.T) {
 		"20.10.24+dfsg1":  {style: headerStyle{ownerNames: true, typeBits: true}},
 		"23.0.6":          {style: headerStyle{typeBits: true}},
 		"24.0.7-0ubuntu4": {},
-		"25":              {ociBased: true},
-		"28.2.2":          {ociBased: true},
+		"25":              {ociBased: true, platform: true},
+		"25.0.2":          {ociBased: true, platform: true},
+		"25.0.3":          {ociBased: true, indexUntagged: true, platform: true},
+		"25.0.6":          {ociBased: true, indexUntagged: true},
+		"26.0.0":          {ociBased: true, indexUntagged: true, platform: true},
+		"26.0.1":          {ociBased: true, indexUntagged: true},
+		"27.5.1":          {ociBased: true, indexUntagged: true},
 	}
 	for v, want := range cases {
 		got, err := ParseDockerVersion(v)
@@ -107,18 +113,7 @@ func TestWriteStagesAndFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := img.ConfigFile()
-	members := map[string][]byte{}
-	tr := tar.NewReader(&out)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		members[h.Name], _ = io.ReadAll(tr)
-	}
+	members := tarMembers(t, &out)
 	var manifest []struct{ Layers []string }
 	if err := json.Unmarshal(members["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
 		t.Fatalf("manifest.json: %v %s", err, members["manifest.json"])
@@ -137,6 +132,23 @@ func TestWriteStagesAndFails(t *testing.T) {
 	}
 	if _, err := Write(context.Background(), io.Discard, []Image{{Image: failing}}, Options{StagingDir: t.TempDir()}); !errors.Is(err, broken) {
 		t.Fatalf("got %v, want the failing layer's error", err)
+	}
+}
+
+// tarMembers reads an archive into name -> contents.
+func tarMembers(t *testing.T, r io.Reader) map[string][]byte {
+	t.Helper()
+	members := map[string][]byte{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return members
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[h.Name], _ = io.ReadAll(tr)
 	}
 }
 
@@ -183,3 +195,61 @@ func (panickingLayer) Compressed() (io.ReadCloser, error) {
 type panickingReader struct{}
 
 func (panickingReader) Read([]byte) (int, error) { panic("the layer reader broke") }
+
+// Docker's OCI-based writer changed within 25 and 26: which of its patch
+// releases lists an untagged image in index.json, and which put the
+// platform (all of it, os.version included) in the manifests.
+func TestDocker25Patches(t *testing.T) {
+	base, err := random.Image(1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := base.ConfigFile()
+	cfg.Architecture, cfg.OS, cfg.OSVersion, cfg.Variant = "amd64", "linux", "10.0", "v2"
+	img, err := mutate.ConfigFile(base, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const platform = `"platform":{"architecture":"amd64","os":"linux","os.version":"10.0","variant":"v2"}`
+	cases := []struct {
+		version           string
+		listed, platforms bool
+	}{{"25", false, true}, {"25.0.3", true, true}, {"25.0.6", true, false}, {"26.0.0", true, true}, {"27", true, false}}
+	for _, c := range cases {
+		var out bytes.Buffer
+		if _, err := Write(context.Background(), &out, []Image{{Image: img}}, Options{DockerVersion: c.version, StagingDir: t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+		members := map[string]string{}
+		tr := tar.NewReader(&out)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(tr)
+			members[h.Name] = string(b)
+		}
+		var index struct {
+			Manifests []struct{ Digest digest.Digest }
+		}
+		if err := json.Unmarshal([]byte(members["index.json"]), &index); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(index.Manifests) == 1; got != c.listed {
+			t.Errorf("%s: index.json %s", c.version, members["index.json"])
+		}
+		if !c.listed {
+			continue
+		}
+		manifest := members["blobs/sha256/"+index.Manifests[0].Digest.Encoded()]
+		for what, doc := range map[string]string{"index.json": members["index.json"], "manifest": manifest} {
+			if got := strings.Contains(doc, platform); got != c.platforms {
+				t.Errorf("%s: %s has the platform: %v: %s", c.version, what, got, doc)
+			}
+		}
+	}
+}

@@ -95,7 +95,10 @@ type v1Image struct {
 type imageConfig struct {
 	v1Image
 	Parent string `json:"parent,omitempty"`
-	RootFS *struct {
+	// The rest of the platform Docker 25 puts in the manifests it writes.
+	OSVersion  string   `json:"os.version,omitempty"`
+	OSFeatures []string `json:"os.features,omitempty"`
+	RootFS     *struct {
 		Type    string          `json:"type"`
 		DiffIDs []digest.Digest `json:"diff_ids"`
 	} `json:"rootfs,omitempty"`

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -201,7 +200,7 @@ func (u *unpacker) symlink(dir int, base, rel string, hdr *tar.Header) error {
 	if err := unix.Symlinkat(hdr.Linkname, dir, base); err != nil {
 		return err
 	}
-	return u.nodeMeta(dir, base, hdr, false)
+	return u.nodeMeta(dir, base, hdr, false, true)
 }
 
 // node makes a device or a FIFO.
@@ -226,12 +225,12 @@ func (u *unpacker) node(dir int, base, rel string, hdr *tar.Header) error {
 		}
 		return err
 	}
-	return u.nodeMeta(dir, base, hdr, true)
+	return u.nodeMeta(dir, base, hdr, true, true)
 }
 
 // nodeMeta applies metadata to an entry that cannot be opened for it: a
-// symlink, or a device, which opening would open.
-func (u *unpacker) nodeMeta(dir int, base string, hdr *tar.Header, chmod bool) error {
+// symlink, a device, which opening would open, or a hardlink.
+func (u *unpacker) nodeMeta(dir int, base string, hdr *tar.Header, chmod, times bool) error {
 	if err := u.chownErr(unix.Fchownat(dir, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)); err != nil {
 		return err
 	}
@@ -242,9 +241,12 @@ func (u *unpacker) nodeMeta(dir int, base string, hdr *tar.Header, chmod bool) e
 	}
 	// The parent is named through its already-resolved descriptor; lsetxattr
 	// does not follow the final component.
-	p := "/proc/self/fd/" + strconv.Itoa(dir) + "/" + base
+	p := procPath(dir, base)
 	if err := u.setXattrs(hdr, false, func(name string, v []byte) error { return unix.Lsetxattr(p, name, v, 0) }); err != nil {
 		return err
+	}
+	if !times {
+		return nil
 	}
 	return setTimes(dir, base, hdr)
 }

@@ -41,9 +41,10 @@ type Options struct {
 	Whiteouts WhiteoutFormat
 	// Lower lists the unpacked directories of the layers beneath this one,
 	// nearest first. A hardlink whose target is not in this layer is
-	// resolved there (a hardlink to a file of a lower layer is made as a
-	// hardlink to that file, so it shares the inode). They must be on dir's
-	// filesystem for such links.
+	// resolved there: it is made as a hardlink to that file, sharing the
+	// inode, when the entry's metadata is the file's; otherwise the file is
+	// copied up into this layer first, so the lower one never changes.
+	// They must be on dir's filesystem for such links.
 	Lower []string
 	// MaxEntries caps the number of tar entries; 0 means 1,000,000.
 	MaxEntries int64
@@ -114,8 +115,11 @@ type unpacker struct {
 	privileged bool
 	buf        []byte
 	dirs       map[string]dirMeta // by cleaned name, applied at the end
-	stats      Stats
-	reported   int64
+	// sharedInodes are the lower layers' inodes this layer links to as
+	// they are; a later hardlink entry that changes one copies it up.
+	sharedInodes map[inode]bool
+	stats        Stats
+	reported     int64
 }
 
 // dirMeta is what a directory gets once its contents are written.
@@ -136,6 +140,8 @@ func newUnpacker(ctx context.Context, dir string, opts Options) (*unpacker, erro
 		privileged: os.Geteuid() == 0,
 		buf:        make([]byte, copyBufferSize),
 		dirs:       map[string]dirMeta{},
+
+		sharedInodes: map[inode]bool{},
 	}
 	for _, l := range opts.Lower {
 		fd, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

@@ -43,6 +43,14 @@ func sym(name, target string) ent {
 func hard(name, target string) ent {
 	return ent{hdr: tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target}}
 }
+
+// linkTo is a hardlink entry to e as tar writes one: with the metadata of
+// the inode it shares.
+func linkTo(e ent, name string) ent {
+	h := e.hdr
+	h.Typeflag, h.Name, h.Linkname = tar.TypeLink, name, e.hdr.Name
+	return ent{hdr: h}
+}
 func dev(typ byte, name string, major, minor int64) ent {
 	return ent{hdr: tar.Header{Typeflag: typ, Name: name, Mode: 0o640, Devmajor: major, Devminor: minor}}
 }
@@ -116,7 +124,7 @@ func TestRoundTrip(t *testing.T) {
 		dirEnt("etc/", 0o755), file,
 		sticky, reg("tmp/inside", "x", 0o600), // written after its directory: times must hold
 		abs, sym("dangling", "../../nowhere"),
-		hard("etc/app.link", "etc/app.conf"),
+		linkTo(file, "etc/app.link"),
 		reg("implicit/deep/file", "y", 0o644),
 		dev(tar.TypeChar, "dev/null", 1, 3), dev(tar.TypeBlock, "dev/loop0", 7, 0), dev(tar.TypeFifo, "run/fifo", 0, 0),
 	}
@@ -362,11 +370,13 @@ func TestLowerHardlink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	unpack(t, lower, Options{}, reg("bin/tool", "lower tool", 0o755), reg("bin/gone", "x", 0o755), reg("bin/keep", "k", 0o644))
+	tool, keep := reg("bin/tool", "lower tool", 0o755), reg("bin/keep", "k", 0o644)
+	keep.hdr.Name = "/bin/keep"
+	unpack(t, lower, Options{}, tool, reg("bin/gone", "x", 0o755), keep)
 	unpack(t, mid, Options{}, reg("bin/.wh.gone", "", 0))
 	unpack(t, dir, Options{Lower: []string{mid, lower}},
-		hard("usr/bin/tool", "bin/tool"),
-		hard("keep2", "/bin/keep"), reg("keep2", "replaced", 0o644), // replacing the link must not touch the lower file
+		linkTo(tool, "usr/bin/tool"),
+		linkTo(keep, "keep2"), reg("keep2", "replaced", 0o644), // replacing the link must not touch the lower file
 	)
 	a, b := lstat(t, filepath.Join(lower, "bin/tool")), lstat(t, filepath.Join(dir, "usr/bin/tool"))
 	if a.Ino != b.Ino {
@@ -495,4 +505,71 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o755)
+}
+
+// TestHardlinkMetadata: a hardlink entry's owner, mode, times and xattrs
+// go to the inode it links to, so every name of it shows them, as Docker
+// and podman unpack. A lower layer's inode is never changed: when the
+// entry changes it, the target is copied up into this layer first.
+func TestHardlinkMetadata(t *testing.T) {
+	top := t.TempDir()
+	lower, dir := filepath.Join(top, "lower"), filepath.Join(top, "upper")
+	for _, d := range []string{lower, dir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older, newer := mtime.Add(-time.Hour), mtime.Add(time.Hour)
+	owned := func(e ent, uid int, mode int64, when time.Time) ent {
+		e.hdr.Uid, e.hdr.Gid, e.hdr.Mode, e.hdr.ModTime = uid, uid, mode, when
+		return e
+	}
+	etc := dirEnt("etc/", 0o750)
+	etc.hdr.ModTime = older
+	unpack(t, lower, Options{},
+		etc, owned(reg("etc/owned", "o", 0), 1000, 0o600, older), owned(sym("etc/sym", "owned"), 1000, 0o777, older),
+		owned(reg("bin/tool", "tool", 0), 0, 0o755, mtime))
+	unpack(t, dir, Options{Lower: []string{lower}},
+		owned(hard("owned-link", "etc/owned"), 0, 0o644, newer),
+		owned(hard("etc/sym-link", "etc/sym"), 0, 0o600, newer),
+		owned(hard("tool2", "bin/tool"), 0, 0o755, mtime), // the same metadata: the lower inode is shared
+		owned(hard("tool3", "tool2"), 0, 0o700, mtime),    // a link to that shared inode that changes it
+		owned(reg("same", "s", 0), 1000, 0o600, older), owned(hard("same-link", "same"), 0, 0o644, newer),
+	)
+	check := func(name string, uid uint32, mode uint32, when time.Time) *syscall.Stat_t {
+		t.Helper()
+		s := lstat(t, name)
+		if isRoot() && s.Uid != uid || s.Mode&0o7777 != mode || s.Mtim.Sec != when.Unix() || s.Mtim.Nsec != int64(when.Nanosecond()) {
+			t.Errorf("%s: uid %d mode %o mtime %v; want %d %o %v", name, s.Uid, s.Mode&0o7777, time.Unix(s.Mtim.Unix()).UTC(), uid, mode, when)
+		}
+		return s
+	}
+	sameInode := func(a, b *syscall.Stat_t, what string) {
+		t.Helper()
+		if a.Ino != b.Ino {
+			t.Errorf("%s: inodes %d and %d", what, a.Ino, b.Ino)
+		}
+	}
+	in := func(layer, name string) string { return filepath.Join(layer, name) }
+
+	sameInode(check(in(dir, "etc/owned"), 0, 0o644, newer), check(in(dir, "owned-link"), 0, 0o644, newer), "owned and its link")
+	if readFile(t, in(dir, "etc/owned")) != "o" {
+		t.Error("the copied-up file lost its contents")
+	}
+	check(in(lower, "etc/owned"), 1000, 0o600, older)
+	check(in(dir, "etc"), 0, 0o750, older) // made as the lower directory it stands over
+
+	// A symlink has no mode or times of its own to set: only its owner changes.
+	sameInode(check(in(dir, "etc/sym"), 0, 0o777, older), check(in(dir, "etc/sym-link"), 0, 0o777, older), "sym and its link")
+	check(in(lower, "etc/sym"), 1000, 0o777, older)
+	if got, _ := os.Readlink(in(dir, "etc/sym")); got != "owned" {
+		t.Errorf("copied-up symlink -> %q", got)
+	}
+
+	sameInode(check(in(dir, "tool2"), 0, 0o700, mtime), check(in(dir, "tool3"), 0, 0o700, mtime), "tool2 and tool3")
+	if lstat(t, in(dir, "tool2")).Ino == check(in(lower, "bin/tool"), 0, 0o755, mtime).Ino {
+		t.Error("tool3's metadata changed the lower layer's inode")
+	}
+
+	sameInode(check(in(dir, "same"), 0, 0o644, newer), check(in(dir, "same-link"), 0, 0o644, newer), "same and its link")
 }

@@ -13,9 +13,12 @@ import (
 )
 
 // hardlink makes base a hardlink to the entry hdr.Linkname names, found in
-// this layer or else in the nearest lower layer that shows it. Its own
-// header metadata is ignored: the inode is the target's, possibly a lower
-// layer's, and must not change.
+// this layer or else in the nearest lower layer that shows it, and gives
+// that inode the entry's own owner, mode, times and xattrs, as Docker and
+// podman do: every name of it shows them. A lower layer's inode must not
+// change, so it is shared only when the entry leaves it as it is; else the
+// target is first copied up into this layer, at its own path, as overlayfs
+// copies up a file it changes.
 func (u *unpacker) hardlink(dir int, base, rel string, hdr *tar.Header) error {
 	target, err := cleanName(hdr.Linkname)
 	if err != nil {
@@ -24,52 +27,102 @@ func (u *unpacker) hardlink(dir int, base, rel string, hdr *tar.Header) error {
 	if target == "." {
 		return fmt.Errorf("hardlink to the layer root %q", hdr.Linkname)
 	}
-	srcDir, srcBase, src, err := u.linkSource(target)
+	srcDir, srcBase, src, fromLower, err := u.linkSource(target)
 	if err != nil {
 		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 	}
-	defer unix.Close(srcDir)
+	defer func() { unix.Close(srcDir) }()
+	lowerInode := fromLower || u.sharedInodes[inodeOf(src)]
+	if lowerInode && !u.keepsMeta(src, hdr) {
+		copyDir, copySt, err := u.copyUp(target, srcDir, srcBase, src)
+		if err != nil {
+			return fmt.Errorf("copying up hardlink target %q: %w", hdr.Linkname, err)
+		}
+		unix.Close(srcDir)
+		srcDir, srcBase, src, lowerInode = copyDir, path.Base(target), copySt, false
+	}
 	st, err := fsat.Lstat(dir, base)
 	if err != nil {
 		return err
 	}
-	if st != nil {
-		if st.Dev == src.Dev && st.Ino == src.Ino {
-			return nil // already that file, as with a link to itself
+	if st == nil || st.Dev != src.Dev || st.Ino != src.Ino { // else already that file, as with a link to itself
+		if st != nil {
+			if err := u.remove(dir, base, rel, st); err != nil {
+				return err
+			}
 		}
-		if err := u.remove(dir, base, rel, st); err != nil {
+		// Flags 0: a target that is a symlink is linked itself, not followed.
+		if err := unix.Linkat(srcDir, srcBase, dir, base, 0); err != nil {
 			return err
 		}
 	}
-	// Flags 0: a target that is a symlink is linked itself, not followed.
-	return unix.Linkat(srcDir, srcBase, dir, base, 0)
+	if lowerInode {
+		u.sharedInodes[inodeOf(src)] = true
+		return nil
+	}
+	// A symlink has no mode of its own, and Docker leaves its times.
+	symlink := src.Mode&unix.S_IFMT == unix.S_IFLNK
+	return u.nodeMeta(dir, base, hdr, !symlink, !symlink)
+}
+
+// inode names a file across layers.
+type inode struct{ dev, ino uint64 }
+
+func inodeOf(st *unix.Stat_t) inode { return inode{st.Dev, st.Ino} }
+
+// keepsMeta reports whether giving the inode st the metadata of hdr, a
+// hardlink entry, would leave it as it is.
+func (u *unpacker) keepsMeta(st *unix.Stat_t, hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, paxXattr) {
+			return false
+		}
+	}
+	// An unprivileged unpack cannot give files away, so owners never differ.
+	if u.privileged && (int(st.Uid) != hdr.Uid || int(st.Gid) != hdr.Gid) {
+		return false
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return true
+	}
+	m := hdr.ModTime
+	return st.Mode&0o7777 == fileMode(hdr) && st.Mtim.Sec == m.Unix() && st.Mtim.Nsec == int64(m.Nanosecond())
 }
 
 // linkSource finds target in this layer, then in the lower layers nearest
 // first, stopping at a layer that deletes or shadows it. It returns the
-// target's parent directory, to be closed, its last component and status.
-func (u *unpacker) linkSource(target string) (int, string, *unix.Stat_t, error) {
-	layers := append([]int{u.root}, u.lower...)
-	for _, layer := range layers {
+// target's parent directory, to be closed, its last component and status,
+// and whether it is a lower layer's.
+func (u *unpacker) linkSource(target string) (int, string, *unix.Stat_t, bool, error) {
+	dir, base, st, i, err := visible(append([]int{u.root}, u.lower...), target)
+	return dir, base, st, i > 0, err
+}
+
+// visible finds target in the first of layers that shows it, stopping at a
+// layer that deletes or shadows it. It returns the target's parent
+// directory, to be closed, its last component and status, and the index of
+// the layer; an error wrapping fs.ErrNotExist when no layer shows it.
+func visible(layers []int, target string) (int, string, *unix.Stat_t, int, error) {
+	for i, layer := range layers {
 		dir, base, st, err := lookup(layer, target)
 		if err != nil {
-			return -1, "", nil, err
+			return -1, "", nil, -1, err
 		}
 		if st != nil && !isWhiteoutStat(st) {
-			return dir, base, st, nil
+			return dir, base, st, i, nil
 		}
 		if dir >= 0 {
 			unix.Close(dir)
 		}
 		hidden, err := hides(layer, target)
 		if err != nil {
-			return -1, "", nil, err
+			return -1, "", nil, -1, err
 		}
 		if hidden {
 			break
 		}
 	}
-	return -1, "", nil, fs.ErrNotExist
+	return -1, "", nil, -1, fs.ErrNotExist
 }
 
 // lookup resolves target inside layer. A nil status means it is not there;

@@ -34,22 +34,32 @@ func openIn(root int, rel string, flags int) (int, error) {
 // parentDir opens directory rel of the layer, first making it and any
 // missing ancestors the way tar implies them: 0755, owned by root.
 func (u *unpacker) parentDir(rel string) (int, error) {
+	return u.openMaking(rel, u.impliedDir)
+}
+
+func (u *unpacker) impliedDir(up int, base, rel string) error {
+	err := unix.Mkdirat(up, base, 0o755)
+	if err == nil {
+		err = u.chownErr(unix.Fchownat(up, base, 0, 0, unix.AT_SYMLINK_NOFOLLOW))
+	}
+	if err == nil {
+		err = fsat.Chmod(up, base, 0o755) // mkdir obeyed the umask
+	}
+	return err
+}
+
+// openMaking opens directory rel of the layer, first making it and any
+// missing ancestors with mkdir, which makes base in the open directory up.
+func (u *unpacker) openMaking(rel string, mkdir func(up int, base, rel string) error) (int, error) {
 	fd, err := openIn(u.root, rel, unix.O_PATH|unix.O_DIRECTORY)
 	if err != unix.ENOENT || rel == "." {
 		return fd, err
 	}
-	up, err := u.parentDir(path.Dir(rel))
+	up, err := u.openMaking(path.Dir(rel), mkdir)
 	if err != nil {
 		return -1, err
 	}
-	base := path.Base(rel)
-	err = unix.Mkdirat(up, base, 0o755)
-	if err == nil {
-		err = u.chownErr(unix.Fchownat(up, base, 0, 0, unix.AT_SYMLINK_NOFOLLOW))
-		if err == nil {
-			err = fsat.Chmod(up, base, 0o755) // mkdir obeyed the umask
-		}
-	}
+	err = mkdir(up, path.Base(rel), rel)
 	unix.Close(up)
 	// EEXIST: something not a directory is there, such as a dangling
 	// symlink; the open below reports what is wrong with it.

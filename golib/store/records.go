@@ -30,9 +30,12 @@ type Image struct {
 	Architecture      string
 	OS                string
 	AddedAt           string
-	Names             []string // repo:tag
-	RepoDigests       []string // repo@digest
-	Layers            []Layer  // base first
+	// Parent is the ID of the image this one was made from, when docker
+	// load or a commit recorded one; docker save writes it back.
+	Parent      string
+	Names       []string // repo:tag
+	RepoDigests []string // repo@digest
+	Layers      []Layer  // base first
 }
 
 // Container is one container's record.
@@ -97,8 +100,8 @@ func (s *Store) AddImage(img Image) error {
 		return dbErr(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.Exec(`INSERT OR IGNORE INTO images (id, manifest_digest, manifest_media_type, created, size, architecture, os, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		img.ID, img.ManifestDigest, img.ManifestMediaType, img.Created, img.Size, img.Architecture, img.OS, now()); err != nil {
+	if _, err := tx.Exec(`INSERT OR IGNORE INTO images (id, manifest_digest, manifest_media_type, created, size, architecture, os, added_at, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		img.ID, img.ManifestDigest, img.ManifestMediaType, img.Created, img.Size, img.Architecture, img.OS, now(), img.Parent); err != nil {
 		return dbErr(err)
 	}
 	for i, l := range img.Layers {
@@ -120,12 +123,25 @@ func (s *Store) AddImage(img Image) error {
 	return dbErr(tx.Commit())
 }
 
-const imageColumns = `id, manifest_digest, manifest_media_type, COALESCE(created, ''), size, architecture, os, added_at`
+const imageColumns = `id, manifest_digest, manifest_media_type, COALESCE(created, ''), size, architecture, os, added_at, parent`
 
 func scanImage(row interface{ Scan(...any) error }) (Image, error) {
 	var img Image
-	err := row.Scan(&img.ID, &img.ManifestDigest, &img.ManifestMediaType, &img.Created, &img.Size, &img.Architecture, &img.OS, &img.AddedAt)
+	err := row.Scan(&img.ID, &img.ManifestDigest, &img.ManifestMediaType, &img.Created, &img.Size, &img.Architecture, &img.OS, &img.AddedAt, &img.Parent)
 	return img, err
+}
+
+// SetParent records parent as the image id was made from, as docker load
+// does for an archive's image whose parent it loads too.
+func (s *Store) SetParent(id, parent string) error {
+	res, err := s.db.Exec(`UPDATE images SET parent = ? WHERE id = ?`, parent, id)
+	if err != nil {
+		return dbErr(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // Images lists every image, newest first, with names and layers.

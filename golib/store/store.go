@@ -168,6 +168,8 @@ var migrations = []string{
 	ALTER TABLE containers ADD COLUMN started_at TEXT NOT NULL DEFAULT '';
 	ALTER TABLE containers ADD COLUMN finished_at TEXT NOT NULL DEFAULT '';
 	ALTER TABLE containers ADD COLUMN exit_code INTEGER NOT NULL DEFAULT 0;`,
+	// 3: an image's parent, as docker load and docker commit record it.
+	`ALTER TABLE images ADD COLUMN parent TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate() error {

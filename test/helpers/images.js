@@ -428,7 +428,7 @@ function writeOciArchive(tarPath, entries) {
 function writeDockerArchive(tarPath, entries) {
   const files = new Map(); // path -> file, so shared layers are written once
   const manifest = [];
-  for (const { image, repoTags = [] } of entries) {
+  for (const { image, repoTags = [], parent } of entries) {
     const configName = `${hexOf(image.configDigest)}.json`;
     files.set(configName, { path: configName, content: image.configBytes });
     const layerNames = image.layers.map((layer) => {
@@ -437,7 +437,7 @@ function writeDockerArchive(tarPath, entries) {
       files.set(`${dir}/layer.tar`, { path: `${dir}/layer.tar`, content: layer.tar });
       return `${dir}/layer.tar`;
     });
-    manifest.push({ Config: configName, RepoTags: repoTags, Layers: layerNames });
+    manifest.push({ Config: configName, RepoTags: repoTags, Layers: layerNames, ...(parent ? { Parent: parent } : {}) });
   }
   files.set('manifest.json', { path: 'manifest.json', content: Buffer.from(JSON.stringify(manifest)) });
   fs.writeFileSync(tarPath, makeTar(toTarEntries([...files.values()])));

@@ -1,0 +1,79 @@
+'use strict';
+// Progress of a long operation (pull, load, save, push, export) on stderr:
+// a bar per layer (or per phase, for operations without layers) on a
+// terminal, drawn by cli-progress; one plain line per step otherwise, so a
+// log file or CI output stays readable.
+const cliProgress = require('cli-progress');
+
+// Events come from the library's onProgress callbacks: PullProgress
+// {phase, layer, index, count, current, total}, SaveProgress {phase,
+// current, total}, ExportProgress {phase, current, total, entries}.
+class Progress {
+  constructor(title, stream = process.stderr) {
+    this.title = title;
+    this.stream = stream;
+    this.tty = Boolean(stream.isTTY);
+    this.steps = new Map(); // key -> { phase, bar }
+    if (this.tty) {
+      this.bars = new cliProgress.MultiBar({
+        stream,
+        format: '{label} {phase} |{bar}| {percentage}% {value}/{total} {unit}',
+        barsize: 30,
+        hideCursor: true,
+        clearOnComplete: false,
+        stopOnComplete: false,
+        emptyOnZero: true,
+        // Redraw on a timer rather than per event: events come often.
+        fps: 10,
+        autopadding: true,
+      }, cliProgress.Presets.shades_classic);
+    }
+  }
+
+  // The library's callback: progress.update bound as onProgress.
+  update(event) {
+    if (!event || typeof event !== 'object') return;
+    const { phase, layer } = event;
+    if (!layer && (phase === 'resolved' || phase === 'done')) {
+      if (phase === 'resolved' && event.count) this.line(`${this.title}: ${event.count} layer${event.count === 1 ? '' : 's'}`);
+      return;
+    }
+    const key = layer || phase;
+    const label = layer ? `${shortDigest(layer)} (${event.index + 1}/${event.count})` : this.title;
+    const unit = event.entries !== undefined ? `bytes, ${event.entries} entries` : 'bytes';
+    const current = Math.max(0, Number(event.current) || 0);
+    const total = Math.max(current, Number(event.total) || 0);
+    const step = this.steps.get(key);
+    if (this.tty) {
+      if (!step) {
+        this.steps.set(key, { phase, bar: this.bars.create(total, current, { label, phase, unit }) });
+      } else {
+        step.phase = phase;
+        step.bar.setTotal(total);
+        step.bar.update(current, { phase, unit });
+      }
+      return;
+    }
+    if (!step || step.phase !== phase) {
+      this.steps.set(key, { phase });
+      this.line(`${label}: ${phase}${total ? ` ${current}/${total} bytes` : ''}`);
+    }
+  }
+
+  line(text) {
+    if (this.tty) this.bars.log(`${text}\n`);
+    else this.stream.write(`${text}\n`);
+  }
+
+  // Leaves the bars drawn at their last values.
+  stop() {
+    if (this.tty) this.bars.stop();
+  }
+}
+
+function shortDigest(d) {
+  const hex = String(d).replace(/^sha256:/, '');
+  return hex.slice(0, 12);
+}
+
+module.exports = { Progress, shortDigest };

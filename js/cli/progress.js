@@ -1,5 +1,5 @@
 'use strict';
-// Progress of a long operation (pull, load, save, push, export) on stderr:
+// Progress of a long operation (pull, load, save, export) on stderr:
 // a bar per layer (or per phase, for operations without layers) on a
 // terminal, drawn by cli-progress; one plain line per step otherwise, so a
 // log file or CI output stays readable.
@@ -54,9 +54,11 @@ class Progress {
       }
       return;
     }
-    if (!step || step.phase !== phase) {
-      this.steps.set(key, { phase });
-      this.line(`${label}: ${phase}${total ? ` ${current}/${total} bytes` : ''}`);
+    // A line when a step starts, and one when it completes.
+    const complete = total > 0 && current >= total;
+    if (!step || step.phase !== phase || (complete && !step.complete)) {
+      this.steps.set(key, { phase, complete });
+      this.line(`${label}: ${phase}${total ? ` ${current}/${total} ${unit}` : ''}`);
     }
   }
 

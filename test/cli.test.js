@@ -76,7 +76,11 @@ test('inspect --json prints what inspectAnImage resolves', { skip }, async () =>
 test('without a terminal, pull prints plain lines and images lists the image', { skip }, async () => {
   const run = await k3('pull', '--root', root, ref);
   assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stderr, /^[0-9a-f]{12} \([12]\/2\): (download|unpack) \d+\/\d+ bytes$/m);
+  const lines = run.stderr.trimEnd().split('\n');
+  assert.equal(lines[0], `pull ${ref}: 2 layers`);
+  assert.equal(lines[lines.length - 1], `pull ${ref}: done`);
+  // Between them, whatever steps the library reported (it throttles), one per line.
+  for (const line of lines.slice(1, -1)) assert.match(line, /^[0-9a-f]{12} \([12]\/2\): (download|unpack|exists)( \d+\/\d+ bytes)?$/);
   assert.doesNotMatch(run.stderr, /[\r\u001b\u2588]/, 'no bar, no carriage returns, no escapes');
   assert.match(run.stdout, /cli\/app:1\.0: 2 layer\(s\) pulled, 0 reused/);
 
@@ -99,7 +103,9 @@ test('on a terminal (tmux), pull draws a progress bar', { skip: skipTmux }, asyn
     while (!fs.existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(fs.readFileSync(done, 'utf8').trim(), '0');
     const screen = tmux('capture-pane', '-p', '-t', '0');
-    assert.match(screen, /[0-9a-f]{12} \(1\/2\) (download|unpack) \|\u2588+\| 100% \d+\/\d+ bytes/, screen);
+    assert.match(screen, new RegExp(`^pull ${ref} layers \\|\u2588{30}\\| 100% 2/2 layers$`, 'm'), screen);
+    // Each layer the library reported on has its own bar, completed.
+    for (const line of screen.split('\n').filter((l) => /^[0-9a-f]{12} \(/.test(l))) assert.match(line, /\|\u2588{30}\| 100% \d+\/\d+ bytes$/, screen);
     assert.match(screen, /cli\/app:1\.0: 2 layer\(s\) pulled/, screen);
   } finally {
     tmux('kill-server');
@@ -134,6 +140,39 @@ test('create, ps, export (listed by GNU tar), rm and rmi', { skip }, async () =>
   assert.equal(rmi.code, 0, rmi.stderr);
   assert.match(rmi.stdout, new RegExp(`^Untagged: ${ref}$`, 'm'));
   assert.deepEqual(JSON.parse((await k3('images', '--json', '--root', root)).stdout), []);
+});
+
+test('tag, push, commit, save and load', { skip }, async () => {
+  const store = path.join(tmp, 'round-trip');
+  assert.equal((await k3('pull', '--root', store, ref)).code, 0);
+  const copy = `${registry.host}/cli/copy:2.0`;
+  const tag = await k3('tag', '--root', store, ref, copy);
+  assert.equal(tag.code, 0, tag.stderr);
+  const push = await k3('push', '--root', store, '--json', copy);
+  assert.equal(push.code, 0, push.stderr);
+  const pushed = JSON.parse(push.stdout);
+  const remote = JSON.parse((await k3('inspect', '--json', copy)).stdout);
+  assert.equal(remote.Digest, pushed.Digest);
+
+  assert.equal((await k3('create', '--root', store, '--name', 'changed', ref)).code, 0);
+  assert.equal((await k3('cp', '--root', store, path.join(__dirname, '..', 'package.json'), 'changed:/etc/')).code, 0);
+  const commit = await k3('commit', '--root', store, '--json', '-c', 'ENV MODE=cli', 'changed', 'cli/committed:1');
+  assert.equal(commit.code, 0, commit.stderr);
+  assert.deepEqual(JSON.parse(commit.stdout).RepoTags, ['docker.io/cli/committed:1']);
+
+  const archive = path.join(tmp, 'images.tar');
+  const save = await k3('save', '--root', store, '-o', archive, 'cli/committed:1', copy);
+  assert.equal(save.code, 0, save.stderr);
+  assert.match(save.stderr, /^save .*: write \d+\/\d+ bytes$/m);
+  assert.ok(execFileSync('tar', ['-tf', archive], { encoding: 'utf8' }).split('\n').includes('manifest.json'));
+
+  const fresh = path.join(tmp, 'loaded');
+  const load = await k3('load', '--root', fresh, '-i', archive);
+  assert.equal(load.code, 0, load.stderr);
+  const loaded = JSON.parse((await k3('images', '--json', '--root', fresh)).stdout).flatMap((i) => i.RepoTags).sort();
+  assert.deepEqual(loaded, [copy, 'docker.io/cli/committed:1'].sort());
+  const env = JSON.parse((await k3('inspect', '--json', '--root', fresh, 'k3:cli/committed:1')).stdout).Env;
+  assert.ok(env.includes('MODE=cli'), env);
 });
 
 test('a bad name exits with its class\'s code and prints the full message', { skip }, async () => {

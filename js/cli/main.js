@@ -111,6 +111,7 @@ function buildProgram(io) {
   const program = new Command('k3');
   program
     .description('Container images and containers with no daemon: docker-like verbs over k3-core')
+    .version(require('../../package.json').version)
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
@@ -304,6 +305,7 @@ function buildProgram(io) {
     delete options.tail;
     let last = '';
     let seenAtLast = 0;
+    let exited = false;
     for (;;) {
       let skip = seenAtLast;
       for (const line of lines) {
@@ -312,13 +314,10 @@ function buildProgram(io) {
         if (line.time === last) seenAtLast++;
         else { last = line.time; seenAtLast = 1; }
       }
+      if (exited) return;
       const { State } = await k3.containerCore.inspectContainer(id);
-      if (State === 'exited' || State === 'created') {
-        if (opts.finalRead) return;
-        opts.finalRead = true;
-      } else {
-        await new Promise((resolve) => setTimeout(resolve, LOG_POLL_MS));
-      }
+      exited = State === 'exited' || State === 'created';
+      if (!exited) await new Promise((resolve) => setTimeout(resolve, LOG_POLL_MS));
       lines = await k3.containerCore.containerLogs(id, last ? { ...options, since: last } : options);
     }
   })

@@ -34,9 +34,23 @@ class Progress {
   update(event) {
     if (!event || typeof event !== 'object') return;
     const { phase, layer } = event;
-    if (!layer && (phase === 'resolved' || phase === 'done')) {
-      if (phase === 'resolved' && event.count) this.line(`${this.title}: ${event.count} layer${event.count === 1 ? '' : 's'}`);
+    // The library sends at most about ten events a second, so a fast layer
+    // may have none, or none at its end: a bar of the layers (one is done
+    // once it exists or is being unpacked) starts at 'resolved', and 'done'
+    // completes every bar.
+    if (!layer && phase === 'resolved') {
+      this.layersDone = new Set();
+      if (this.tty) this.overall = this.bars.create(event.count, 0, { label: this.title, phase: 'layers', unit: 'layers' });
+      else this.line(`${this.title}: ${event.count} layer${event.count === 1 ? '' : 's'}`);
       return;
+    }
+    if (!layer && phase === 'done') {
+      this.finish();
+      return;
+    }
+    if (layer && this.layersDone && (phase === 'exists' || phase === 'unpack')) {
+      this.layersDone.add(layer);
+      if (this.overall) this.overall.update(this.layersDone.size);
     }
     const key = layer || phase;
     const label = layer ? `${shortDigest(layer)} (${event.index + 1}/${event.count})` : this.title;
@@ -60,6 +74,15 @@ class Progress {
       this.steps.set(key, { phase, complete });
       this.line(`${label}: ${phase}${total ? ` ${current}/${total} ${unit}` : ''}`);
     }
+  }
+
+  finish() {
+    if (!this.tty) {
+      this.line(`${this.title}: done`);
+      return;
+    }
+    for (const step of this.steps.values()) step.bar.update(step.bar.getTotal(), { phase: 'done' });
+    if (this.overall) this.overall.update(this.overall.getTotal());
   }
 
   line(text) {

@@ -10,20 +10,15 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 
 const K3Core = require('..');
-const images = require('../test/helpers/images');
+const { writeDemoImage } = require('./demo-image');
 
 (async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'k3-demo-'));
   const k3 = new K3Core();
   const name = `k3-demo-${process.pid}`;
   try {
-    const file = (p) => ({ path: `app/${p}`, content: fs.readFileSync(path.join(__dirname, '..', p)) });
-    const image = images.makeImage({
-      layers: [[{ path: 'app', type: 'dir' }, file('package.json'), file('index.js')], [file('README.md')]],
-      config: { Labels: { 'org.opencontainers.image.title': 'k3-core demo' }, Env: ['PATH=/usr/bin:/bin', 'APP=k3-core'], Cmd: ['/app/index.js'] },
-    });
     const layout = path.join(work, 'layout');
-    images.writeOciLayout(layout, [{ image, refName: 'k3-demo:1.0' }]);
+    writeDemoImage(layout);
     console.log(`1. Made a 2-layer image as an OCI layout in ${layout}`);
 
     const info = await k3.imageCore.inspectAnImage(layout, { imageName: layout, imageTag: 'k3-demo:1.0', containerImageTransport: 'oci' });

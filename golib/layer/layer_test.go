@@ -56,7 +56,7 @@ func dev(typ byte, name string, major, minor int64) ent {
 }
 
 // tarOf builds an archive in memory, PAX so that xattrs and atimes survive.
-func tarOf(t *testing.T, ents ...ent) io.Reader {
+func tarOf(t testing.TB, ents ...ent) io.Reader {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -174,7 +174,11 @@ func archiveImages(st *store.Store, tarPath string) ([]pull.Source, []string, fu
 			return nil, nil, nil, err
 		}
 		sources, err := layoutImages(dir)
-		return sources, nil, func() { os.RemoveAll(dir) }, err
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, nil, err
+		}
+		return sources, nil, func() { os.RemoveAll(dir) }, nil
 	}
 	return nil, nil, nil, &inspect.NotFoundError{Reason: "neither a docker save archive (manifest.json) nor an OCI archive (index.json)"}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -225,20 +226,27 @@ func applyChange(cfg *v1.Config, change string) error {
 	}
 	switch strings.ToUpper(instr) {
 	case "ENV":
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
-			k, v, _ = strings.Cut(rest, " ")
+		// As in a Dockerfile: "ENV k=v" when the first word has an "=",
+		// else "ENV k v" with everything after the name as the value.
+		k, v, _ := strings.Cut(rest, "=")
+		if first, value, _ := strings.Cut(rest, " "); !strings.Contains(first, "=") {
+			if k, v = first, strings.TrimSpace(value); v == "" {
+				return fmt.Errorf("change %q: ENV needs a value", change)
+			}
 		}
-		cfg.Env = setEnv(cfg.Env, strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`))
+		if k = strings.Trim(k, `"`); k == "" || strings.ContainsAny(k, " \t\n") {
+			return fmt.Errorf("change %q: ENV needs a name without spaces", change)
+		}
+		cfg.Env = setEnv(cfg.Env, k, strings.Trim(strings.TrimSpace(v), `"`))
 	case "LABEL":
 		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
+		if k = strings.Trim(k, `"`); !ok || k == "" {
 			return fmt.Errorf("change %q: LABEL needs key=value", change)
 		}
 		if cfg.Labels == nil {
 			cfg.Labels = map[string]string{}
 		}
-		cfg.Labels[strings.Trim(k, `"`)] = strings.Trim(v, `"`)
+		cfg.Labels[k] = strings.Trim(v, `"`)
 	case "CMD":
 		cfg.Cmd = commandForm(rest)
 	case "ENTRYPOINT":
@@ -248,19 +256,46 @@ func applyChange(cfg *v1.Config, change string) error {
 	case "USER":
 		cfg.User = rest
 	case "EXPOSE":
+		var ports []string
+		for _, spec := range strings.Fields(rest) {
+			port, err := exposedPort(spec)
+			if err != nil {
+				return fmt.Errorf("change %q: %w", change, err)
+			}
+			ports = append(ports, port)
+		}
 		if cfg.ExposedPorts == nil {
 			cfg.ExposedPorts = map[string]struct{}{}
 		}
-		for _, port := range strings.Fields(rest) {
-			if !strings.Contains(port, "/") {
-				port += "/tcp"
-			}
+		for _, port := range ports {
 			cfg.ExposedPorts[port] = struct{}{}
 		}
 	default:
 		return fmt.Errorf("change %q: %s is not one of ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE", change, instr)
 	}
 	return nil
+}
+
+// exposedPort reads an EXPOSE argument, "port", "port/proto" or a range
+// "low-high[/proto]", as the key an image config uses ("80/tcp").
+func exposedPort(spec string) (string, error) {
+	ports, proto, _ := strings.Cut(spec, "/")
+	if proto = strings.ToLower(proto); proto == "" && !strings.HasSuffix(spec, "/") {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return "", fmt.Errorf("EXPOSE %s: the protocol must be tcp, udp or sctp", spec)
+	}
+	low, high, isRange := strings.Cut(ports, "-")
+	lo, err := strconv.ParseUint(low, 10, 16)
+	hi := lo
+	if err == nil && isRange {
+		hi, err = strconv.ParseUint(high, 10, 16)
+	}
+	if err != nil || lo == 0 || hi < lo {
+		return "", fmt.Errorf("EXPOSE %s: not a port or port range from 1 to 65535", spec)
+	}
+	return ports + "/" + proto, nil
 }
 
 // commandForm reads the JSON form ["a", "b"] or the shell form, which runs

@@ -155,7 +155,9 @@ func plainTar(st *store.Store, filePath string) (string, func(), error) {
 
 // archiveImages lists the images of a plain tar: from manifest.json when it
 // has one (every docker save, which Docker 25+ writes beside an OCI layout),
-// else from an OCI layout's index.json.
+// else from an OCI layout's index.json. Each image's manifest is read here,
+// so an archive that lacks or garbles one fails as an invalid archive, not
+// as a generic failure halfway through the load.
 func archiveImages(st *store.Store, tarPath string) ([]pull.Source, []string, func(), error) {
 	idx, err := archive.Open(tarPath)
 	if err != nil {
@@ -213,6 +215,9 @@ func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, []
 			return nil, nil, &inspect.ContentError{Reason: fmt.Sprintf("image %d of %d in manifest.json has no name to select it by", i+1, len(entries))}
 		}
 		img, err := tarball.Image(opener, tag)
+		if err == nil {
+			_, err = img.Manifest()
+		}
 		if err != nil {
 			return nil, nil, &inspect.ContentError{Reason: "not a readable docker archive: " + err.Error()}
 		}
@@ -234,6 +239,9 @@ func layoutImages(dir string) ([]pull.Source, error) {
 		img, err := layoutImage(index, d, inspect.Platform{}.Normalize())
 		if err != nil {
 			return nil, err
+		}
+		if _, err := img.Manifest(); err != nil {
+			return nil, &inspect.ContentError{Reason: "not a readable OCI archive: " + err.Error()}
 		}
 		// containerd and Docker 25+ give the full name; the ref name alone
 		// may be just a tag that several images share.

@@ -155,9 +155,8 @@ func plainTar(st *store.Store, filePath string) (string, func(), error) {
 
 // archiveImages lists the images of a plain tar: from manifest.json when it
 // has one (every docker save, which Docker 25+ writes beside an OCI layout),
-// else from an OCI layout's index.json. Each image's manifest is read here,
-// so an archive that lacks or garbles one fails as an invalid archive, not
-// as a generic failure halfway through the load.
+// else from an OCI layout's index.json. Each image's manifest and config
+// are read here (readArchiveImage).
 func archiveImages(st *store.Store, tarPath string) ([]pull.Source, []string, func(), error) {
 	idx, err := archive.Open(tarPath)
 	if err != nil {
@@ -183,6 +182,18 @@ func archiveImages(st *store.Store, tarPath string) ([]pull.Source, []string, fu
 		return sources, nil, func() { os.RemoveAll(dir) }, nil
 	}
 	return nil, nil, nil, &inspect.NotFoundError{Reason: "neither a docker save archive (manifest.json) nor an OCI archive (index.json)"}
+}
+
+// readArchiveImage reads an archive image's manifest and config, which
+// go-containerregistry otherwise reads only when the pull asks, so that an
+// archive lacking or garbling them fails as an invalid archive rather than
+// as a generic failure halfway through the load.
+func readArchiveImage(img v1.Image) error {
+	if _, err := img.Manifest(); err != nil {
+		return err
+	}
+	_, err := img.RawConfigFile()
+	return err
 }
 
 // dockerArchiveImages lists the images of a docker save archive and the
@@ -216,7 +227,7 @@ func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, []
 		}
 		img, err := tarball.Image(opener, tag)
 		if err == nil {
-			_, err = img.Manifest()
+			err = readArchiveImage(img)
 		}
 		if err != nil {
 			return nil, nil, &inspect.ContentError{Reason: "not a readable docker archive: " + err.Error()}
@@ -240,7 +251,7 @@ func layoutImages(dir string) ([]pull.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := img.Manifest(); err != nil {
+		if err := readArchiveImage(img); err != nil {
 			return nil, &inspect.ContentError{Reason: "not a readable OCI archive: " + err.Error()}
 		}
 		// containerd and Docker 25+ give the full name; the ref name alone

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 
@@ -196,6 +197,22 @@ func readArchiveImage(img v1.Image) error {
 	return err
 }
 
+// layoutHasLayers checks that the layout holds every layer blob of img,
+// which go-containerregistry would find missing only when the pull opens it.
+func layoutHasLayers(dir string, img v1.Image) error {
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	for _, l := range m.Layers {
+		fi, err := os.Stat(filepath.Join(dir, "blobs", l.Digest.Algorithm, l.Digest.Hex))
+		if err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("layer %s is not in the archive", l.Digest)
+		}
+	}
+	return nil
+}
+
 // dockerArchiveImages lists the images of a docker save archive and the
 // parent manifest.json names for each ("" for none).
 func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, []string, error) {
@@ -251,7 +268,11 @@ func layoutImages(dir string) ([]pull.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := readArchiveImage(img); err != nil {
+		err = readArchiveImage(img)
+		if err == nil {
+			err = layoutHasLayers(dir, img)
+		}
+		if err != nil {
 			return nil, &inspect.ContentError{Reason: "not a readable OCI archive: " + err.Error()}
 		}
 		// containerd and Docker 25+ give the full name; the ref name alone

@@ -58,6 +58,7 @@ func FuzzLoadImage(f *testing.F) {
 		{false, false, dockerTop, config, layerOf("s=->../../../..", "s/escape=x"), nil},
 		{true, false, ociTop, config, layerOf("s=->/", "s/etc/escape=x"), nil},
 		{false, false, dockerTop, config, layer[:700], nil}, // truncated layer
+		{false, false, dockerTop, config, layer[:300], nil}, // truncated in a header
 		{false, false, dockerTop, strings.Replace(config, "sha256:LAYER", "sha256:"+strings.Repeat("0", 64), 1), layer, nil},
 		{true, false, strings.Replace(ociTop, "sha256:LAYER", "sha256:"+strings.Repeat("0", 64), 1), config, layer, nil},
 		{false, false, dockerTop, config, layer, tartest.Tar(f, tartest.Symlink("LAYER.tar", "../../../../etc/passwd"))},

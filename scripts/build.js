@@ -50,8 +50,17 @@ function run(cmd, args, env = {}) {
   execFileSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
 }
 
+// A developer's checkout has node-gyp as a devDependency; an install from
+// the registry uses the node-gyp that npm brings, which npm names in
+// npm_config_node_gyp.
 function nodeGyp() {
-  return require.resolve('node-gyp/bin/node-gyp.js');
+  try {
+    return require.resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    if (process.env.npm_config_node_gyp) return process.env.npm_config_node_gyp;
+    console.error('k3-core: node-gyp was not found; run the build through npm (`npm rebuild k3-core`), which brings it.');
+    process.exit(1);
+  }
 }
 
 // node-gyp downloads Node's headers unless told where they are; machines

@@ -4,6 +4,7 @@
 // what JSON cannot carry is dealt with here.
 const path = require('node:path');
 const errors = require('./errors');
+const binaries = require('./binaries');
 
 // libuv installs its SIGCHLD handler lazily and without SA_ONSTACK, which a
 // Go thread that receives SIGCHLD cannot survive. Installing it before the Go
@@ -11,7 +12,8 @@ const errors = require('./errors');
 // means libuv never installs it again. (The engine re-checks on every call.)
 if (require('node:worker_threads').isMainThread) process.on('SIGCHLD', () => {});
 
-const addon = require(path.join(__dirname, '..', 'build', 'Release', 'k3core.node'));
+const binaryDir = binaries.binaryDir();
+const addon = binaries.loadAddon(binaryDir);
 
 function isAbortSignal(v) {
   return typeof AbortSignal !== 'undefined' && v instanceof AbortSignal;
@@ -19,7 +21,7 @@ function isAbortSignal(v) {
 
 // Serialises each positional argument on its own, so one that JSON cannot
 // carry (a cycle, a BigInt) is reported by name by the engine's validation.
-const monitor = path.join(__dirname, '..', 'build', 'Release', 'k3-monitor');
+const monitor = path.join(binaryDir, binaries.MONITOR);
 
 function encodeRequest(args, root, runtime) {
   const parts = args.map((arg) => {

@@ -191,7 +191,7 @@ declare namespace K3Core {
      * (plain, .gz, .zst, .bz2, .xz) or a Readable, stored and unpacked as it
      * streams in, contained as a pulled layer is.
      */
-    importImage(source: string | NodeJS.ReadableStream, options?: ImportImageOptions): Promise<{ Id: string; Digest: string; RepoTags: string[] }>;
+    importImage(source: string | NodeJS.ReadableStream | import('node:stream/web').ReadableStream<Uint8Array>, options?: ImportImageOptions): Promise<{ Id: string; Digest: string; RepoTags: string[] }>;
     tagImage(image: string, newName: string): Promise<{ Id: string; Tagged: string }>;
     pushAnImage(image: string, destination?: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
     pushAnImage(image: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;

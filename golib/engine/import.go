@@ -67,10 +67,11 @@ func (e *Engine) importImage(ctx context.Context, call *Request) (any, error) {
 		return nil, errcat.New(opImport, "InvalidImportImageParameters", err.Error(), nil)
 	}
 	source, socket, reason := importSourceParam(list[0])
-	details := map[string]any{"source": source}
+	shown := source // as docker import names a stream
 	if socket {
-		details["source"] = "-"
+		shown = "-"
 	}
+	details := map[string]any{"source": shown}
 	newErr := func(class, reason string, cause error) *errcat.Error {
 		err := errcat.New(opImport, class, reason, cause)
 		for k, v := range details {
@@ -97,7 +98,7 @@ func (e *Engine) importImage(ctx context.Context, call *Request) (any, error) {
 		return nil, newErr("ImportSourceNotFound", err.Error(), err)
 	}
 	defer src.Close()
-	// A plain tar takes its own size twice, as the blob and as files.
+	// The tar is kept twice, as the blob and as files: at least the file's size each.
 	if available, known := outfile.Room(filepath.Join(st.Root(), "tmp", "import")); known && size > 0 && available < uint64(2*size) {
 		return nil, newErr("InsufficientDiskSpaceForImport", "No space left on device (ENOSPC)", syscall.ENOSPC).
 			With("requiredSpace", humanSize(uint64(2*size))).With("availableSpace", humanSize(available))
@@ -116,7 +117,7 @@ func (e *Engine) importImage(ctx context.Context, call *Request) (any, error) {
 	now := time.Now().UTC()
 	comment := opts.Message
 	if comment == "" {
-		comment = "Imported from " + map[bool]string{true: "-", false: source}[socket]
+		comment = "Imported from " + shown
 	}
 	config.Created = v1.Time{Time: now}
 	config.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustHash(newLayer.DiffID)}}

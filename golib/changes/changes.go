@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -60,12 +61,6 @@ type walker struct {
 	out   []Change
 }
 
-// child is one name inside a directory of the new view or the image's.
-type child struct {
-	fi       fs.FileInfo // the upper entry; nil when upper does not hold one
-	whiteout bool        // upper deletes the name
-}
-
 // dir lists the changes under rel, a directory in upper. imageDir: the
 // image has a directory at rel. showsImage: the new view at rel still shows
 // the image's entries (no opaque directory at or above rel in upper).
@@ -77,14 +72,9 @@ func (w *walker) dir(rel string, imageDir, showsImage bool) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(children))
-	for name := range children {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		c, p := children[name], path.Join(rel, name)
-		if c.fi == nil {
+	for _, name := range slices.Sorted(maps.Keys(children)) {
+		fi, p := children[name], path.Join(rel, name)
+		if fi == nil {
 			// A whiteout, or an image entry an opaque directory hides.
 			if !imageDir {
 				continue
@@ -94,17 +84,18 @@ func (w *walker) dir(rel string, imageDir, showsImage bool) error {
 			}
 			continue
 		}
-		if err := w.entry(p, c.fi, imageDir, showsImage); err != nil {
+		if err := w.entry(p, fi, imageDir, showsImage); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// children merges upper's entries at rel with, when an opaque directory
-// hides them, the image's: those are deleted unless upper holds them.
-func (w *walker) children(rel string, imageDir, showsImage bool) (map[string]child, error) {
-	out := map[string]child{}
+// children merges upper's entries at rel, by name, with the names upper
+// deletes and, when an opaque directory hides them, the image's names: those
+// map to nil, deleted unless upper holds them.
+func (w *walker) children(rel string, imageDir, showsImage bool) (map[string]fs.FileInfo, error) {
+	out := map[string]fs.FileInfo{}
 	names, err := readNames(filepath.Join(w.upper, rel))
 	if err != nil {
 		return nil, err
@@ -122,11 +113,11 @@ func (w *walker) children(rel string, imageDir, showsImage bool) (map[string]chi
 		}
 		if deleted, ok := layer.Whiteout(name, fi); ok {
 			if _, held := out[deleted]; !held {
-				out[deleted] = child{whiteout: true}
+				out[deleted] = nil
 			}
 			continue
 		}
-		out[name] = child{fi: fi}
+		out[name] = fi
 	}
 	if imageDir && !showsImage {
 		for _, dir := range w.image {
@@ -136,7 +127,7 @@ func (w *walker) children(rel string, imageDir, showsImage bool) (map[string]chi
 			}
 			for _, name := range names {
 				if _, held := out[name]; !held && !layer.IsOpaqueMarker(name) {
-					out[name] = child{}
+					out[name] = nil
 				}
 			}
 		}

@@ -153,6 +153,26 @@ declare namespace K3Core {
     destinationTag?: string;
   }
 
+  interface ImportProgress {
+    phase: 'import' | 'done';
+    /** Bytes of the source read so far (compressed, as given). */
+    current: number;
+    /** The source file's size; 0 for a stream. */
+    total: number;
+  }
+
+  interface ImportImageOptions extends Cancellable {
+    repository?: string;
+    tag?: string;
+    /** The history comment; default "Imported from <source>" ("-" for a stream). */
+    message?: string;
+    /** Dockerfile-style, as commitContainer's: ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE. */
+    changes?: string[];
+    /** os/architecture[/variant]; default the host's. */
+    platform?: string;
+    onProgress?: (event: ImportProgress) => void;
+  }
+
   interface ImageCore {
     inspectAnImage(imageName: string, postData: InspectPostData): Promise<InspectResult>;
     pullAnImage(imageName: string, tag?: string, options?: PullOptions): Promise<PullResult>;
@@ -166,6 +186,12 @@ declare namespace K3Core {
      */
     saveImage(images: string | string[], filePath: string, options?: SaveImageOptions): Promise<SaveImageResult>;
     loadImage(filePath: string, options?: Cancellable & { onProgress?: (event: PullProgress) => void }): Promise<{ Loaded: Array<{ Id: string; RepoTags: string[] }> }>;
+    /**
+     * As `docker import`: a one-layer image of a filesystem tar, a file
+     * (plain, .gz, .zst, .bz2, .xz) or a Readable, stored and unpacked as it
+     * streams in, contained as a pulled layer is.
+     */
+    importImage(source: string | NodeJS.ReadableStream | import('node:stream/web').ReadableStream<Uint8Array>, options?: ImportImageOptions): Promise<{ Id: string; Digest: string; RepoTags: string[] }>;
     tagImage(image: string, newName: string): Promise<{ Id: string; Tagged: string }>;
     pushAnImage(image: string, destination?: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
     pushAnImage(image: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
@@ -229,6 +255,12 @@ declare namespace K3Core {
     entries: number;
   }
 
+  /** One changed path, as `docker diff`: Kind 0 modified, 1 added, 2 deleted. */
+  interface ContainerChange {
+    Path: string;
+    Kind: 0 | 1 | 2;
+  }
+
   interface ContainerCore {
     createContainer(image: string, options?: CreateContainerOptions): Promise<ContainerSummary>;
     listContainers(filters?: { state?: ContainerState; name?: string; image?: string }): Promise<ContainerSummary[]>;
@@ -253,6 +285,8 @@ declare namespace K3Core {
       changes?: string[];
       pause?: boolean;
     }): Promise<{ Id: string; Digest: string; RepoTags: string[] }>;
+    /** As `docker diff`, in its order; only reads the store. */
+    containerChanges(containerId: string): Promise<ContainerChange[]>;
     /**
      * Resolves "<name> has exported successfully to <filePath>". A file (or a
      * symlink, itself) at `filePath` is replaced atomically; an existing
@@ -355,6 +389,12 @@ declare namespace K3Core {
     ArchiveNotFound: typeof K3Error;
     InvalidArchive: typeof K3Error;
     InsufficientDiskSpaceForLoad: typeof K3Error;
+    InvalidImportImageParameters: typeof K3Error;
+    ImportSourceNotFound: typeof K3Error;
+    InvalidImportArchive: typeof K3Error;
+    InsufficientDiskSpaceForImport: typeof K3Error;
+    InvalidContainerChangesParameters: typeof K3Error;
+    ContainerChangesFailure: typeof K3Error;
     InvalidSaveImageParameters: typeof K3Error;
     SaveImagePermissionDenied: typeof K3Error;
     InsufficientDiskSpaceForSave: typeof K3Error;

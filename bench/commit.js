@@ -41,74 +41,16 @@ const { promisify } = require('node:util');
 const K3Core = require('..');
 const { startRegistry, registryAvailable } = require('../test/helpers/registry');
 const images = require('../test/helpers/images');
-const { median, timed } = require('./common');
+const { median, timed, buildChanges } = require('./common');
 
 const run = promisify(execFile);
 const TARGET_BYTES = Number(process.env.K3_BENCH_COMMIT_BYTES || 100e6);
-const SMALL_FILES = 6000;
-const SMALL_MAX = 64 * 1024;
 const ROUNDS = Number(process.env.K3_BENCH_ROUNDS || 5);
 const GOAL = 1;
 const REMOVE = process.env.K3_BENCH_COMMIT_REMOVE === '1';
 
 const secs = (ms) => (ms / 1000).toFixed(2);
 const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
-
-// The host tree copied into the container: SMALL_FILES small files from
-// /usr/share (every third one of the walk, keeping their paths), then the
-// largest libraries of /usr/lib under 32 MB until the tree is TARGET_BYTES.
-function buildChanges(dir) {
-  const share = path.join(dir, 'share');
-  const lib = path.join(dir, 'lib');
-  fs.mkdirSync(lib, { recursive: true });
-  let bytes = 0;
-  let small = 0;
-  let seen = 0;
-  const walk = (src) => {
-    let list;
-    try {
-      list = fs.readdirSync(src, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
-    } catch {
-      return;
-    }
-    for (const d of list) {
-      if (small >= SMALL_FILES) return;
-      const p = path.join(src, d.name);
-      if (d.isDirectory()) {
-        walk(p);
-        continue;
-      }
-      if (!d.isFile() || seen++ % 3 !== 0) continue;
-      try {
-        const size = fs.statSync(p).size;
-        if (size > SMALL_MAX) continue;
-        const dest = path.join(share, path.relative('/usr/share', p));
-        fs.mkdirSync(path.dirname(dest), { recursive: true });
-        fs.copyFileSync(p, dest);
-        bytes += size;
-        small++;
-      } catch {
-        // unreadable host files are simply left out
-      }
-    }
-  };
-  walk('/usr/share');
-  const smallBytes = bytes;
-  const libDir = '/usr/lib/x86_64-linux-gnu';
-  const candidates = fs.readdirSync(libDir)
-    .map((name) => ({ name, st: fs.lstatSync(path.join(libDir, name)) }))
-    .filter((f) => f.st.isFile() && f.st.size >= 2e6 && f.st.size <= 32e6)
-    .sort((a, b) => b.st.size - a.st.size);
-  let large = 0;
-  for (const f of candidates) {
-    if (bytes >= TARGET_BYTES) break;
-    if (bytes + f.st.size > TARGET_BYTES * 1.05) continue;
-    fs.copyFileSync(path.join(libDir, f.name), path.join(lib, f.name));
-    bytes += f.st.size;
-    large++;
-  }
-  return { bytes, small, smallBytes, large, largeBytes: bytes - smallBytes };
-}
 
 async function main() {
   const missing = registryAvailable();
@@ -134,7 +76,7 @@ async function main() {
 
     console.log('copying the changes from this machine\'s /usr into the container ...');
     const src = path.join(work, 'changes', 'app');
-    const tree = buildChanges(src);
+    const tree = buildChanges(src, TARGET_BYTES);
     await k3.containerCore.copyToContainer(id, src, '/opt');
     fs.writeFileSync(path.join(work, 'changes', 'app.conf'), 'level=2\n');
     await k3.containerCore.copyToContainer(id, path.join(work, 'changes', 'app.conf'), '/etc/app.conf');

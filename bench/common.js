@@ -83,4 +83,63 @@ async function pushRootfs(reg, repo, tag, layers, config = { Cmd: ['/bin/bash'] 
   return img;
 }
 
-module.exports = { median, timed, buildRootfs, pushRootfs };
+// The host tree copied into the container: SMALL_FILES small files from
+// /usr/share (every third one of the walk, keeping their paths), then the
+// largest libraries of /usr/lib under 32 MB until the tree is targetBytes.
+// The container changes the commit and diff benches use.
+const SMALL_FILES = 6000;
+const SMALL_MAX = 64 * 1024;
+function buildChanges(dir, targetBytes) {
+  const share = path.join(dir, 'share');
+  const lib = path.join(dir, 'lib');
+  fs.mkdirSync(lib, { recursive: true });
+  let bytes = 0;
+  let small = 0;
+  let seen = 0;
+  const walk = (src) => {
+    let list;
+    try {
+      list = fs.readdirSync(src, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    } catch {
+      return;
+    }
+    for (const d of list) {
+      if (small >= SMALL_FILES) return;
+      const p = path.join(src, d.name);
+      if (d.isDirectory()) {
+        walk(p);
+        continue;
+      }
+      if (!d.isFile() || seen++ % 3 !== 0) continue;
+      try {
+        const size = fs.statSync(p).size;
+        if (size > SMALL_MAX) continue;
+        const dest = path.join(share, path.relative('/usr/share', p));
+        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        fs.copyFileSync(p, dest);
+        bytes += size;
+        small++;
+      } catch {
+        // unreadable host files are simply left out
+      }
+    }
+  };
+  walk('/usr/share');
+  const smallBytes = bytes;
+  const libDir = '/usr/lib/x86_64-linux-gnu';
+  const candidates = fs.readdirSync(libDir)
+    .map((name) => ({ name, st: fs.lstatSync(path.join(libDir, name)) }))
+    .filter((f) => f.st.isFile() && f.st.size >= 2e6 && f.st.size <= 32e6)
+    .sort((a, b) => b.st.size - a.st.size);
+  let large = 0;
+  for (const f of candidates) {
+    if (bytes >= targetBytes) break;
+    if (bytes + f.st.size > targetBytes * 1.05) continue;
+    fs.copyFileSync(path.join(libDir, f.name), path.join(lib, f.name));
+    bytes += f.st.size;
+    large++;
+  }
+  return { bytes, small, smallBytes, large, largeBytes: bytes - smallBytes };
+}
+
+module.exports = { median, timed, buildRootfs, pushRootfs, buildChanges };

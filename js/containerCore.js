@@ -84,6 +84,12 @@ class ContainerCore {
     return run(this._ctx, 'commitContainer', [containerId, options], options, { containerId: str(containerId) });
   }
 
+  // Lists what the container changed against its image, as `docker diff`:
+  // [{Path, Kind}], Kind 0 modified, 1 added, 2 deleted. Only reads.
+  containerChanges(containerId) {
+    return run(this._ctx, 'containerChanges', [containerId], undefined, { containerId: str(containerId) });
+  }
+
   // Writes the container's whole filesystem to one tar (SPEC §3):
   // .tar plain, .tar.gz/.tgz gzip, .tar.zst zstd. options: {signal,
   // onProgress, durable} — durable also puts it on disk before naming it.

@@ -1,6 +1,7 @@
 'use strict';
 // imageCore: images in registries, layouts, archives and the local store.
 const { run } = require('./operation');
+const { serveStream, isReadable } = require('./stream');
 
 const str = (v) => (typeof v === 'string' ? v : '');
 
@@ -58,6 +59,19 @@ class ImageCore {
   saveImage(images, filePath, options) {
     return run(this._ctx, 'saveImage', [images, filePath, options], options,
       { images: Array.isArray(images) ? images : [str(images)], filePath: str(filePath) });
+  }
+
+  // Makes a one-layer image of a filesystem tar, as `docker import`:
+  // importImage(source, {repository, tag, message, changes, platform,
+  // signal, onProgress}). source is a tar file's path (plain, .gz, .zst,
+  // .bz2, .xz) or a Readable, which is streamed to the engine.
+  importImage(source, options) {
+    if (!isReadable(source)) {
+      return run(this._ctx, 'importImage', [source, options], options, { source: str(source) });
+    }
+    const signal = options && typeof options === 'object' ? options.signal : undefined;
+    return serveStream('importImage', source, signal, 'InvalidImportArchive', (socketPath, streamSignal) =>
+      run(this._ctx, 'importImage', [{ stream: socketPath }, options], { ...options, signal: streamSignal }, { source: '-' }));
   }
 
   listImages() {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
@@ -57,19 +56,9 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 			return nil, invalid("options: " + err.Error())
 		}
 	}
-	var names []string
-	if opts.Repository != "" {
-		tag := opts.Tag
-		if tag == "" {
-			tag = "latest"
-		}
-		ref, err := name.NewTag(opts.Repository + ":" + tag)
-		if err != nil || opts.Repository != strings.ToLower(opts.Repository) {
-			return nil, invalid(fmt.Sprintf("%s:%s is not a valid image name", opts.Repository, tag))
-		}
-		names = []string{displayName(ref)}
-	} else if opts.Tag != "" {
-		return nil, invalid("options.tag needs options.repository")
+	names, reason := imageNames(opts.Repository, opts.Tag)
+	if reason != "" {
+		return nil, invalid(reason)
 	}
 	fail := func(class string, err error) *errcat.Error {
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID)

@@ -129,6 +129,11 @@ var imageClasses = map[string]map[imageFault]string{
 		faultBadContent: "LayerVerificationFailure", faultUnsafe: "LayerVerificationFailure", faultCorrupt: "LayerVerificationFailure",
 		faultNoSpace: "InsufficientDiskSpaceForSave", faultStore: "StoreFailure",
 	}),
+	// An imported tar is local too.
+	opImport: {
+		faultAborted: "AbortError", faultBadContent: "InvalidImportArchive", faultCorrupt: "InvalidImportArchive",
+		faultUnsafe: "UnsafeImageContent", faultNoSpace: "InsufficientDiskSpaceForImport", faultStore: "StoreFailure",
+	},
 	opPush: withRegistry(map[imageFault]string{
 		faultNotFound: "PushImageFailure", faultBadContent: "PushImageFailure", faultCorrupt: "PushImageFailure",
 		faultStore: "StoreFailure",

@@ -17,14 +17,15 @@ func TestAnUnexpectedEndIsLocalOrRegistryByOrigin(t *testing.T) {
 	corrupt := map[string]string{
 		opLoad: "InvalidArchive", opPull: "LayerVerificationFailure", opCopy: "LayerVerificationFailure",
 		opInspect: "InspectImageFailure", opSave: "LayerVerificationFailure", opPush: "PushImageFailure",
+		opImport: "InvalidImportArchive",
 	}
 	for op, want := range corrupt {
 		local := imageFailure(op, fromLocal, cut)
 		if local.Class != want || !strings.Contains(local.Reason, "truncated") || !strings.Contains(local.Reason, "layer sha256:abc") {
 			t.Errorf("%s from local files: %s %q, want %s saying it is truncated", op, local.Class, local.Reason, want)
 		}
-		if op == opLoad {
-			continue // an archive has no registry
+		if op == opLoad || op == opImport {
+			continue // an archive or an imported tar has no registry
 		}
 		if remote := imageFailure(op, fromRegistry, cut); remote.Class != "RegistryConnectionFailure" {
 			t.Errorf("%s from a registry: %s, want RegistryConnectionFailure", op, remote.Class)

@@ -52,3 +52,21 @@ async function archives(): Promise<void> {
   console.log(saved.Images[0].Id, fromRegistry.Format, fromRegistry.Path);
 }
 archives();
+
+async function restore(): Promise<void> {
+  const k3 = new K3Core();
+  const changed: K3Core.ContainerChange[] = await k3.containerCore.containerChanges('web-1');
+  const added = changed.filter((c) => c.Kind === 1).map((c) => c.Path);
+  const fromFile = await k3.imageCore.importImage('/backups/web-1.tar.gz', { repository: 'web', tag: 'restored', changes: ['CMD ["/app/run"]'] });
+  const { Readable } = await import('node:stream');
+  const fromStream = await k3.imageCore.importImage(Readable.from([Buffer.alloc(1024)]), {
+    platform: 'linux/arm64', message: 'nightly', signal: AbortSignal.timeout(1000), onProgress: (e) => console.log(e.phase, e.current, e.total),
+  });
+  try {
+    await k3.imageCore.importImage('/nope.tar');
+  } catch (e) {
+    if (e instanceof K3Core.errors.InvalidImportArchive) console.log(e.details.error);
+  }
+  console.log(added, fromFile.Id, fromStream.RepoTags);
+}
+restore();

@@ -22,6 +22,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imageconfig"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
@@ -267,12 +268,11 @@ func parseCreateOptions(raw json.RawMessage) (bundle.Options, string) {
 }
 
 func readImageConfig(st *store.Store, img store.Image) (*v1.ConfigFile, error) {
-	f, err := os.Open(st.BlobPath(img.ID))
+	raw, err := os.ReadFile(st.BlobPath(img.ID))
 	if err != nil {
 		return nil, fmt.Errorf("image config is missing from the store: %w", err)
 	}
-	defer f.Close()
-	cfg, err := v1.ParseConfigFile(f)
+	cfg, err := imageconfig.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("image config is corrupt: %w", err)
 	}

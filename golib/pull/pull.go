@@ -21,6 +21,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/imageconfig"
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
@@ -246,7 +247,7 @@ func makePlan(img v1.Image) (plan, error) {
 	if p.rawConfig, err = img.RawConfigFile(); err != nil {
 		return p, err
 	}
-	cfg, err := img.ConfigFile()
+	cfg, err := imageconfig.Parse(p.rawConfig)
 	if err != nil {
 		return p, &ContentError{Reason: "malformed image config: " + err.Error()}
 	}

@@ -350,6 +350,7 @@ declare namespace K3Core {
     InvalidRemoveImageParameters: typeof K3Error;
     ImageNotFoundLocally: typeof K3Error;
     ImageInUse: typeof K3Error;
+    ImageHasSeveralNames: typeof K3Error;
     InvalidCreateContainerParameters: typeof K3Error;
     ContainerNameInUse: typeof K3Error;
     CreateContainerFailure: typeof K3Error;

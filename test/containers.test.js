@@ -362,7 +362,8 @@ test('removeImage refuses an image in use, unless forced; frees its layers when 
   assert.equal(inUse.statusCode, 409);
   const otherRef = `${reg.host}/store/other:latest`;
   const removed = await k3.imageCore.removeImage(otherRef);
-  assert.deepEqual(removed.Untagged, [otherRef]);
+  // As docker rmi: the repository's last tag takes its digest reference along.
+  assert.deepEqual(removed.Untagged, [otherRef, `${reg.host}/store/other@${fx.other.manifestDigest}`]);
   assert.ok(removed.Deleted.includes(fx.other.configDigest));
   for (const l of fx.other.layers) {
     assert.equal(fs.existsSync(path.join(k3.root, 'blobs', 'sha256', l.digest.slice(7))), false);

@@ -70,6 +70,52 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+test('removeImage by name untags only that name when the image has others, as docker rmi', { skip: dockerSkip }, async () => {
+  const id = await loadBoth(imageWith('two-tags'), ['app:v1', 'app:v2']);
+  const ours = await k3.imageCore.removeImage('app:v1');
+  const theirs = rmiLines(await dockerd.docker('rmi', 'app:v1'));
+  assert.deepEqual(theirs, ['Untagged: app:v1']);
+  assert.deepEqual(ours, { Untagged: ['docker.io/library/app:v1'], Deleted: [] });
+  assert.deepEqual((await k3Tags(id)).map(familiar), await dockerTags(id));
+  assert.deepEqual(await dockerTags(id), ['app:v2']);
+
+  // The last name goes with the image, in both.
+  const last = await k3.imageCore.removeImage('app:v2');
+  const theirLast = rmiLines(await dockerd.docker('rmi', 'app:v2'));
+  assert.deepEqual(last.Untagged.map(familiar), theirLast.filter((l) => l.startsWith('Untagged: ')).map((l) => l.slice(10)));
+  assert.ok(last.Deleted.includes(id) && theirLast.includes(`Deleted: ${id}`));
+  assert.equal(await k3Tags(id), null);
+  assert.equal(await dockerTags(id), null);
+});
+
+test('removeImage by ID of an image with several names is refused without force, as docker rmi', { skip: dockerSkip }, async () => {
+  const id = await loadBoth(imageWith('by-id'), ['byid:1', 'other/byid:2']);
+  for (const ref of [id, id.slice(7), id.slice(7, 19)]) {
+    const ours = await failure(k3.imageCore.removeImage(ref));
+    assert.ok(ours instanceof K3Core.errors.ImageHasSeveralNames, `${ref}: ${ours.name}: ${ours.message}`);
+    assert.equal(ours.statusCode, 409);
+    assert.match(await dockerFailure('rmi', ref), /referenced in multiple repositories/);
+  }
+  assert.deepEqual((await k3Tags(id)).map(familiar).sort(), (await dockerTags(id)).sort());
+
+  const ours = await k3.imageCore.removeImage(id.slice(7, 19), { force: true });
+  const theirs = rmiLines(await dockerd.docker('rmi', '-f', id.slice(7, 19)));
+  assert.deepEqual(ours.Untagged.map(familiar).sort(), theirs.filter((l) => l.startsWith('Untagged: ')).map((l) => l.slice(10)).sort());
+  assert.ok(ours.Deleted.includes(id) && theirs.includes(`Deleted: ${id}`));
+  assert.equal(await k3Tags(id), null);
+  assert.equal(await dockerTags(id), null);
+});
+
+test('removeImage of the last name of an image a container uses is refused, as docker rmi', { skip: dockerSkip }, async () => {
+  const id = await loadBoth(imageWith('used'), ['used:1']);
+  await k3.containerCore.createContainer('used:1', { name: 'uses-it' });
+  await dockerd.docker('create', '--name', 'uses-it', 'used:1');
+  const ours = await failure(k3.imageCore.removeImage('used:1'));
+  assert.ok(ours instanceof K3Core.errors.ImageInUse, ours.name);
+  assert.match(await dockerFailure('rmi', 'used:1'), /container .* is using its referenced image/);
+  assert.deepEqual((await k3Tags(id)).map(familiar), await dockerTags(id));
+});
+
 test('pull accepts a config whose Cmd and Entrypoint are strings, as docker pull does', { skip: registrySkip }, async () => {
   const image = imageWith('string-cmd');
   const config = JSON.parse(JSON.stringify(image.config));

@@ -383,12 +383,48 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, fail("StoreFailure", err)
 	}
-	img, err := st.FindImage(imageCandidates(ref)...)
+	candidates := imageCandidates(ref)
+	img, err := st.FindImage(candidates...)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail("ImageNotFoundLocally", err)
 	}
 	if err != nil {
 		return nil, fail("StoreFailure", err)
+	}
+	containers, err := st.Containers()
+	if err != nil {
+		return nil, fail("StoreFailure", err)
+	}
+	var users []store.Container
+	for _, c := range containers {
+		if c.ImageID == img.ID {
+			users = append(users, c)
+		}
+	}
+	refs := append(append([]string{}, img.Names...), img.RepoDigests...)
+	untagged := []string{}
+	if named := namedBy(refs, candidates); named != "" {
+		// As docker rmi NAME: only that name goes (with the repository's
+		// digests when it was the repository's last tag); the image goes
+		// only when no name is left.
+		if !force && singleReference(refs) && len(users) > 0 {
+			return nil, fail("ImageInUse", fmt.Errorf("unable to remove %s (pass force): container %s uses it and the image would be left without a name", named, users[0].Name))
+		}
+		untagged = untagNames(refs, named)
+		if err := st.Untag(img.ID, untagged); err != nil {
+			return nil, fail("StoreFailure", err)
+		}
+		if len(untagged) < len(refs) {
+			return map[string]any{"Untagged": untagged, "Deleted": []string{}}, nil
+		}
+		force = true // the last name went: the image goes unless a container keeps it
+	} else if !force && !singleReference(refs) {
+		for _, c := range users {
+			if alive(c) {
+				return nil, fail("ImageInUse", fmt.Errorf("container %s is running it", c.Name))
+			}
+		}
+		return nil, fail("ImageHasSeveralNames", fmt.Errorf("%s is named %s; remove one name at a time, or pass force to remove every name", ref, strings.Join(refs, ", ")))
 	}
 	removed, orphans, err := st.RemoveImage(img.ID, force)
 	if errors.Is(err, store.ErrInUse) {
@@ -398,6 +434,12 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 		return nil, fail("StoreFailure", err)
 	}
 	deleted := []string{}
+	if len(untagged) == 0 {
+		untagged = nonNilStrings(img.Names) // a forced removal of an image in use keeps its record and digests
+		if removed {
+			untagged = refs
+		}
+	}
 	if removed {
 		deleted = append(deleted, img.ID)
 		os.Remove(st.BlobPath(img.ID))
@@ -408,5 +450,63 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 		os.Remove(st.BlobPath(l.BlobDigest))
 		deleted = append(deleted, l.ChainID)
 	}
-	return map[string]any{"Untagged": img.Names, "Deleted": deleted}, nil
+	return map[string]any{"Untagged": untagged, "Deleted": deleted}, nil
+}
+
+// namedBy is the image's name (repo:tag or repo@digest) that one of the
+// spellings of the caller's reference is, or "" when the caller gave an ID.
+func namedBy(refs, candidates []string) string {
+	for _, c := range candidates {
+		if contains(refs, c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// repositoryOf is the repository of a repo:tag or repo@digest.
+func repositoryOf(ref string) string {
+	if repo, _, ok := strings.Cut(ref, "@"); ok {
+		return repo
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i]
+	}
+	return ref
+}
+
+// singleReference reports whether refs name the image once, as docker
+// counts it: one tag at most, and digests only of that tag's repository.
+func singleReference(refs []string) bool {
+	repos := map[string]bool{}
+	tags := 0
+	for _, r := range refs {
+		repos[repositoryOf(r)] = true
+		if !strings.Contains(r, "@") {
+			tags++
+		}
+	}
+	return len(refs) > 0 && tags <= 1 && len(repos) == 1
+}
+
+// untagNames is what removing the name named takes away, as docker rmi
+// does: the name, and when it was its repository's last tag, the image's
+// digests in that repository too.
+func untagNames(refs []string, named string) []string {
+	out := []string{named}
+	if strings.Contains(named, "@") {
+		return out
+	}
+	repo := repositoryOf(named)
+	for _, r := range refs {
+		if r != named && repositoryOf(r) == repo && !strings.Contains(r, "@") {
+			return out // another tag of the repository keeps its digests
+		}
+	}
+	for _, r := range refs {
+		if strings.Contains(r, "@") && repositoryOf(r) == repo {
+			out = append(out, r)
+		}
+	}
+	return out
 }

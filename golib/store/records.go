@@ -316,6 +316,25 @@ func (s *Store) TagImage(id, name string) error {
 	return dbErr(err)
 }
 
+// Untag drops names of an image: each a repo:tag or a repo@digest. The
+// image record stays, even with no name left.
+func (s *Store) Untag(id string, names []string) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return dbErr(err)
+	}
+	defer tx.Rollback()
+	for _, n := range names {
+		if _, err := tx.Exec(`DELETE FROM image_names WHERE image_id = ? AND name = ?`, id, n); err != nil {
+			return dbErr(err)
+		}
+		if _, err := tx.Exec(`DELETE FROM image_digests WHERE image_id = ? AND repository || '@' || digest = ?`, id, n); err != nil {
+			return dbErr(err)
+		}
+	}
+	return dbErr(tx.Commit())
+}
+
 // CreateContainer records a new container.
 func (s *Store) CreateContainer(c Container) error {
 	_, err := s.db.Exec(`INSERT INTO containers (id, name, image_id, image_ref, state, created, config) VALUES (?, ?, ?, ?, ?, ?, ?)`,

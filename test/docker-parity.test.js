@@ -116,6 +116,44 @@ test('removeImage of the last name of an image a container uses is refused, as d
   assert.deepEqual((await k3Tags(id)).map(familiar), await dockerTags(id));
 });
 
+// The config fields docker commit --change can set.
+const CHANGED_FIELDS = ['Env', 'Cmd', 'Entrypoint', 'ExposedPorts', 'Labels', 'Volumes', 'WorkingDir', 'User', 'OnBuild', 'Healthcheck'];
+const empty = (v) => v === undefined || v === null || v === '' || (typeof v === 'object' && Object.keys(v).length === 0);
+const changedFields = (config) => Object.fromEntries(CHANGED_FIELDS.map((k) => [k, empty(config[k]) ? null : config[k]]));
+
+test('commitContainer applies changes as docker commit --change does', { skip: dockerSkip }, async () => {
+  await loadBoth(imageWith('commit-base', {
+    Env: ['PATH=/bin', 'HOME=/root'], Cmd: ['/bin/sh'], WorkingDir: '/w', Labels: { base: 'yes' },
+    Healthcheck: { Test: ['CMD', 'true'], Interval: 30000000000, Retries: 3 },
+  }), ['commit-base:1']);
+  await k3.containerCore.createContainer('commit-base:1', { name: 'changes' });
+  await dockerd.docker('create', '--name', 'changes', 'commit-base:1');
+  const accepted = [
+    ['ENV A=1 B=2', 'ENV C $A-$B'],
+    ['ENV B=$PATH:/x C=${HOME}', 'LABEL "a b"=c d=e x=$HOME', 'USER $HOME'],
+    ['ENTRYPOINT ["/bin/app"]'],
+    ['CMD ["y"]', 'ENTRYPOINT /bin/app --flag'],
+    ['CMD echo $HOME', 'WORKDIR rel', 'WORKDIR ../up'],
+    ['EXPOSE 8000-8002/udp 9000', 'EXPOSE 1.2.3.4:80:81', 'VOLUME ["/a","/b"]', 'VOLUME /c /d'],
+    ['ONBUILD run echo hi', 'HEALTHCHECK --timeout=5s CMD curl -f http://localhost/'],
+    ['ENV A=1 \\', 'B=2'],
+    ['ENTRYPOINT []', 'CMD []'],
+  ];
+  for (const [i, changes] of accepted.entries()) {
+    const ours = await k3.containerCore.commitContainer('changes', { repository: 'committed', tag: `c${i}`, changes })
+      .catch((e) => assert.fail(`${JSON.stringify(changes)}: ${e.createFullMessage()}`));
+    await dockerd.docker('commit', ...changes.flatMap((c) => ['--change', c]), 'changes', `committed:c${i}`);
+    const theirs = JSON.parse(await dockerd.docker('image', 'inspect', '--format', '{{json .Config}}', `committed:c${i}`));
+    const ourConfig = JSON.parse(fs.readFileSync(path.join(k3.root, 'blobs', 'sha256', ours.Id.slice(7)), 'utf8')).config;
+    assert.deepEqual(changedFields(ourConfig), changedFields(theirs), JSON.stringify(changes));
+  }
+  for (const change of ['RUN true', 'STOPSIGNAL SIGINT', 'MAINTAINER me', 'ARG X', '', 'ENV', 'EXPOSE 80/xyz', 'EXPOSE 70000', 'ONBUILD ONBUILD RUN x']) {
+    const ours = await failure(k3.containerCore.commitContainer('changes', { changes: [change] }));
+    assert.ok(ours instanceof K3Core.errors.InvalidCommitContainerParameters, `${JSON.stringify(change)}: ${ours.name}`);
+    await dockerFailure('commit', '--change', change, 'changes', 'refused:1');
+  }
+});
+
 test('pull accepts a config whose Cmd and Entrypoint are strings, as docker pull does', { skip: registrySkip }, async () => {
   const image = imageWith('string-cmd');
   const config = JSON.parse(JSON.stringify(image.config));

@@ -3,10 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/configchange"
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/layer"
@@ -71,10 +69,8 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, fail("CommitContainerFailure", err)
 	}
-	for _, change := range opts.Changes {
-		if err := applyChange(&config.Config, change); err != nil {
-			return nil, invalid(err.Error())
-		}
+	if err := configchange.Apply(&config.Config, opts.Changes); err != nil {
+		return nil, invalid("changes: " + err.Error())
 	}
 	bundleDir := st.BundleDir(c.ID)
 	if _, err := os.Stat(bundle.DiffDir(bundleDir)); err != nil {
@@ -205,105 +201,7 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// applyChange applies one Dockerfile-style instruction, as `docker commit
-// --change` does: ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE.
+// applyChange applies one `docker commit --change` instruction to cfg.
 func applyChange(cfg *v1.Config, change string) error {
-	instr, rest, _ := strings.Cut(strings.TrimSpace(change), " ")
-	rest = strings.TrimSpace(rest)
-	if rest == "" {
-		return fmt.Errorf("change %q has no value", change)
-	}
-	switch strings.ToUpper(instr) {
-	case "ENV":
-		// As in a Dockerfile: "ENV k=v" when the first word has an "=",
-		// else "ENV k v" with everything after the name as the value.
-		k, v, _ := strings.Cut(rest, "=")
-		if first, value, _ := strings.Cut(rest, " "); !strings.Contains(first, "=") {
-			if k, v = first, strings.TrimSpace(value); v == "" {
-				return fmt.Errorf("change %q: ENV needs a value", change)
-			}
-		}
-		if k = strings.Trim(k, `"`); k == "" || strings.ContainsAny(k, " \t\n") {
-			return fmt.Errorf("change %q: ENV needs a name without spaces", change)
-		}
-		cfg.Env = setEnv(cfg.Env, k, strings.Trim(strings.TrimSpace(v), `"`))
-	case "LABEL":
-		k, v, ok := strings.Cut(rest, "=")
-		if k = strings.Trim(k, `"`); !ok || k == "" {
-			return fmt.Errorf("change %q: LABEL needs key=value", change)
-		}
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		cfg.Labels[k] = strings.Trim(v, `"`)
-	case "CMD":
-		cfg.Cmd = commandForm(rest)
-	case "ENTRYPOINT":
-		cfg.Entrypoint = commandForm(rest)
-	case "WORKDIR":
-		cfg.WorkingDir = rest
-	case "USER":
-		cfg.User = rest
-	case "EXPOSE":
-		var ports []string
-		for _, spec := range strings.Fields(rest) {
-			port, err := exposedPort(spec)
-			if err != nil {
-				return fmt.Errorf("change %q: %w", change, err)
-			}
-			ports = append(ports, port)
-		}
-		if cfg.ExposedPorts == nil {
-			cfg.ExposedPorts = map[string]struct{}{}
-		}
-		for _, port := range ports {
-			cfg.ExposedPorts[port] = struct{}{}
-		}
-	default:
-		return fmt.Errorf("change %q: %s is not one of ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE", change, instr)
-	}
-	return nil
-}
-
-// exposedPort reads an EXPOSE argument, "port", "port/proto" or a range
-// "low-high[/proto]", as the key an image config uses ("80/tcp").
-func exposedPort(spec string) (string, error) {
-	ports, proto, _ := strings.Cut(spec, "/")
-	if proto = strings.ToLower(proto); proto == "" && !strings.HasSuffix(spec, "/") {
-		proto = "tcp"
-	}
-	if proto != "tcp" && proto != "udp" && proto != "sctp" {
-		return "", fmt.Errorf("EXPOSE %s: the protocol must be tcp, udp or sctp", spec)
-	}
-	low, high, isRange := strings.Cut(ports, "-")
-	lo, err := strconv.ParseUint(low, 10, 16)
-	hi := lo
-	if err == nil && isRange {
-		hi, err = strconv.ParseUint(high, 10, 16)
-	}
-	if err != nil || lo == 0 || hi < lo {
-		return "", fmt.Errorf("EXPOSE %s: not a port or port range from 1 to 65535", spec)
-	}
-	return ports + "/" + proto, nil
-}
-
-// commandForm reads the JSON form ["a", "b"] or the shell form, which runs
-// under /bin/sh -c as in a Dockerfile.
-func commandForm(s string) []string {
-	var list []string
-	if json.Unmarshal([]byte(s), &list) == nil {
-		return list
-	}
-	return []string{"/bin/sh", "-c", s}
-}
-
-func setEnv(env []string, key, value string) []string {
-	out := append([]string{}, env...)
-	for i, kv := range out {
-		if k, _, _ := strings.Cut(kv, "="); k == key {
-			out[i] = key + "=" + value
-			return out
-		}
-	}
-	return append(out, key+"="+value)
+	return configchange.Apply(cfg, []string{change})
 }

@@ -178,3 +178,55 @@ test('pull accepts a config whose Cmd and Entrypoint are strings, as docker pull
   assert.deepEqual(theirs.Cmd, ['--serve now']);
   assert.deepEqual(created.Command, [...theirs.Entrypoint, ...theirs.Cmd]);
 });
+
+// Names docker refuses as "invalid reference format"; a client that let
+// them through would send ../../etc to a registry named "..".
+const HOSTILE = ['../../etc', '..', 'a//b', '-a', '.hidden/x', 'x/.', 'a___b'];
+
+test('hostile image names are refused by every call, before any network, as docker refuses them', { skip: dockerSkip }, async () => {
+  const id = await loadBoth(imageWith('hostile-target'), ['hostile-target:1']);
+  const out = path.join(tmp, 'hostile');
+  fs.mkdirSync(out);
+  for (const bad of HOSTILE) {
+    const calls = {
+      InvalidPullParameters: () => k3.imageCore.pullAnImage(bad, 'latest'),
+      InvalidCopyImageParameters: () => k3.imageCore.copyImage(bad, 'latest', path.join(out, 'layout')),
+      InvalidSaveImageParameters: () => k3.imageCore.saveImage(bad, path.join(out, 'x.tar'), { source: 'registry' }),
+      InvalidPushParameters: () => k3.imageCore.pushAnImage('hostile-target:1', bad),
+      InvalidTagImageParameters: () => k3.imageCore.tagImage('hostile-target:1', bad),
+      InvalidCreateContainerParameters: () => k3.containerCore.createContainer(bad),
+      InvalidInspectParameters: () => k3.imageCore.inspectAnImage(bad, { imageName: bad }),
+    };
+    // The store's images by a name docker refuses: refused too (docker save,
+    // push, tag and create all say "invalid reference format").
+    const fromStore = {
+      InvalidSaveImageParameters: () => k3.imageCore.saveImage(bad, path.join(out, 'x.tar')),
+      InvalidPushParameters: () => k3.imageCore.pushAnImage(bad),
+      InvalidTagImageParameters: () => k3.imageCore.tagImage(bad, 'hostile-target:2'),
+    };
+    for (const [cls, call] of [...Object.entries(calls), ...Object.entries(fromStore)]) {
+      const err = await failure(call());
+      assert.equal(err.name, cls, `${bad}: ${err.createFullMessage?.() ?? err}`);
+      assert.equal(err.statusCode, 422);
+    }
+    // '--' ends the docker CLI's options, so '-a' is read as a name.
+    for (const args of [['pull', '--', bad], ['create', '--', bad], ['tag', '--', 'hostile-target:1', bad], ['tag', '--', bad, 'hostile-target:2'],
+      ['push', '--', bad], ['save', '-o', path.join(out, 'd.tar'), '--', bad]]) {
+      assert.match(await dockerFailure(...args), /invalid reference format/, `docker ${args.join(' ')}`);
+    }
+  }
+  assert.deepEqual((await k3Tags(id)).map(familiar), ['hostile-target:1']);
+});
+
+test('the k3 transport is for inspectAnImage only: the other calls refuse it with their 422 class', async () => {
+  const options = { containerImageTransport: 'k3' };
+  const calls = {
+    InvalidPullParameters: () => k3.imageCore.pullAnImage('alpine', 'latest', options),
+    InvalidCopyImageParameters: () => k3.imageCore.copyImage('alpine', 'latest', path.join(tmp, 'k3-layout'), options),
+  };
+  for (const [cls, call] of Object.entries(calls)) {
+    const err = await failure(call());
+    assert.equal(err.name, cls, err.createFullMessage?.() ?? String(err));
+    assert.match(err.details.error, /k3 transport/);
+  }
+});

@@ -140,6 +140,9 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, invalid(err.Error())
 	}
+	if reason := checkStoreRef(imageRef); reason != "" {
+		return nil, invalid(reason)
+	}
 	opts, reason := parseCreateOptions(list[1])
 	if reason != "" {
 		return nil, invalid(reason)

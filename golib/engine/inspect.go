@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 
@@ -39,7 +40,9 @@ var (
 	referenceChars = regexp.MustCompile(`^[a-zA-Z0-9._/:@-]+$`)
 	tagPattern     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	platformWord   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
-	transports     = []string{"docker", "oci", "oci-archive", "docker-archive", "k3"}
+	// The transports an image is read from; inspect also reads this store.
+	sourceTransports  = []string{"docker", "oci", "oci-archive", "docker-archive"}
+	inspectTransports = []string{"docker", "oci", "oci-archive", "docker-archive", "k3"}
 )
 
 func invalidInspect(imageName, reason string) *errcat.Error {
@@ -51,18 +54,25 @@ func parseInspectRequest(args json.RawMessage) (inspectRequest, *errcat.Error) {
 	if err != nil {
 		return inspectRequest{}, invalidInspect("", err.Error())
 	}
-	req, imageName, reason := parseImageRequest(list[0], list[1], "postData")
+	req, imageName, reason := parseRequest(list[0], list[1], "postData", inspectTransports)
 	if reason != "" {
 		return inspectRequest{}, invalidInspect(imageName, reason)
 	}
 	return req, nil
 }
 
-// parseImageRequest validates an image name and the object of options that
-// goes with it (inspect's postData, pull's options); what is wrong comes
-// back as a reason for the caller's own error class, with the image name
-// as far as it could be read.
+// parseImageRequest validates an image name and the options that go with
+// it for an operation that reads the image from one of sourceTransports
+// (pull, copy, push's destination, save from a registry); what is wrong
+// comes back as a reason for the caller's own error class, with the image
+// name as far as it could be read.
 func parseImageRequest(nameRaw, optionsRaw json.RawMessage, optionsName string) (inspectRequest, string, string) {
+	return parseRequest(nameRaw, optionsRaw, optionsName, sourceTransports)
+}
+
+// parseRequest is parseImageRequest for an operation that takes the given
+// transports.
+func parseRequest(nameRaw, optionsRaw json.RawMessage, optionsName string, transports []string) (inspectRequest, string, string) {
 	imageName, present, err := stringParam(nameRaw, "imageName")
 	if err != nil || !present || strings.TrimSpace(imageName) == "" {
 		if err == nil {
@@ -93,7 +103,11 @@ func parseImageRequest(nameRaw, optionsRaw json.RawMessage, optionsName string) 
 		req.transport = t
 	}
 	if !contains(transports, req.transport) {
-		return fail(fmt.Sprintf("unknown transport %q; use one of %s", req.transport, strings.Join(transports, ", ")))
+		reason := fmt.Sprintf("unknown transport %q", req.transport)
+		if contains(inspectTransports, req.transport) {
+			reason = fmt.Sprintf("the %s transport (this store) is only for inspectAnImage", req.transport)
+		}
+		return fail(fmt.Sprintf("%s; use one of %s", reason, strings.Join(transports, ", ")))
 	}
 	if req.imageTag, _, err = postData.str("imageTag"); err != nil {
 		return fail(err.Error())
@@ -181,6 +195,21 @@ func checkDockerName(imageName string) string {
 	}
 	if _, err := name.ParseReference(imageName); err != nil {
 		return "Invalid image name: " + err.Error()
+	}
+	// Docker's own grammar: go-containerregistry lets through names such
+	// as ../../etc, which would then be sent to a "registry" named "..".
+	if _, err := reference.ParseNormalizedNamed(imageName); err != nil {
+		return "Invalid image name: " + err.Error()
+	}
+	return ""
+}
+
+// checkStoreRef explains why ref can name no store image, as docker
+// refuses it ("invalid reference format"), or returns "". IDs and ID
+// prefixes pass: they are references too.
+func checkStoreRef(ref string) string {
+	if _, err := reference.ParseAnyReference(ref); err != nil {
+		return "Invalid image reference: " + err.Error()
 	}
 	return ""
 }

@@ -106,6 +106,9 @@ func (e *Engine) tagImage(ctx context.Context, call *Request) (any, error) {
 	if source == "" || target == "" {
 		return nil, invalid("image and newName are required")
 	}
+	if reason := checkStoreRef(source); reason != "" {
+		return nil, invalid("image: " + reason)
+	}
 	if reason := checkDockerName(target); reason != "" {
 		return nil, invalid("newName: " + reason)
 	}
@@ -156,6 +159,9 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	}
 	if source == "" {
 		return nil, invalid("image is required")
+	}
+	if reason := checkStoreRef(source); reason != "" {
+		return nil, invalid("image: " + reason)
 	}
 	if dest == "" {
 		dest = source

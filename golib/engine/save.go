@@ -53,6 +53,11 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	if refsErr != nil {
 		return nil, invalid(refsErr.Error())
 	}
+	for _, ref := range refs {
+		if reason := checkStoreRef(ref); reason != "" {
+			return nil, invalid(reason)
+		}
+	}
 	if reason != "" {
 		return nil, invalid(reason)
 	}

@@ -230,3 +230,37 @@ test('the k3 transport is for inspectAnImage only: the other calls refuse it wit
     assert.match(err.details.error, /k3 transport/);
   }
 });
+
+test('calls that change a container take an exact name or an ID prefix, as docker does; export and inspect also a part of a name', { skip: dockerSkip }, async () => {
+  await loadBoth(imageWith('names'), ['names:1']);
+  const web = await k3.containerCore.createContainer('names:1', { name: 'web-frontend' });
+  await dockerd.docker('create', '--name', 'web-frontend', 'names:1');
+  const host = path.join(tmp, 'copied.txt');
+  fs.writeFileSync(host, 'x');
+  const changing = {
+    removeContainer: () => k3.containerCore.removeContainer('frontend', { force: true }),
+    stopContainer: () => k3.containerCore.stopContainer('frontend'),
+    killContainer: () => k3.containerCore.killContainer('frontend'),
+    startContainer: () => k3.containerCore.startContainer('frontend'),
+    restartContainer: () => k3.containerCore.restartContainer('frontend'),
+    pauseContainer: () => k3.containerCore.pauseContainer('frontend'),
+    commitContainer: () => k3.containerCore.commitContainer('frontend'),
+    copyToContainer: () => k3.containerCore.copyToContainer('frontend', host, '/'),
+    removeFromContainer: () => k3.containerCore.removeFromContainer('frontend', '/names.txt'),
+  };
+  for (const [op, call] of Object.entries(changing)) {
+    const err = await failure(call());
+    assert.ok(err instanceof K3Core.errors.ContainerNotFound, `${op}: ${err.name}: ${err.message}`);
+  }
+  for (const args of [['rm', 'frontend'], ['stop', 'frontend'], ['kill', 'frontend'], ['start', 'frontend'], ['commit', 'frontend']]) {
+    assert.match(await dockerFailure(...args), /No such container: frontend/, `docker ${args.join(' ')}`);
+  }
+  await dockerd.docker('rm', '-f', 'frontend'); // "no such container" is not an error with -f ...
+  await dockerd.docker('container', 'inspect', 'web-frontend'); // ... and web-frontend is still there
+  assert.equal((await k3.containerCore.inspectContainer('frontend')).Id, web.Id);
+  assert.match(await k3.containerCore.exportContainer('frontend', path.join(tmp, 'web.tar')), /^web-frontend has exported successfully/);
+
+  const removed = await k3.containerCore.removeContainer(web.Id.slice(0, 8), { force: true });
+  assert.equal(removed.Id, web.Id);
+  await dockerd.docker('rm', '-f', 'web-frontend');
+});

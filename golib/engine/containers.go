@@ -80,6 +80,12 @@ func (e *Engine) summary(st *store.Store, c store.Container) ContainerSummary {
 	return s
 }
 
+// partialNameOps take a part of a container's name as well, as SPEC §3
+// documents for exportContainer; inspectContainer reads alike. Every other
+// operation, and every one that changes a container, takes what docker
+// takes: the full ID, the exact name or a unique ID prefix.
+var partialNameOps = map[string]bool{opExport: true, "inspectContainer": true}
+
 // resolveContainer finds the one container idOrName names, or the error
 // op documents for each way that fails.
 func (e *Engine) resolveContainer(op, invalidClass string, st *store.Store, idOrName string, details map[string]any) (store.Container, *errcat.Error) {
@@ -89,7 +95,7 @@ func (e *Engine) resolveContainer(op, invalidClass string, st *store.Store, idOr
 		}
 		return err
 	}
-	found, err := st.FindContainers(idOrName)
+	found, err := st.FindContainers(idOrName, partialNameOps[op])
 	if err != nil {
 		return store.Container{}, with(errcat.New(op, "ResolveContainerName", err.Error(), err))
 	}

@@ -214,7 +214,7 @@ func (e *Engine) containerUser(st *store.Store, c store.Container) (string, erro
 
 // refreshed reads a container again after a change.
 func (e *Engine) refreshed(st *store.Store, id string) (any, error) {
-	found, err := st.FindContainers(id)
+	found, err := st.FindContainers(id, false)
 	if err != nil || len(found) != 1 {
 		return nil, fmt.Errorf("container %s vanished: %v", id, err)
 	}
@@ -366,7 +366,7 @@ func (e *Engine) waitContainer(ctx context.Context, call *Request) (any, error) 
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		found, err := st.FindContainers(c.ID)
+		found, err := st.FindContainers(c.ID, false)
 		if err != nil || len(found) != 1 {
 			return nil, errcat.New(op, "ContainerNotFound", "the container was removed while waiting", err).With("containerId", c.ID)
 		}

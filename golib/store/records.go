@@ -369,9 +369,10 @@ func (s *Store) queryContainers(where string, args ...any) ([]Container, error) 
 func (s *Store) Containers() ([]Container, error) { return s.queryContainers("") }
 
 // FindContainers returns the containers idOrName names, trying in order: the
-// full ID, the exact name, an ID prefix, then names containing it. The first
-// rule that matches anything decides; more than one result is ambiguous.
-func (s *Store) FindContainers(idOrName string) ([]Container, error) {
+// full ID, the exact name, an ID prefix, then (with partialNames) names
+// containing it. The first rule that matches anything decides; more than
+// one result is ambiguous.
+func (s *Store) FindContainers(idOrName string, partialNames bool) ([]Container, error) {
 	escaped := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(idOrName)
 	rules := []struct {
 		where string
@@ -381,6 +382,9 @@ func (s *Store) FindContainers(idOrName string) ([]Container, error) {
 		{`WHERE name = ?`, idOrName},
 		{`WHERE id LIKE ? ESCAPE '\'`, escaped + "%"},
 		{`WHERE name LIKE ? ESCAPE '\'`, "%" + escaped + "%"},
+	}
+	if !partialNames {
+		rules = rules[:3]
 	}
 	for _, r := range rules {
 		found, err := s.queryContainers(r.where, r.arg)

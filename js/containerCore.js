@@ -4,6 +4,14 @@ const { run } = require('./operation');
 
 const str = (v) => (typeof v === 'string' ? v : '');
 
+function withStdinEncoded(options) {
+  if (!options || typeof options !== 'object') return options;
+  const { stdin, ...rest } = options;
+  if (typeof stdin === 'string') return { ...rest, stdinBase64: Buffer.from(stdin).toString('base64') };
+  if (stdin instanceof Uint8Array) return { ...rest, stdinBase64: Buffer.from(stdin.buffer, stdin.byteOffset, stdin.byteLength).toString('base64') };
+  return options; // absent, or of a kind the engine rejects with a clear reason
+}
+
 class ContainerCore {
   constructor(ctx) {
     Object.defineProperty(this, '_ctx', { value: ctx });
@@ -76,6 +84,14 @@ class ContainerCore {
   // containerLogs(id, {tail, since, stdout, stderr}) -> [{stream, time, log}]
   containerLogs(containerId, options) {
     return run(this._ctx, 'containerLogs', [containerId, options], options, { containerId: str(containerId) });
+  }
+
+  // Runs a command in a running container, as `docker exec`:
+  // execContainer(id, cmd, {env, user, workingDir, stdin, signal}) ->
+  // {ExitCode, stdout, stderr}. stdin, a string or a Buffer, travels as base64.
+  execContainer(containerId, cmd, options) {
+    return run(this._ctx, 'execContainer', [containerId, cmd, withStdinEncoded(options)], options,
+      { containerId: str(containerId) });
   }
 
   // Makes the container's changes a new image layer, as `docker commit`:

@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/sys/user"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/ociruntime"
+)
+
+func init() {
+	operations["execContainer"] = (*Engine).execContainer
+	runtimeClasses["execContainer"] = runtimeRow()
+}
+
+// execOptions is what the caller asked of one exec.
+type execOptions struct {
+	cmd        []string
+	env        []string
+	user       string
+	hasUser    bool
+	workingDir string
+	stdin      []byte
+}
+
+// ExecResult is how the command ended and what it wrote, decoded as UTF-8.
+type ExecResult struct {
+	ExitCode int    `json:"ExitCode"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+}
+
+// execContainer(id, cmd, {env, user, workingDir, stdin}) runs cmd in the
+// running container, as `docker exec` does: a process like the container's
+// own (its capabilities, AppArmor profile, no-new-privileges, rlimits,
+// environment, user and working directory), with the caller's changes.
+func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) {
+	const op = "execContainer"
+	list, st, c, err := e.containerCall(op, "InvalidExecContainerParameters", call, 3)
+	if err != nil {
+		return nil, err
+	}
+	opts, reason := readExecOptions(list[1], list[2])
+	if reason != "" {
+		return nil, errcat.New(op, "InvalidExecContainerParameters", reason, nil).With("containerId", c.ID)
+	}
+	switch c.State {
+	case "running":
+	case "paused":
+		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is paused; unpause it first", c.Name), nil).With("containerId", c.ID)
+	default:
+		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
+	}
+	bundleDir := st.BundleDir(c.ID)
+	process, err := execProcess(bundleDir, opts)
+	if errors.Is(err, user.ErrNoPasswdEntries) || errors.Is(err, user.ErrNoGroupEntries) {
+		return nil, errcat.New(op, "UserNotFound", err.Error(), err).With("containerId", c.ID).With("user", opts.user)
+	}
+	if err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	runtime, err := ociruntime.Find(call.Runtime)
+	if err != nil {
+		return nil, runtimeFailure(op, c, err)
+	}
+	scratch, err := os.MkdirTemp(bundleDir, "exec-")
+	if err != nil {
+		return nil, runtimeFailure(op, c, bundleGone(bundleDir, err))
+	}
+	defer os.RemoveAll(scratch)
+	result, err := ociruntime.Exec(ctx, runtime, c.ID, process, opts.stdin, scratch)
+	var cmdErr *ociruntime.CommandError
+	switch {
+	case errors.As(err, &cmdErr) && errors.Is(err, ociruntime.ErrCommandNotFound):
+		return nil, errcat.New(op, "CommandNotFound", cmdErr.Message, err).With("containerId", c.ID).With("cmd", opts.cmd)
+	case errors.As(err, &cmdErr):
+		return nil, errcat.New(op, "CommandNotExecutable", cmdErr.Message, err).With("containerId", c.ID).With("cmd", opts.cmd)
+	case err != nil:
+		return nil, runtimeFailure(op, c, err)
+	}
+	return ExecResult{ExitCode: result.ExitCode, Stdout: string(result.Stdout), Stderr: string(result.Stderr)}, nil
+}
+
+// bundleGone says that the container's files are missing, when they are.
+func bundleGone(bundleDir string, err error) error {
+	if _, statErr := os.Stat(bundleDir); errors.Is(statErr, os.ErrNotExist) {
+		return fmt.Errorf("%w: %v", errBundleMissing, err)
+	}
+	return err
+}
+
+// readExecOptions checks the command and the options; the reason is set
+// when they are wrong.
+func readExecOptions(rawCmd, rawOpts json.RawMessage) (execOptions, string) {
+	var opts execOptions
+	if isNull(rawCmd) {
+		return opts, "cmd is required: an array of strings such as ['ls', '-l']"
+	}
+	if err := json.Unmarshal(rawCmd, &opts.cmd); err != nil || len(opts.cmd) == 0 || opts.cmd[0] == "" {
+		return opts, "cmd must be a non-empty array of strings such as ['ls', '-l']"
+	}
+	if isNull(rawOpts) {
+		return opts, ""
+	}
+	p, err := objectParam(rawOpts, "options")
+	if err != nil {
+		return opts, err.Error()
+	}
+	if raw := p.raw["env"]; !isNull(raw) {
+		if json.Unmarshal(raw, &opts.env) != nil {
+			return opts, "options.env must be an array of 'NAME=value' strings"
+		}
+		for _, kv := range opts.env {
+			if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+				return opts, fmt.Sprintf("options.env entry %q is not NAME=value", kv)
+			}
+		}
+	}
+	if opts.user, opts.hasUser, err = p.str("user"); err != nil {
+		return opts, err.Error()
+	}
+	if opts.workingDir, _, err = p.str("workingDir"); err != nil {
+		return opts, err.Error()
+	}
+	if opts.workingDir != "" && !path.IsAbs(opts.workingDir) {
+		return opts, "options.workingDir must be an absolute path in the container"
+	}
+	// The JS layer sends stdin, a string or a Buffer, as base64.
+	if !isNull(p.raw["stdin"]) {
+		return opts, "options.stdin must be a string or a Buffer"
+	}
+	if encoded, _, err := p.str("stdinBase64"); err != nil {
+		return opts, err.Error()
+	} else if opts.stdin, err = base64.StdEncoding.DecodeString(encoded); err != nil {
+		return opts, "options.stdinBase64 is not base64"
+	}
+	return opts, ""
+}
+
+// execProcess is the process spec of the exec: the container's own process
+// (as the runtime started it, with its user already resolved) with the
+// command, environment, user and working directory of this exec.
+func execProcess(bundleDir string, opts execOptions) (*specs.Process, error) {
+	data, err := os.ReadFile(filepath.Join(bundleDir, "config.json"))
+	if err != nil {
+		return nil, bundleGone(bundleDir, err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil || spec.Process == nil {
+		return nil, fmt.Errorf("the container's config.json is corrupt: %v", err)
+	}
+	process := spec.Process
+	process.Args = opts.cmd
+	process.Terminal = false
+	process.ConsoleSize = nil
+	process.Env = mergeEnv(process.Env, opts.env)
+	if opts.workingDir != "" {
+		process.Cwd = opts.workingDir
+	}
+	if opts.hasUser {
+		if process.User, err = bundle.ProcessUser(filepath.Join(bundleDir, "rootfs"), opts.user); err != nil {
+			return nil, err
+		}
+	}
+	return process, nil
+}
+
+// mergeEnv is env with each NAME=value of extra set, replacing a value of
+// the same name, as docker exec's -e does.
+func mergeEnv(env, extra []string) []string {
+	out := append([]string{}, env...)
+	for _, kv := range extra {
+		name, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if oldName, _, _ := strings.Cut(old, "="); oldName == name {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

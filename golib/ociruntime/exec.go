@@ -44,7 +44,10 @@ var (
 	notExecutableWords = regexp.MustCompile(`(?i)permission denied|exec format error`)
 )
 
-const execOutputGrace = 2 * time.Second
+const (
+	execOutputGrace = 2 * time.Second
+	startGrace      = 10 * time.Second
+)
 
 // ExecResult is how an exec'd process ended and what it wrote.
 type ExecResult struct {
@@ -85,8 +88,7 @@ func Exec(ctx context.Context, runtime, id string, process *specs.Process, stdin
 	select {
 	case waitErr = <-ended:
 	case <-ctx.Done():
-		killExecd(pidPath, cmd.Process)
-		<-ended
+		killExecd(pidPath, cmd.Process, ended)
 		return ExecResult{}, ctx.Err()
 	}
 	started := fileExists(pidPath)
@@ -116,16 +118,29 @@ func Exec(ctx context.Context, runtime, id string, process *specs.Process, stdin
 	return ExecResult{}, &RuntimeError{Message: msg}
 }
 
-// killExecd kills the exec'd process, found by the pid the runtime wrote
-// (the runtime is still waiting for it, so that pid cannot be reused yet),
-// and the runtime itself, which may not have started it yet.
-func killExecd(pidPath string, runtime *os.Process) {
-	if data, err := os.ReadFile(pidPath); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
-			unix.Kill(pid, unix.SIGKILL)
+// killExecd kills the exec'd process, found by the pid the runtime writes
+// once it has started it (the runtime is still waiting for it, so that pid
+// cannot be reused yet), and returns when the runtime has ended. Killing the
+// runtime instead, while it starts the process, would leave the process
+// running unwatched; only a runtime stuck for startGrace is killed.
+func killExecd(pidPath string, runtime *os.Process, ended <-chan error) {
+	giveUp := time.After(startGrace)
+	for {
+		if data, err := os.ReadFile(pidPath); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		select {
+		case <-ended:
+			return
+		case <-giveUp:
+			runtime.Kill()
+			<-ended
+			return
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	runtime.Kill()
 }
 
 // lastLogMessage is the last error the runtime logged as JSON lines.

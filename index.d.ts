@@ -236,9 +236,19 @@ declare namespace K3Core {
     user?: string;
     /** An absolute path in the container; default the container's working directory. */
     workingDir?: string;
-    /** Fed to the command's standard input, then closed; without it the input is empty. */
+    /** Fed to the command's standard input, then closed; without it the input is empty. Not with tty. */
     stdin?: string | Uint8Array;
+    /** Run on a pseudo-terminal (as docker exec -t), handed to onTerminal; stdout and stderr then come back empty. */
+    tty?: boolean;
+    /** Required with tty: called once with the terminal, as soon as the exec begins. */
+    onTerminal?: (terminal: ExecTerminal) => void;
   }
+
+  /** What the command's terminal shows (read) and what is typed into it (write); it ends when the command has ended. */
+  type ExecTerminal = import('node:stream').Duplex & {
+    /** Sets the terminal's size, as a terminal emulator does when its window changes (the command gets SIGWINCH). */
+    resize(cols: number, rows: number): void;
+  };
 
   interface ExecResult {
     ExitCode: number;

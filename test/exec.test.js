@@ -16,7 +16,7 @@ const { containerRunReasons } = require('./helpers/runc');
 const skip = need(containerRunReasons());
 
 const K3 = path.join(__dirname, '..', 'bin', 'k3.js');
-const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'true', 'id', 'pwd', 'env', 'ps', 'wc'];
+const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'true', 'id', 'pwd', 'env', 'ps', 'wc', 'stty', 'tty'];
 
 let tmp;
 let root;
@@ -63,6 +63,13 @@ async function failure(promise) {
 async function processes() {
   const { stdout } = await exec(['ps', '-o', 'args']);
   return stdout.split('\n').slice(1).filter(Boolean);
+}
+// An aborted call rejects at once; the engine kills the process just after.
+async function assertGone(command) {
+  const end = Date.now() + 5000;
+  let left = await processes();
+  while (left.some((p) => p.includes(command)) && Date.now() < end) left = await processes();
+  assert.ok(!left.some((p) => p.includes(command)), `the aborted command is gone: ${left}`);
 }
 
 test('the exit code, and stdout and stderr apart', { skip }, async () => {
@@ -184,9 +191,66 @@ test('an abort kills the command, and leaves the container running', { skip }, a
   const err = await failure(exec(['sleep', '123'], { signal: AbortSignal.timeout(300) }));
   assert.equal(err.name, 'AbortError');
   assert.ok(Date.now() - started < 5000, `the abort took ${Date.now() - started} ms`);
-  const left = await processes();
-  assert.ok(!left.some((p) => p.includes('sleep 123')), `the aborted command is gone: ${left}`);
+  await assertGone('sleep 123');
   assert.equal((await k3.containerCore.inspectContainer('box')).State, 'running');
+});
+
+// Drives an exec on a terminal as a terminal emulator does: what it shows is
+// collected, and until(re) waits for it to show re.
+function terminalSession(cmd, options = {}) {
+  const session = { shown: '' };
+  session.done = exec(cmd, {
+    ...options,
+    tty: true,
+    onTerminal: (terminal) => {
+      session.terminal = terminal;
+      terminal.on('data', (d) => { session.shown += d; });
+    },
+  });
+  session.until = async (re) => {
+    const end = Date.now() + 10000;
+    while (!re.test(session.shown) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.match(session.shown, re);
+  };
+  return session;
+}
+
+test('tty: a shell on a terminal is typed into, resized (stty size sees it), and exits with its code', { skip }, async () => {
+  const s = terminalSession(['sh']);
+  await s.until(/# /);
+  s.terminal.write('tty; echo "$TERM $(stty size)"\n');
+  await s.until(/\/dev\/pts\/\d+\r\nxterm 24 80\r\n/);
+  s.terminal.resize(100, 40);
+  s.terminal.write('echo "size $(stty size)"\n');
+  await s.until(/size 40 100\r\n/);
+  s.terminal.resize(132, 50);
+  s.terminal.write('echo "size $(stty size)"\n');
+  await s.until(/size 50 132\r\n/);
+  s.terminal.write('exit 3\n');
+  assert.deepEqual(await s.done, { ExitCode: 3, stdout: '', stderr: '' });
+  // The engine's side is closed: the terminal stream ends.
+  await new Promise((resolve) => (s.terminal.destroyed ? resolve() : s.terminal.on('close', resolve)));
+});
+
+test('tty: the env and user options apply; a command not found is typed; an abort kills it', { skip }, async () => {
+  const s = terminalSession(['sh', '-c', 'id -un; echo $MODE'], { user: 'app', env: ['MODE=tty'] });
+  assert.equal((await s.done).ExitCode, 0);
+  assert.match(s.shown, /^app\r\ntty\r\n$/);
+
+  const missing = await failure(terminalSession(['no-such-command']).done);
+  assert.equal(missing.name, 'CommandNotFound');
+
+  const started = Date.now();
+  const aborted = terminalSession(['sleep', '321'], { signal: AbortSignal.timeout(300) });
+  assert.equal((await failure(aborted.done)).name, 'AbortError');
+  assert.ok(Date.now() - started < 5000);
+  await assertGone('sleep 321');
+
+  const both = await failure(exec(['cat'], { tty: true, stdin: 'x', onTerminal: () => {} }));
+  assert.match(both.details.error, /stdin cannot be given with options.tty/);
+  const noHandler = await failure(exec(['cat'], { tty: true }));
+  assert.equal(noHandler.name, 'InvalidExecContainerParameters');
+  assert.match(noHandler.details.error, /onTerminal/);
 });
 
 // Runs `node bin/k3.js` with no terminal; resolves { code, stdout, stderr }.

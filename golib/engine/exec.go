@@ -32,6 +32,7 @@ type execOptions struct {
 	hasUser    bool
 	workingDir string
 	stdin      []byte
+	tty        bool
 }
 
 // ExecResult is how the command ended and what it wrote, decoded as UTF-8.
@@ -41,10 +42,11 @@ type ExecResult struct {
 	Stderr   string `json:"stderr"`
 }
 
-// execContainer(id, cmd, {env, user, workingDir, stdin}) runs cmd in the
-// running container, as `docker exec` does: a process like the container's
-// own (its capabilities, AppArmor profile, no-new-privileges, rlimits,
-// environment, user and working directory), with the caller's changes.
+// execContainer(id, cmd, {env, user, workingDir, stdin, tty}) runs cmd in
+// the running container, as `docker exec` does: a process like the
+// container's own (its capabilities, AppArmor profile, no-new-privileges,
+// rlimits, environment, user and working directory), with the caller's
+// changes; with tty, on a pseudo-terminal handed to Node (terminal.go).
 func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) {
 	const op = "execContainer"
 	list, st, c, err := e.containerCall(op, "InvalidExecContainerParameters", call, 3)
@@ -79,7 +81,12 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 		return nil, runtimeFailure(op, c, bundleGone(bundleDir, err))
 	}
 	defer os.RemoveAll(scratch)
-	result, err := ociruntime.Exec(ctx, runtime, c.ID, process, opts.stdin, scratch)
+	var result ociruntime.ExecResult
+	if opts.tty {
+		result.ExitCode, err = execOnTerminal(ctx, call.Emit, runtime, c.ID, process, scratch)
+	} else {
+		result, err = ociruntime.Exec(ctx, runtime, c.ID, process, opts.stdin, scratch)
+	}
 	var cmdErr *ociruntime.CommandError
 	switch {
 	case errors.As(err, &cmdErr) && errors.Is(err, ociruntime.ErrCommandNotFound):
@@ -90,6 +97,20 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 		return nil, runtimeFailure(op, c, err)
 	}
 	return ExecResult{ExitCode: result.ExitCode, Stdout: string(result.Stdout), Stderr: string(result.Stderr)}, nil
+}
+
+// execOnTerminal runs the exec on a pseudo-terminal that Node gets, through
+// a progress event, as soon as the exec begins.
+func execOnTerminal(ctx context.Context, emit func(any), runtime, id string, process *specs.Process, scratch string) (int, error) {
+	bridge, err := newTerminalBridge()
+	if err != nil {
+		return 0, err
+	}
+	defer bridge.close()
+	bridge.handOver(emit)
+	// As docker exec -t: a terminal type when the environment has none.
+	process.Env = mergeEnv([]string{"TERM=xterm"}, process.Env)
+	return ociruntime.ExecTerminal(ctx, runtime, id, process, scratch, bridge.io())
 }
 
 // bundleGone says that the container's files are missing, when they are.
@@ -144,6 +165,12 @@ func readExecOptions(rawCmd, rawOpts json.RawMessage) (execOptions, string) {
 		return opts, err.Error()
 	} else if opts.stdin, err = base64.StdEncoding.DecodeString(encoded); err != nil {
 		return opts, "options.stdinBase64 is not base64"
+	}
+	if opts.tty, err = p.boolean("tty", false); err != nil {
+		return opts, err.Error()
+	}
+	if opts.tty && len(opts.stdin) > 0 {
+		return opts, "options.stdin cannot be given with options.tty: type into the terminal instead"
 	}
 	return opts, ""
 }

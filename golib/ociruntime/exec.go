@@ -62,25 +62,42 @@ type ExecResult struct {
 // for its files (the process spec, the pid file, the runtime's log); the
 // caller removes it.
 func Exec(ctx context.Context, runtime, id string, process *specs.Process, stdin []byte, scratch string) (ExecResult, error) {
-	spec, err := json.Marshal(process)
+	var stdout, stderr bytes.Buffer
+	code, err := runExec(ctx, runtime, id, process, scratch, nil, &stderr, func(cmd *exec.Cmd) {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &stdout, &stderr
+		// A background child of the process may keep its output open long
+		// after it ended: what it wrote by then is kept, the rest not waited for.
+		cmd.WaitDelay = execOutputGrace
+	}, nil)
 	if err != nil {
 		return ExecResult{}, err
+	}
+	return ExecResult{ExitCode: code, Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, nil
+}
+
+// runExec runs the runtime's exec of process with the extra exec arguments,
+// after setup has given it its stdio, and returns the process's exit code;
+// started, if not nil, is told once the runtime runs. runtimeStderr is where
+// the runtime's own stderr goes, for its message.
+func runExec(ctx context.Context, runtime, id string, process *specs.Process, scratch string, extra []string, runtimeStderr *bytes.Buffer, setup func(*exec.Cmd), started func(*os.Process)) (int, error) {
+	spec, err := json.Marshal(process)
+	if err != nil {
+		return 0, err
 	}
 	specPath := filepath.Join(scratch, "process.json")
 	pidPath := filepath.Join(scratch, "pid")
 	logPath := filepath.Join(scratch, "runtime.log")
 	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
-		return ExecResult{}, err
+		return 0, err
 	}
-	cmd := exec.Command(runtime, "--log", logPath, "--log-format", "json",
-		"exec", "--process", specPath, "--pid-file", pidPath, id)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &stdout, &stderr
-	// A background child of the process may keep its output open long
-	// after it ended: what it wrote by then is kept, the rest not waited for.
-	cmd.WaitDelay = execOutputGrace
+	args := append([]string{"--log", logPath, "--log-format", "json", "exec", "--process", specPath, "--pid-file", pidPath}, extra...)
+	cmd := exec.Command(runtime, append(args, id)...)
+	setup(cmd)
 	if err := cmd.Start(); err != nil {
-		return ExecResult{}, fmt.Errorf("starting %s: %w", runtime, err)
+		return 0, fmt.Errorf("starting %s: %w", runtime, err)
+	}
+	if started != nil {
+		started(cmd.Process)
 	}
 	ended := make(chan error, 1)
 	go func() { ended <- cmd.Wait() }()
@@ -89,33 +106,32 @@ func Exec(ctx context.Context, runtime, id string, process *specs.Process, stdin
 	case waitErr = <-ended:
 	case <-ctx.Done():
 		killExecd(pidPath, cmd.Process, ended)
-		return ExecResult{}, ctx.Err()
+		return 0, ctx.Err()
 	}
-	started := fileExists(pidPath)
 	var exitErr *exec.ExitError
 	switch {
 	case waitErr == nil || errors.Is(waitErr, exec.ErrWaitDelay):
-		return ExecResult{ExitCode: 0, Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, nil
-	case errors.As(waitErr, &exitErr) && started:
+		return 0, nil
+	case errors.As(waitErr, &exitErr) && fileExists(pidPath):
 		// The runtime exits with its process's code, 128+n for signal n.
-		return ExecResult{ExitCode: exitErr.ExitCode(), Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, nil
+		return exitErr.ExitCode(), nil
 	}
 	// The process never started: the runtime says why, in its log and on
-	// the stderr it shares with the process.
+	// its stderr.
 	msg := lastLogMessage(logPath)
 	if msg == "" {
-		msg = strings.TrimSpace(stderr.String())
+		msg = strings.TrimSpace(runtimeStderr.String())
 	}
 	if msg == "" {
 		msg = waitErr.Error()
 	}
 	switch {
 	case notFoundWords.MatchString(msg):
-		return ExecResult{}, &CommandError{Kind: ErrCommandNotFound, Message: msg}
+		return 0, &CommandError{Kind: ErrCommandNotFound, Message: msg}
 	case notExecutableWords.MatchString(msg):
-		return ExecResult{}, &CommandError{Kind: ErrCommandNotExecutable, Message: msg}
+		return 0, &CommandError{Kind: ErrCommandNotExecutable, Message: msg}
 	}
-	return ExecResult{}, &RuntimeError{Message: msg}
+	return 0, &RuntimeError{Message: msg}
 }
 
 // killExecd kills the exec'd process, found by the pid the runtime writes

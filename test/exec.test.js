@@ -3,7 +3,7 @@
 // the host's runc, in an image built here with a static busybox.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile } = require('node:child_process');
+const { execFile, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -12,8 +12,10 @@ const K3Core = require('..');
 const images = require('./helpers/images');
 const { need } = require('./helpers/need');
 const { containerRunReasons } = require('./helpers/runc');
+const { whichSync } = require('./helpers/registry');
 
 const skip = need(containerRunReasons());
+const skipTmux = skip || need(whichSync('tmux') ? null : 'tmux is not installed');
 
 const K3 = path.join(__dirname, '..', 'bin', 'k3.js');
 const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'true', 'id', 'pwd', 'env', 'ps', 'wc', 'stty', 'tty'];
@@ -274,9 +276,49 @@ test('k3 exec prints the output and exits with the command\'s exit code', { skip
   assert.equal(missing.code, 127);
   assert.match(missing.stderr, /^CommandNotFound \[404 NOT_FOUND\]/);
   assert.equal((await k3cli(['exec', 'box', '/bin/not-a-program'])).code, 126);
-  const idle = await k3cli(['exec', 'idle', 'true']);
+  await k3.containerCore.createContainer('busybox:exec', { name: 'cli-idle' });
+  const idle = await k3cli(['exec', 'cli-idle', 'true']);
   assert.equal(idle.code, 69, idle.stderr); // 409 CONTAINER_SERVICE_ERROR
   const json = await k3cli(['exec', '--json', 'box', 'sh', '-c', 'echo hi; exit 3']);
   assert.equal(json.code, 3);
   assert.deepEqual(JSON.parse(json.stdout), { ExitCode: 3, stdout: 'hi\n', stderr: '' });
+});
+
+test('k3 exec -t: the command on a terminal; with -i, stdin typed into it', { skip }, async () => {
+  const shown = await k3cli(['exec', '-t', 'box', 'sh', '-c', 'tty; stty size; exit 4']);
+  assert.equal(shown.code, 4, shown.stderr);
+  assert.match(shown.stdout, /^\/dev\/pts\/\d+\r\n24 80\r\n$/);
+  const typed = await k3cli(['exec', '-it', 'box', 'sh'], 'echo "sum $((1+2))"\nexit 2\n');
+  assert.equal(typed.code, 2, typed.stderr);
+  assert.match(typed.stdout, /sum 3\r\n/);
+});
+
+test('k3 exec -it in a terminal (tmux): typed into, sized and resized as the window is', { skip: skipTmux }, async () => {
+  const socket = `k3-exec-test-${process.pid}`;
+  const tmux = (...args) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
+  const done = path.join(tmp, 'tmux-done');
+  tmux('new-session', '-d', '-x', '100', '-y', '30', `K3_ROOT=${root} ${process.execPath} ${K3} exec -it box sh; echo "exit $?" > ${done}; sleep 60`);
+  const screenShows = async (re) => {
+    const end = Date.now() + 10000;
+    let screen = '';
+    while (!re.test(screen) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+      screen = tmux('capture-pane', '-p', '-t', '0');
+    }
+    assert.match(screen, re);
+  };
+  try {
+    await screenShows(/^\/work #/m);
+    tmux('send-keys', '-t', '0', 'echo "size $(stty size)"', 'Enter');
+    await screenShows(/^size 30 100$/m);
+    tmux('resize-window', '-t', '0', '-x', '120', '-y', '40');
+    tmux('send-keys', '-t', '0', 'echo "size $(stty size)"', 'Enter');
+    await screenShows(/^size 40 120$/m);
+    tmux('send-keys', '-t', '0', 'exit 6', 'Enter');
+    const end = Date.now() + 10000;
+    while (!fs.existsSync(done) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(fs.readFileSync(done, 'utf8').trim(), 'exit 6');
+  } finally {
+    tmux('kill-server');
+  }
 });

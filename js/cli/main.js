@@ -19,6 +19,34 @@ class CommandExit {
   constructor(code) { this.code = code; }
 }
 
+// k3 exec -t: the command's terminal shown on stdout, sized as stdout is
+// when that is a terminal, and typed into from stdin (raw, so that Ctrl-C
+// reaches the command) with -i. Resolves once the terminal has closed.
+async function execOnTerminal(k3, id, command, options, interactive, io) {
+  const { stdin, stdout } = io;
+  let closed;
+  const onTerminal = (terminal) => {
+    closed = new Promise((resolve) => terminal.on('close', resolve));
+    terminal.pipe(stdout, { end: false });
+    const fit = () => { if (stdout.columns) terminal.resize(stdout.columns, stdout.rows); };
+    fit();
+    stdout.on('resize', fit);
+    terminal.on('close', () => stdout.off('resize', fit));
+    if (interactive) {
+      if (stdin.isTTY) stdin.setRawMode(true);
+      stdin.pipe(terminal);
+      terminal.on('close', () => {
+        stdin.unpipe(terminal);
+        if (stdin.isTTY) stdin.setRawMode(false);
+        stdin.pause();
+      });
+    }
+  };
+  const result = await k3.containerCore.execContainer(id, command, { ...options, tty: true, onTerminal });
+  await closed;
+  return result;
+}
+
 async function readAll(stream) {
   const chunks = [];
   for await (const chunk of stream) chunks.push(chunk);
@@ -342,13 +370,15 @@ function buildProgram(io) {
     const options = { env: opts.env };
     if (opts.user) options.user = opts.user;
     if (opts.workdir) options.workingDir = opts.workdir;
-    if (opts.interactive) options.stdin = await readAll(io.stdin);
+    if (opts.interactive && !opts.tty) options.stdin = await readAll(io.stdin);
     // Ctrl-C or a TERM ends the command too, not only k3.
     const abort = new AbortController();
     const onSignal = () => abort.abort();
     process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
     try {
-      const result = await k3.containerCore.execContainer(id, command, { ...options, signal: abort.signal });
+      const result = opts.tty
+        ? await execOnTerminal(k3, id, command, { ...options, signal: abort.signal }, opts.interactive, io)
+        : await k3.containerCore.execContainer(id, command, { ...options, signal: abort.signal });
       if (opts.json) print(opts, result);
       else {
         io.stdout.write(result.stdout);
@@ -371,7 +401,8 @@ function buildProgram(io) {
     .option('-e, --env <NAME=value>', 'set an environment variable (repeatable)', collect, [])
     .option('-u, --user <user>', 'name, uid, name:group or uid:gid (default the container\'s user)')
     .option('-w, --workdir <dir>', 'the working directory in the container')
-    .option('-i, --interactive', 'feed this command\'s stdin to the command (read to its end first)');
+    .option('-i, --interactive', 'feed this command\'s stdin to the command (read to its end first, unless -t)')
+    .option('-t, --tty', 'run the command on a terminal: k3\'s stdout shows it, and with -i what is typed goes to it');
 
   verb('cp', 'copy a host file or directory into a container', async (opts, k3, src, dest) => {
     const colon = dest.indexOf(':');

@@ -188,6 +188,16 @@ test('a container that is not running: a typed 409', { skip }, async () => {
   assert.equal((await failure(k3.containerCore.execContainer('brief', ['true']))).name, 'ContainerNotRunning');
 });
 
+test('a container that ends as the exec starts: ContainerNotRunning, not a runtime failure', { skip }, async () => {
+  for (let i = 0; i < 5; i++) {
+    const c = await k3.containerCore.createContainer('busybox:exec', { cmd: ['true'] });
+    await k3.containerCore.startContainer(c.Id);
+    const outcome = await k3.containerCore.execContainer(c.Id, ['true']).then((r) => `exit ${r.ExitCode}`, (e) => e.name);
+    assert.ok(['exit 0', 'ContainerNotRunning'].includes(outcome), outcome);
+    await k3.containerCore.removeContainer(c.Id, { force: true });
+  }
+});
+
 test('an abort kills the command, and leaves the container running', { skip }, async () => {
   const started = Date.now();
   const err = await failure(exec(['sleep', '123'], { signal: AbortSignal.timeout(300) }));

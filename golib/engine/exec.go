@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/store"
 )
 
 func init() {
@@ -93,6 +95,11 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 		return nil, errcat.New(op, "CommandNotFound", cmdErr.Message, err).With("containerId", c.ID).With("cmd", opts.cmd)
 	case errors.As(err, &cmdErr):
 		return nil, errcat.New(op, "CommandNotExecutable", cmdErr.Message, err).With("containerId", c.ID).With("cmd", opts.cmd)
+	case err != nil && (initGone(c.Run.Pid) || !stillRunning(st, c.ID)):
+		// It ended as the exec started ("container does not exist", "cannot
+		// exec in a stopped container", a failed setns), before its monitor
+		// recorded the exit.
+		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s exited: %v", c.Name, err), err).With("containerId", c.ID)
 	case err != nil:
 		return nil, runtimeFailure(op, c, err)
 	}
@@ -111,6 +118,28 @@ func execOnTerminal(ctx context.Context, emit func(any), runtime, id string, pro
 	// As docker exec -t: a terminal type when the environment has none.
 	process.Env = mergeEnv([]string{"TERM=xterm"}, process.Env)
 	return ociruntime.ExecTerminal(ctx, runtime, id, process, scratch, bridge.io())
+}
+
+// stillRunning reads the container again, as its monitor sees it now.
+func stillRunning(st *store.Store, id string) bool {
+	found, err := st.FindContainers(id)
+	if err != nil || len(found) != 1 {
+		return false
+	}
+	c, err := reconcile(st, found[0])
+	return err == nil && c.State == "running"
+}
+
+// initGone says whether the container's init (pid, in the host's pid
+// namespace) has ended: no such process, or a zombie not yet reaped.
+func initGone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if pid <= 0 || err != nil {
+		return true
+	}
+	// The state follows the command's closing parenthesis.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(fields) == 0 || fields[0] == "Z" || fields[0] == "X"
 }
 
 // bundleGone says that the container's files are missing, when they are.

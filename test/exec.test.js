@@ -98,6 +98,14 @@ test('the user: a name from the container\'s passwd and group files, a uid, uid:
   assert.equal((await exec(['id'], { user: '4242:50' })).stdout, 'uid=4242 gid=50(staff) groups=50(staff)\n');
   // HOME comes from the user's passwd entry, as the runtime sets it.
   assert.equal((await exec(sh('echo $HOME'), { user: 'app' })).stdout, '/work\n');
+  // A container created with a user: its execs run as that user, also with user ''.
+  await k3.containerCore.createContainer('busybox:exec', { name: 'as-app', user: 'app' });
+  await k3.containerCore.startContainer('as-app');
+  for (const options of [undefined, { user: '' }]) {
+    assert.equal((await k3.containerCore.execContainer('as-app', ['id', '-un'], options)).stdout, 'app\n');
+  }
+  assert.equal((await k3.containerCore.execContainer('as-app', ['id', '-un'], { user: 'root' })).stdout, 'root\n');
+  await k3.containerCore.removeContainer('as-app', { force: true });
   const unknown = await failure(exec(['id'], { user: 'nobody' }));
   assert.equal(unknown.name, 'UserNotFound');
   assert.equal(unknown.statusCode, 404);

@@ -31,7 +31,6 @@ type execOptions struct {
 	cmd        []string
 	env        []string
 	user       string
-	hasUser    bool
 	workingDir string
 	stdin      []byte
 	tty        bool
@@ -177,7 +176,7 @@ func readExecOptions(rawCmd, rawOpts json.RawMessage) (execOptions, string) {
 			}
 		}
 	}
-	if opts.user, opts.hasUser, err = p.str("user"); err != nil {
+	if opts.user, _, err = p.str("user"); err != nil {
 		return opts, err.Error()
 	}
 	if opts.workingDir, _, err = p.str("workingDir"); err != nil {
@@ -224,7 +223,7 @@ func execProcess(bundleDir string, opts execOptions) (*specs.Process, error) {
 	if opts.workingDir != "" {
 		process.Cwd = opts.workingDir
 	}
-	if opts.hasUser {
+	if opts.user != "" { // "" is the container's user, as docker exec -u ""
 		if process.User, err = bundle.ProcessUser(filepath.Join(bundleDir, "rootfs"), opts.user); err != nil {
 			return nil, err
 		}

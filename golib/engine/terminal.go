@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // terminalBridge connects an exec's terminal to the Node process the
@@ -47,12 +48,12 @@ func newTerminalBridge() (*terminalBridge, error) {
 		resize:      make(chan console.WinSize),
 		closed:      make(chan struct{}),
 	}
-	go b.readControl()
+	safego.Go(b.readControl, nil)
 	return b, nil
 }
 
 // readControl turns each line {"cols": C, "rows": R} into a resize.
-func (b *terminalBridge) readControl() {
+func (b *terminalBridge) readControl() error {
 	lines := bufio.NewScanner(b.control)
 	for lines.Scan() {
 		var size struct{ Cols, Rows uint16 }
@@ -62,9 +63,10 @@ func (b *terminalBridge) readControl() {
 		select {
 		case b.resize <- console.WinSize{Width: size.Cols, Height: size.Rows}:
 		case <-b.closed:
-			return
+			return nil
 		}
 	}
+	return lines.Err()
 }
 
 // io is the terminal's side as the runtime package wants it.

@@ -16,6 +16,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 var (
@@ -100,7 +102,7 @@ func runExec(ctx context.Context, runtime, id string, process *specs.Process, sc
 		started(cmd.Process)
 	}
 	ended := make(chan error, 1)
-	go func() { ended <- cmd.Wait() }()
+	safego.Go(cmd.Wait, func(err error) { ended <- err })
 	var waitErr error
 	select {
 	case waitErr = <-ended:

@@ -12,6 +12,8 @@ import (
 	"github.com/containerd/console"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // TerminalIO is the caller's side of an exec's terminal.
@@ -107,27 +109,30 @@ type attached struct {
 
 func attach(master *os.File, c console.Console, tio TerminalIO, runtime *os.Process) *attached {
 	t := &attached{master: master, outDone: make(chan struct{}), stop: make(chan struct{})}
-	go func() {
-		defer close(t.outDone)
-		io.Copy(tio.Out, master) // ends with EIO once the runtime has closed the slave
-	}()
-	go io.Copy(master, tio.In)
-	go func() {
+	// The output ends with EIO once the runtime has closed the slave.
+	safego.Go(func() error { return copyAll(tio.Out, master) }, func(error) { close(t.outDone) })
+	safego.Go(func() error { return copyAll(master, tio.In) }, nil)
+	safego.Go(func() error {
 		for {
 			select {
 			case size, ok := <-tio.Resize:
 				if !ok {
-					return
+					return nil
 				}
 				if c.Resize(size) == nil {
 					runtime.Signal(syscall.SIGWINCH)
 				}
 			case <-t.stop:
-				return
+				return nil
 			}
 		}
-	}()
+	}, nil)
 	return t
+}
+
+func copyAll(dst io.Writer, src io.Reader) error {
+	_, err := io.Copy(dst, src)
+	return err
 }
 
 // detach waits for the terminal's last output, then closes it.

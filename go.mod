@@ -3,6 +3,7 @@ module github.com/k3-core/k3-core
 go 1.26.0
 
 require (
+	github.com/containerd/console v1.0.5
 	github.com/distribution/reference v0.6.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/compress v1.20.3

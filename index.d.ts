@@ -261,6 +261,33 @@ declare namespace K3Core {
     Kind: 0 | 1 | 2;
   }
 
+  interface ExecOptions extends Cancellable {
+    /** 'NAME=value' entries added to the container's environment (replacing a name it has). */
+    env?: string[];
+    /** 'name', 'uid', 'name:group' or 'uid:gid', looked up in the container; default the container's user. */
+    user?: string;
+    /** An absolute path in the container; default the container's working directory. */
+    workingDir?: string;
+    /** Fed to the command's standard input, then closed; without it the input is empty. Not with tty. */
+    stdin?: string | Uint8Array;
+    /** Run on a pseudo-terminal (as docker exec -t), handed to onTerminal; stdout and stderr then come back empty. */
+    tty?: boolean;
+    /** Required with tty: called once with the terminal, as soon as the exec begins. */
+    onTerminal?: (terminal: ExecTerminal) => void;
+  }
+
+  /** What the command's terminal shows (read) and what is typed into it (write); it ends when the command has ended. */
+  type ExecTerminal = import('node:stream').Duplex & {
+    /** Sets the terminal's size, as a terminal emulator does when its window changes (the command gets SIGWINCH). */
+    resize(cols: number, rows: number): void;
+  };
+
+  interface ExecResult {
+    ExitCode: number;
+    stdout: string;
+    stderr: string;
+  }
+
   interface ContainerCore {
     createContainer(image: string, options?: CreateContainerOptions): Promise<ContainerSummary>;
     listContainers(filters?: { state?: ContainerState; name?: string; image?: string }): Promise<ContainerSummary[]>;
@@ -276,6 +303,15 @@ declare namespace K3Core {
     waitContainer(containerId: string, options?: Cancellable): Promise<{ Id: string; ExitCode: number; FinishedAt: string }>;
     restartContainer(containerId: string, options?: { timeout?: number }): Promise<ContainerSummary>;
     containerLogs(containerId: string, options?: { tail?: number; since?: string | number; stdout?: boolean; stderr?: boolean }): Promise<Array<{ stream: 'stdout' | 'stderr'; time: string; log: string }>>;
+    /**
+     * Runs `cmd` in a running container through the OCI runtime's `exec`, as
+     * `docker exec` does: with the container's capabilities, AppArmor
+     * profile, no-new-privileges, environment, user and working directory,
+     * changed by the options. Resolves once the command has ended, with its
+     * exit code and its output decoded as UTF-8; a command that fails still
+     * resolves (ExitCode is not 0). An abort kills the command.
+     */
+    execContainer(containerId: string, cmd: string[], options?: ExecOptions): Promise<ExecResult>;
     commitContainer(containerId: string, options?: {
       repository?: string;
       tag?: string;

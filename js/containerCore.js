@@ -1,8 +1,31 @@
 'use strict';
 // containerCore: containers in the local store.
+const net = require('node:net');
 const { run } = require('./operation');
+const errors = require('./errors');
 
 const str = (v) => (typeof v === 'string' ? v : '');
+
+function withStdinEncoded(options) {
+  if (!options || typeof options !== 'object') return options;
+  const { stdin, ...rest } = options;
+  if (typeof stdin === 'string') return { ...rest, stdinBase64: Buffer.from(stdin).toString('base64') };
+  if (stdin instanceof Uint8Array) return { ...rest, stdinBase64: Buffer.from(stdin.buffer, stdin.byteOffset, stdin.byteLength).toString('base64') };
+  return options; // absent, or of a kind the engine rejects with a clear reason
+}
+
+// The exec's terminal, from the descriptors the engine hands over: what is
+// typed and shown on one socket, resizes as JSON lines on the other.
+function openTerminal({ data, control }) {
+  const terminal = new net.Socket({ fd: data, readable: true, writable: true });
+  const resizer = new net.Socket({ fd: control, readable: true, writable: true });
+  resizer.on('error', () => {}).resume();
+  terminal.on('close', () => resizer.destroy());
+  terminal.resize = (cols, rows) => {
+    if (!resizer.destroyed) resizer.write(`${JSON.stringify({ cols, rows })}\n`);
+  };
+  return terminal;
+}
 
 class ContainerCore {
   constructor(ctx) {
@@ -76,6 +99,22 @@ class ContainerCore {
   // containerLogs(id, {tail, since, stdout, stderr}) -> [{stream, time, log}]
   containerLogs(containerId, options) {
     return run(this._ctx, 'containerLogs', [containerId, options], options, { containerId: str(containerId) });
+  }
+
+  // Runs a command in a running container, as `docker exec`:
+  // execContainer(id, cmd, {env, user, workingDir, stdin, signal}) ->
+  // {ExitCode, stdout, stderr}. stdin, a string or a Buffer, travels as base64.
+  // With {tty: true, onTerminal(terminal)} it runs on a pseudo-terminal,
+  // given to onTerminal as a Duplex stream with resize(cols, rows).
+  execContainer(containerId, cmd, options) {
+    const details = { containerId: str(containerId) };
+    const onTerminal = options && options.tty === true ? options.onTerminal : undefined;
+    if (options && options.tty === true && typeof onTerminal !== 'function') {
+      return Promise.reject(errors.create('execContainer', 'InvalidExecContainerParameters',
+        { ...details, error: 'options.onTerminal(terminal) is required with options.tty' }));
+    }
+    const callOptions = onTerminal ? { ...options, onProgress: (event) => onTerminal(openTerminal(event.terminal)) } : options;
+    return run(this._ctx, 'execContainer', [containerId, cmd, withStdinEncoded(options)], callOptions, details);
   }
 
   // Makes the container's changes a new image layer, as `docker commit`:

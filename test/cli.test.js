@@ -190,10 +190,10 @@ test('a bad name exits with its class\'s code and prints the full message', { sk
   assert.match(missing.stderr, /^ImageNotFoundLocally \[404 NOT_FOUND\]/);
 });
 
-test('exec is not supported yet, and usage errors exit 2', async () => {
-  const exec = await k3('exec', 'web-1', 'ls');
-  assert.equal(exec.code, OWN.unsupported.code);
-  assert.match(exec.stderr, /k3 exec is not supported yet/);
+test('usage errors exit 2', async () => {
+  const exec = await k3('exec', 'web-1');
+  assert.equal(exec.code, OWN.usage.code);
+  assert.match(exec.stderr, /k3 exec needs a command/);
   const usage = await k3('pull');
   assert.equal(usage.code, OWN.usage.code);
   assert.match(usage.stderr, /missing required argument 'ref'/);

@@ -26,7 +26,7 @@ import (
 // start when the environment has none (runc and crun both do, and docker
 // relies on it), so a home changed in the container is not frozen here.
 func ResolveUser(bundleDir, userSpec string) error {
-	found, err := lookupUser(filepath.Join(bundleDir, "rootfs"), userSpec)
+	processUser, err := ProcessUser(filepath.Join(bundleDir, "rootfs"), userSpec)
 	if err != nil {
 		return err
 	}
@@ -39,17 +39,28 @@ func ResolveUser(bundleDir, userSpec string) error {
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return fmt.Errorf("config.json is corrupt: %w", err)
 	}
-	// As docker does, the primary group heads the supplementary list too.
-	gids := []uint32{uint32(found.Gid)}
-	for _, g := range found.Sgids {
-		gids = append(gids, uint32(g))
-	}
-	spec.Process.User = specs.User{UID: uint32(found.Uid), GID: uint32(found.Gid), AdditionalGids: gids}
+	spec.Process.User = processUser
 	out, err := json.MarshalIndent(&spec, "", "\t")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, out, 0o600)
+}
+
+// ProcessUser resolves userSpec, as ResolveUser does, against the passwd and
+// group files of the mounted container tree at rootfs: the user a process
+// started in that container (its init, or one exec'd later) runs as.
+func ProcessUser(rootfs, userSpec string) (specs.User, error) {
+	found, err := lookupUser(rootfs, userSpec)
+	if err != nil {
+		return specs.User{}, err
+	}
+	// As docker does, the primary group heads the supplementary list too.
+	gids := []uint32{uint32(found.Gid)}
+	for _, g := range found.Sgids {
+		gids = append(gids, uint32(g))
+	}
+	return specs.User{UID: uint32(found.Uid), GID: uint32(found.Gid), AdditionalGids: gids}, nil
 }
 
 // lookupUser resolves userSpec against the passwd and group files of the

@@ -14,7 +14,7 @@ const TYPES = [
 const OWN = {
   failure: { code: 1, what: 'an unexpected failure (not a k3-core error): a bug, printed with its stack' },
   usage: { code: 2, what: 'the command line is wrong: an unknown verb or option, a missing argument' },
-  unsupported: { code: 3, what: 'the verb or form is not supported yet (`k3 exec`, `k3 cp` out of a container)' },
+  unsupported: { code: 3, what: 'the form is not supported yet (`k3 cp` out of a container)' },
 };
 
 function exitCodeOf({ type, statusCode }) {

@@ -14,6 +14,45 @@ const LOG_POLL_MS = 250;
 
 class Unsupported extends Error {}
 
+// Ends k3 with a code of the command's own (k3 exec exits as its command did).
+class CommandExit {
+  constructor(code) { this.code = code; }
+}
+
+// k3 exec -t: the command's terminal shown on stdout, sized as stdout is
+// when that is a terminal, and typed into from stdin (raw, so that Ctrl-C
+// reaches the command) with -i. Resolves once the terminal has closed.
+async function execOnTerminal(k3, id, command, options, interactive, io) {
+  const { stdin, stdout } = io;
+  let closed;
+  const onTerminal = (terminal) => {
+    closed = new Promise((resolve) => terminal.on('close', resolve));
+    terminal.pipe(stdout, { end: false });
+    const fit = () => { if (stdout.columns) terminal.resize(stdout.columns, stdout.rows); };
+    fit();
+    stdout.on('resize', fit);
+    terminal.on('close', () => stdout.off('resize', fit));
+    if (interactive) {
+      if (stdin.isTTY) stdin.setRawMode(true);
+      stdin.pipe(terminal);
+      terminal.on('close', () => {
+        stdin.unpipe(terminal);
+        if (stdin.isTTY) stdin.setRawMode(false);
+        stdin.pause();
+      });
+    }
+  };
+  const result = await k3.containerCore.execContainer(id, command, { ...options, tty: true, onTerminal });
+  await closed;
+  return result;
+}
+
+async function readAll(stream) {
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 function collect(value, list) {
   return [...list, value];
 }
@@ -326,9 +365,44 @@ function buildProgram(io) {
     .option('-n, --tail <lines>', 'only the last lines', parseInteger)
     .option('--since <time>', 'only lines since an ISO 8601 time or epoch seconds');
 
-  verb('exec', 'run a command in a running container (not supported yet)', async () => {
-    throw new Unsupported('k3 exec is not supported yet: k3-core cannot run a second process in a container. Use `k3 create IMAGE COMMAND...` and `k3 start` to run a command in a new container.');
-  }).argument('<container>').argument('[command...]').passThroughOptions().allowUnknownOption();
+  verb('exec', 'run a command in a running container; exits with its exit code', async (opts, k3, id, command) => {
+    if (command.length === 0) throw new CommanderError(OWN.usage.code, 'k3.invalidArgument', 'error: k3 exec needs a command: k3 exec CONTAINER COMMAND...');
+    const options = { env: opts.env };
+    if (opts.user) options.user = opts.user;
+    if (opts.workdir) options.workingDir = opts.workdir;
+    if (opts.interactive && !opts.tty) options.stdin = await readAll(io.stdin);
+    // Ctrl-C or a TERM ends the command too, not only k3.
+    const abort = new AbortController();
+    const onSignal = () => abort.abort();
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    try {
+      const result = opts.tty
+        ? await execOnTerminal(k3, id, command, { ...options, signal: abort.signal }, opts.interactive, io)
+        : await k3.containerCore.execContainer(id, command, { ...options, signal: abort.signal });
+      if (opts.json) print(opts, result);
+      else {
+        io.stdout.write(result.stdout);
+        io.stderr.write(result.stderr);
+      }
+      throw new CommandExit(result.ExitCode);
+    } catch (err) {
+      // As docker exec: 127 for a command not found, 126 for one that cannot run.
+      const dockerCode = { CommandNotFound: 127, CommandNotExecutable: 126 }[err && err.name];
+      if (!dockerCode) throw err;
+      io.stderr.write(`${err.createFullMessage()}\n`);
+      throw new CommandExit(dockerCode);
+    } finally {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    }
+  })
+    .argument('<container>')
+    .argument('[command...]')
+    .passThroughOptions()
+    .option('-e, --env <NAME=value>', 'set an environment variable (repeatable)', collect, [])
+    .option('-u, --user <user>', 'name, uid, name:group or uid:gid (default the container\'s user)')
+    .option('-w, --workdir <dir>', 'the working directory in the container')
+    .option('-i, --interactive', 'feed this command\'s stdin to the command (read to its end first, unless -t)')
+    .option('-t, --tty', 'run the command on a terminal: k3\'s stdout shows it, and with -i what is typed goes to it');
 
   verb('cp', 'copy a host file or directory into a container', async (opts, k3, src, dest) => {
     const colon = dest.indexOf(':');
@@ -376,8 +450,8 @@ function buildProgram(io) {
 }
 
 // Runs the command line argv (without node and the script) and resolves the
-// exit code; io: { stdout, stderr } streams.
-async function main(argv, io = { stdout: process.stdout, stderr: process.stderr }) {
+// exit code; io: { stdin, stdout, stderr } streams.
+async function main(argv, io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }) {
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -389,6 +463,7 @@ async function main(argv, io = { stdout: process.stdout, stderr: process.stderr 
       if (err.code.startsWith('k3.')) io.stderr.write(`${err.message}\n`);
       return OWN.usage.code;
     }
+    if (err instanceof CommandExit) return err.code;
     if (err instanceof Unsupported) {
       io.stderr.write(`${err.message}\n`);
       return OWN.unsupported.code;

@@ -37,7 +37,18 @@ async function running(): Promise<void> {
   const logs = await k3.containerCore.containerLogs(c.Id, { tail: 10 });
   await k3.containerCore.stopContainer(c.Id, { timeout: 5 });
   await k3.containerCore.createContainer('busybox', { capAdd: ['NET_ADMIN'], capDrop: ['MKNOD'], privileged: false, securityOpt: ['seccomp=unconfined', 'no-new-privileges'] });
-  console.log(ExitCode, logs.map((l) => l.log));
+  const ran = await k3.containerCore.execContainer(c.Id, ['cat'], { env: ['A=1'], user: 'nobody', workingDir: '/tmp', stdin: Buffer.from('hi'), signal: AbortSignal.timeout(1000) });
+  const out: string = ran.stdout + ran.stderr;
+  const shell = await k3.containerCore.execContainer(c.Id, ['sh'], {
+    tty: true,
+    onTerminal: (terminal) => {
+      terminal.on('data', (d: Buffer) => process.stdout.write(d));
+      terminal.resize(120, 40);
+      terminal.write('exit 3\n');
+    },
+  });
+  console.log(shell.ExitCode);
+  console.log(ExitCode, ran.ExitCode, out, logs.map((l) => l.log));
 }
 running();
 

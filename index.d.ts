@@ -288,6 +288,50 @@ declare namespace K3Core {
     stderr: string;
   }
 
+  interface StatsOptions extends Cancellable {
+    /** An async iterable of samples instead of a Promise of one. */
+    stream?: boolean;
+    /** Milliseconds between samples (default 1000); once, the time CPUPerc covers. */
+    interval?: number;
+  }
+
+  interface StatsCPU {
+    /** Nanoseconds of CPU time the container's processes have used. */
+    cpu_usage: { total_usage: number };
+    /** Nanoseconds of CPU time the whole host has counted, all CPUs. */
+    system_cpu_usage: number;
+    online_cpus: number;
+  }
+
+  /** One reading of a container's cgroups, as docker's stats, with the figures `docker stats` shows. */
+  interface ContainerStats {
+    /** When it was read, RFC 3339. */
+    read: string;
+    id: string;
+    /** '/' and the container's name, as docker. */
+    name: string;
+    cpu_stats: StatsCPU;
+    /** The reading before (all zero for a stream's first sample). */
+    precpu_stats: StatsCPU;
+    memory_stats: {
+      /** Bytes charged to the container, page cache included. */
+      usage: number;
+      /** Bytes; the host's memory when there is no lower limit. */
+      limit: number;
+      /** The cgroup's memory.stat. */
+      stats: Record<string, number>;
+    };
+    /** limit is absent when there is none. */
+    pids_stats: { current: number; limit?: number };
+    /** Percent of one CPU over the time since precpu_stats (0 for a stream's first sample). */
+    CPUPerc: number;
+    /** Bytes, without inactive page cache, as docker stats. */
+    MemUsage: number;
+    MemLimit: number;
+    MemPerc: number;
+    PIDs: number;
+  }
+
   interface ContainerCore {
     createContainer(image: string, options?: CreateContainerOptions): Promise<ContainerSummary>;
     listContainers(filters?: { state?: ContainerState; name?: string; image?: string }): Promise<ContainerSummary[]>;
@@ -312,6 +356,14 @@ declare namespace K3Core {
      * resolves (ExitCode is not 0). An abort kills the command.
      */
     execContainer(containerId: string, cmd: string[], options?: ExecOptions): Promise<ExecResult>;
+    /**
+     * CPU, memory and tasks of a running or paused container, from its
+     * cgroups. Once: two readings `interval` ms apart, the second with the
+     * first as precpu_stats. With stream: a reading at once, then one every
+     * `interval` ms, ending when the container stops or the signal aborts.
+     */
+    containerStats(containerId: string, options?: StatsOptions & { stream?: false }): Promise<ContainerStats>;
+    containerStats(containerId: string, options: StatsOptions & { stream: true }): AsyncIterableIterator<ContainerStats>;
     commitContainer(containerId: string, options?: {
       repository?: string;
       tag?: string;
@@ -432,6 +484,8 @@ declare namespace K3Core {
     InsufficientDiskSpaceForImport: typeof K3Error;
     InvalidContainerChangesParameters: typeof K3Error;
     ContainerChangesFailure: typeof K3Error;
+    InvalidContainerStatsParameters: typeof K3Error;
+    StatsUnavailable: typeof K3Error;
     InvalidSaveImageParameters: typeof K3Error;
     SaveImagePermissionDenied: typeof K3Error;
     InsufficientDiskSpaceForSave: typeof K3Error;

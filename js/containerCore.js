@@ -3,6 +3,7 @@
 const net = require('node:net');
 const { run } = require('./operation');
 const errors = require('./errors');
+const stats = require('./stats');
 
 const str = (v) => (typeof v === 'string' ? v : '');
 
@@ -115,6 +116,16 @@ class ContainerCore {
     }
     const callOptions = onTerminal ? { ...options, onProgress: (event) => onTerminal(openTerminal(event.terminal)) } : options;
     return run(this._ctx, 'execContainer', [containerId, cmd, withStdinEncoded(options)], callOptions, details);
+  }
+
+  // CPU, memory and tasks of a running container, from its cgroups, shaped
+  // as docker's stats: containerStats(id, {stream, interval, signal}) ->
+  // Promise of one sample, or with {stream: true} an async iterable of
+  // samples every interval ms (default 1000) until the container stops.
+  containerStats(containerId, options) {
+    const details = { containerId: str(containerId) };
+    const read = (signal) => run(this._ctx, 'containerStats', [containerId], { signal }, details);
+    return stats.containerStats(read, containerId, options);
   }
 
   // Makes the container's changes a new image layer, as `docker commit`:

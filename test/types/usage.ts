@@ -48,6 +48,12 @@ async function running(): Promise<void> {
     },
   });
   console.log(shell.ExitCode);
+  const sample = await k3.containerCore.containerStats(c.Id, { interval: 500, signal: AbortSignal.timeout(5000) });
+  const used: number = sample.cpu_stats.cpu_usage.total_usage - sample.precpu_stats.cpu_usage.total_usage;
+  console.log(used, sample.CPUPerc, sample.MemUsage, sample.memory_stats.stats.rss, sample.pids_stats.limit ?? 'no limit');
+  for await (const s of k3.containerCore.containerStats(c.Id, { stream: true, interval: 1000 })) {
+    console.log(s.read, s.MemPerc, s.PIDs);
+  }
   console.log(ExitCode, ran.ExitCode, out, logs.map((l) => l.log));
 }
 running();

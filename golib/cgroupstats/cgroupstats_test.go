@@ -27,3 +27,14 @@ func TestUnescape(t *testing.T) {
 		t.Fatalf("unescape = %q", got)
 	}
 }
+
+// A container in its monitor's very cgroups has none of its own.
+func TestSame(t *testing.T) {
+	a := Paths{"memory": "/a", "pids": "/a", "": "/"}
+	if !a.Same(Paths{"memory": "/a", "pids": "/a", "": "/"}) {
+		t.Fatal("identical paths are not the same")
+	}
+	if a.Same(Paths{"memory": "/a", "pids": "/b", "": "/"}) || a.Same(Paths{"memory": "/a", "pids": "/a"}) {
+		t.Fatal("different paths are the same")
+	}
+}

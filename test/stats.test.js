@@ -118,6 +118,10 @@ test('the task count grows as the container starts processes', { skip }, async (
     ['sh', '-c', 'for i in 1 2 3; do sleep 600 >/dev/null 2>&1 & done']);
   const more = await until('tasks', (s) => s.PIDs >= 4);
   assert.equal(more.PIDs, 4);
+  // Paused, as docker: the frozen cgroup still reads.
+  await k3.containerCore.pauseContainer('tasks');
+  assert.equal((await stats('tasks', { interval: 100 })).PIDs, 4);
+  await k3.containerCore.unpauseContainer('tasks');
   await k3.containerCore.removeContainer('tasks', { force: true });
 });
 

@@ -9,24 +9,27 @@
 // under an opaque directory, is the image's unchanged. Paths come in
 // docker's overlay2 order: a depth-first walk with each directory's entries
 // by name, a directory before what changed inside it. Nothing is written.
+//
+// The container may be running and changing its layer meanwhile, so every
+// directory, the container's and the image's, is walked by descriptor: each
+// name is looked at with one *at call relative to its open directory, never
+// following a symlink and never opening anything but a directory.
 package changes
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/fsat"
 	"github.com/k3-core/k3-core/golib/layer"
 )
 
@@ -48,120 +51,148 @@ type Change struct {
 // List compares the view of upper (a container's writable layer) over
 // image (the image's layer directories, top first) with image's own view.
 func List(ctx context.Context, upper string, image bundle.Stack) ([]Change, error) {
-	w := &walker{ctx: ctx, upper: upper, image: image, out: []Change{}}
-	if err := w.dir("", true, true); err != nil {
+	top, err := openRoot(upper)
+	if err != nil {
+		return nil, err
+	}
+	defer top.Close()
+	old, err := openImage(image)
+	if err != nil {
+		return nil, err
+	}
+	defer old.close()
+	w := &walker{ctx: ctx, out: []Change{}}
+	if err := w.dir("", top, old, true); err != nil {
 		return nil, err
 	}
 	return w.out, nil
 }
 
 type walker struct {
-	ctx   context.Context
-	upper string
-	image bundle.Stack
-	out   []Change
+	ctx context.Context
+	out []Change
 }
 
-// dir lists the changes under rel, a directory in upper. imageDir: the
-// image has a directory at rel. showsImage: the new view at rel still shows
-// the image's entries (no opaque directory at or above rel in upper).
-func (w *walker) dir(rel string, imageDir, showsImage bool) error {
+// dir lists the changes under rel, held open as d in upper. old is the
+// image's directory at rel (empty when the image has none). showsImage: the
+// new view at rel still shows the image's entries (no opaque directory at
+// or above rel in upper).
+func (w *walker) dir(rel string, d *os.File, old imageDir, showsImage bool) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	children, err := w.children(rel, imageDir, showsImage)
+	children, err := w.children(rel, d, old, showsImage)
 	if err != nil {
 		return err
 	}
 	for _, name := range slices.Sorted(maps.Keys(children)) {
-		fi, p := children[name], path.Join(rel, name)
-		if fi == nil {
+		st, p := children[name], path.Join(rel, name)
+		if st == nil {
 			// A whiteout, or an image entry an opaque directory hides.
-			if !imageDir {
-				continue
-			}
-			if _, _, ok := lookupImage(w.image, p); ok {
+			if _, was, err := old.lookup(name); err != nil {
+				return err
+			} else if was != nil {
 				w.add(p, Deleted)
 			}
 			continue
 		}
-		if err := w.entry(p, fi, imageDir, showsImage); err != nil {
+		if err := w.entry(p, d, name, st, old, showsImage); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// children merges upper's entries at rel, by name, with the names upper
+// children merges upper's entries in d, by name, with the names upper
 // deletes and, when an opaque directory hides them, the image's names: those
 // map to nil, deleted unless upper holds them.
-func (w *walker) children(rel string, imageDir, showsImage bool) (map[string]fs.FileInfo, error) {
-	out := map[string]fs.FileInfo{}
-	names, err := readNames(filepath.Join(w.upper, rel))
+func (w *walker) children(rel string, d *os.File, old imageDir, showsImage bool) (map[string]*unix.Stat_t, error) {
+	out := map[string]*unix.Stat_t{}
+	names, err := d.Readdirnames(-1)
 	if err != nil {
-		return nil, err
+		return nil, pathErr("readdirent", rel, err)
 	}
 	for _, name := range names {
 		if layer.IsOpaqueMarker(name) {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(w.upper, rel, name))
-		if errors.Is(err, fs.ErrNotExist) {
+		st, err := fsat.Lstat(int(d.Fd()), name)
+		if err != nil {
+			return nil, pathErr("lstat", path.Join(rel, name), err)
+		}
+		if st == nil {
 			continue // a running container removed it meanwhile
 		}
-		if err != nil {
-			return nil, err
+		deleted, ok := layer.Whiteout(name, nil)
+		if !ok && layer.IsWhiteoutStat(st) {
+			deleted, ok = name, true
 		}
-		if deleted, ok := layer.Whiteout(name, fi); ok {
+		if ok {
 			if _, held := out[deleted]; !held {
 				out[deleted] = nil
 			}
 			continue
 		}
-		out[name] = fi
+		out[name] = st
 	}
-	if imageDir && !showsImage {
-		for _, dir := range w.image {
-			names, err := readNames(filepath.Join(dir, rel))
-			if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENOTDIR) {
-				return nil, err
-			}
-			for _, name := range names {
-				if _, held := out[name]; !held && !layer.IsOpaqueMarker(name) {
-					out[name] = nil
-				}
+	if !showsImage {
+		names, err := old.names()
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			if _, held := out[name]; !held {
+				out[name] = nil
 			}
 		}
 	}
 	return out, nil
 }
 
-// entry reports p, which upper holds (fi), and what changed below it;
-// imageDir and showsImage are those of p's directory.
-func (w *walker) entry(p string, fi fs.FileInfo, imageDir, showsImage bool) error {
-	var old fs.FileInfo
-	oldDir, inImage := "", false
-	if imageDir {
-		oldDir, old, inImage = lookupImage(w.image, p)
+// entry reports p, which upper holds as name in parent (st), and what
+// changed below it; old and showsImage are those of p's directory.
+func (w *walker) entry(p string, parent *os.File, name string, st *unix.Stat_t, old imageDir, showsImage bool) error {
+	oldParent, was, err := old.lookup(name)
+	if err != nil {
+		return err
 	}
 	at := len(w.out)
 	recorded := true
 	switch {
-	case !inImage:
+	case was == nil:
 		w.add(p, Added)
-	case differs(old, fi) || capability(filepath.Join(oldDir, p), old) != capability(filepath.Join(w.upper, p), fi):
+	case differs(was, st) || capability(oldParent, name, was) != capability(int(parent.Fd()), name, st):
 		w.add(p, Modified)
 	default:
 		recorded = false
 	}
-	if !fi.IsDir() {
+	if !fsat.IsDir(st) {
 		return nil
 	}
-	opaque, err := layer.Opaque(filepath.Join(w.upper, p))
-	if err != nil {
-		return err
+	fd, err := fsat.OpenDir(int(parent.Fd()), name)
+	switch err {
+	case nil:
+	case unix.ENOENT, unix.ENOTDIR, unix.ELOOP:
+		// A running container replaced the directory meanwhile, perhaps
+		// with a symlink, which is never followed: nothing below to list.
+		return nil
+	default:
+		return pathErr("open", p, err)
 	}
-	if err := w.dir(p, inImage && old.IsDir(), showsImage && !opaque); err != nil {
+	d := os.NewFile(uintptr(fd), p)
+	defer d.Close()
+	opaque, err := layer.OpaqueDir(fd)
+	if err != nil {
+		return pathErr("getxattr", p, err)
+	}
+	var sub imageDir
+	if was != nil && fsat.IsDir(was) {
+		if sub, err = old.open(name); err != nil {
+			return err
+		}
+		defer sub.close()
+	}
+	if err := w.dir(p, d, sub, showsImage && !opaque); err != nil {
 		return err
 	}
 	// As docker: a directory something inside changed is modified too,
@@ -176,15 +207,18 @@ func (w *walker) add(p string, kind Kind) {
 	w.out = append(w.out, Change{Path: "/" + p, Kind: kind})
 }
 
+func pathErr(op, rel string, err error) error {
+	return &os.PathError{Op: op, Path: "/" + rel, Err: err}
+}
+
 // differs compares what docker compares: type and mode, owner, device, and
 // for a non-directory its size and modification time (a directory's change
 // so in size or time alone is not one; see moby#9874).
-func differs(old, new fs.FileInfo) bool {
-	a, b := old.Sys().(*syscall.Stat_t), new.Sys().(*syscall.Stat_t)
+func differs(a, b *unix.Stat_t) bool {
 	if a.Mode != b.Mode || a.Uid != b.Uid || a.Gid != b.Gid || a.Rdev != b.Rdev {
 		return true
 	}
-	if a.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+	if fsat.IsDir(a) {
 		return false
 	}
 	return a.Size != b.Size || !sameTime(time.Unix(a.Mtim.Unix()), time.Unix(b.Mtim.Unix()))
@@ -197,63 +231,160 @@ func sameTime(a, b time.Time) bool {
 }
 
 // capability is a regular file's security.capability, the one extended
-// attribute docker compares.
-func capability(p string, fi fs.FileInfo) string {
-	if !fi.Mode().IsRegular() {
+// attribute docker compares; name in the open directory dir is reached
+// through the descriptor, and l*xattr follows no final symlink.
+func capability(dir int, name string, st *unix.Stat_t) string {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return ""
 	}
 	buf := make([]byte, 256)
-	n, err := unix.Lgetxattr(p, "security.capability", buf)
+	n, err := unix.Lgetxattr(fsat.Path(dir, name), "security.capability", buf)
 	if err != nil || n < 0 {
 		return ""
 	}
 	return string(buf[:n])
 }
 
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+func openRoot(dir string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	defer f.Close()
-	return f.Readdirnames(-1)
+	return os.NewFile(uintptr(fd), dir), nil
 }
 
-// lookupImage finds the layer that shows rel in the image's merged view, as
-// overlayfs would: whiteouts and non-directories hide what is below them,
-// and an opaque directory hides the lower contents of that directory. The
-// image's layer directories are the store's and never change; each prefix
-// of rel is looked at in turn with Lstat, so a symlink among them ends the
-// walk rather than being followed.
-func lookupImage(s bundle.Stack, rel string) (dir string, fi fs.FileInfo, ok bool) {
-	parts := strings.Split(rel, "/")
+// imageDir is one directory of the image's merged view, as overlayfs shows
+// it: the layers' copies of it, top first, down to the first opaque one
+// and only through real directories at every level above. The image's
+// layers are the store's and never change, but they still come from an
+// image author: a symlink in one is never followed.
+type imageDir []*os.File
+
+func openImage(s bundle.Stack) (imageDir, error) {
+	var d imageDir
 	for _, dir := range s {
-		hidesBelow := false
-		for i, part := range parts {
-			p := filepath.Join(dir, filepath.FromSlash(strings.Join(parts[:i+1], "/")))
-			if _, err := os.Lstat(filepath.Join(filepath.Dir(p), ".wh."+part)); err == nil {
-				return "", nil, false
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				break // this layer has nothing at rel; look below unless hidden
-			}
-			if _, isWhiteout := layer.Whiteout(part, fi); isWhiteout {
-				return "", nil, false
-			}
-			if i == len(parts)-1 {
-				return dir, fi, true
-			}
-			if !fi.IsDir() {
-				return "", nil, false
-			}
-			if opaque, _ := layer.Opaque(p); opaque {
-				hidesBelow = true
-			}
+		f, err := openRoot(dir)
+		if err != nil {
+			d.close()
+			return nil, err
 		}
-		if hidesBelow {
-			return "", nil, false
+		d = append(d, f)
+		opaque, err := layer.OpaqueDir(int(f.Fd()))
+		if err != nil {
+			d.close()
+			return nil, &os.PathError{Op: "getxattr", Path: dir, Err: err}
+		}
+		if opaque {
+			break
 		}
 	}
-	return "", nil, false
+	return d, nil
+}
+
+// lookup finds what the image shows as name in d: the first copy holding
+// it, unless a whiteout comes first (a marker hides the layers below its
+// own, not the entry beside it). It returns that copy's descriptor and the
+// entry's status, or a nil status when the image has no name here.
+func (d imageDir) lookup(name string) (int, *unix.Stat_t, error) {
+	if isMarker(name) {
+		return -1, nil, nil
+	}
+	for _, c := range d {
+		fd := int(c.Fd())
+		st, err := fsat.Lstat(fd, name)
+		if err != nil {
+			return -1, nil, imageErr("lstat", c, name, err)
+		}
+		if st != nil {
+			if layer.IsWhiteoutStat(st) {
+				return -1, nil, nil
+			}
+			return fd, st, nil
+		}
+		deleted, err := layer.Deleted(fd, name)
+		if err != nil {
+			return -1, nil, imageErr("lstat", c, name, err)
+		}
+		if deleted {
+			return -1, nil, nil
+		}
+	}
+	return -1, nil, nil
+}
+
+// open returns the image's directory name in d, which lookup found to be a
+// directory: its copies in d's layers, down to the first layer where name
+// is not a directory, is deleted, or is opaque.
+func (d imageDir) open(name string) (imageDir, error) {
+	var sub imageDir
+	fail := func(op string, c *os.File, err error) (imageDir, error) {
+		sub.close()
+		return nil, imageErr(op, c, name, err)
+	}
+	for _, c := range d {
+		fd := int(c.Fd())
+		st, err := fsat.Lstat(fd, name)
+		if err != nil {
+			return fail("lstat", c, err)
+		}
+		if st == nil {
+			deleted, err := layer.Deleted(fd, name)
+			if err != nil {
+				return fail("lstat", c, err)
+			}
+			if deleted {
+				break
+			}
+			continue
+		}
+		if !fsat.IsDir(st) {
+			break
+		}
+		cfd, err := fsat.OpenDir(fd, name)
+		if err != nil {
+			return fail("open", c, err)
+		}
+		sub = append(sub, os.NewFile(uintptr(cfd), filepath.Join(c.Name(), name)))
+		opaque, err := layer.OpaqueDir(cfd)
+		if err != nil {
+			return fail("getxattr", c, err)
+		}
+		if opaque {
+			break
+		}
+	}
+	return sub, nil
+}
+
+// names lists the entries of every copy of d, markers left out.
+func (d imageDir) names() ([]string, error) {
+	var out []string
+	for _, c := range d {
+		names, err := c.Readdirnames(-1)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			if !isMarker(name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out, nil
+}
+
+// isMarker reports a whiteout or opaque marker, or other ".wh." bookkeeping
+// of a layer: never an entry of the image.
+func isMarker(name string) bool { return strings.HasPrefix(name, ".wh.") }
+
+// imageErr names name in the image layer's directory c, which is named by
+// its path in the store.
+func imageErr(op string, c *os.File, name string, err error) error {
+	return &os.PathError{Op: op, Path: filepath.Join(c.Name(), name), Err: err}
+}
+
+func (d imageDir) close() {
+	for _, c := range d {
+		c.Close()
+	}
 }

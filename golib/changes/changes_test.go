@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // A writable layer in the OCI marker format (as an unprivileged process
@@ -75,5 +78,101 @@ func TestMarkerWhiteouts(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %v\nwant %v", got, want)
+	}
+}
+
+// The review's case 3: an image layer's symlink that a directory of the layer
+// above hides must never be opened, even when the container's opaque
+// directory makes the walk list the image's names there. Followed, a = the
+// host directory would be listed and b = a host FIFO would hang the diff.
+func TestHiddenImageSymlinksStayClosed(t *testing.T) {
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "sentinel"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(host, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Should the walk block opening the FIFO, a writer lets it go.
+	t.Cleanup(func() {
+		if fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		}
+	})
+	l1, l2, upper := t.TempDir(), t.TempDir(), t.TempDir()
+	mustSymlink(t, host, filepath.Join(l1, "a"))
+	mustSymlink(t, fifo, filepath.Join(l1, "b"))
+	for _, dir := range []string{"a", "b"} {
+		mustMkdir(t, filepath.Join(l2, dir))
+		if err := os.WriteFile(filepath.Join(l2, dir, "old"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The container's rm -rf /dir; mkdir /dir.
+		mustMkdir(t, filepath.Join(upper, dir))
+		if err := os.WriteFile(filepath.Join(upper, dir, ".wh..wh..opq"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got := listWithin(t, upper, bundle.Stack{l2, l1}, 10*time.Second)
+	want := []Change{{"/a", Modified}, {"/a/old", Deleted}, {"/b", Modified}, {"/b/old", Deleted}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %v\nwant %v", got, want)
+	}
+}
+
+// The review's case 4 without its race: a symlink the container put where
+// a directory was is a changed entry, never a directory to walk into. The
+// race itself (a directory swapped for the symlink after it was found to be
+// a directory) is closed by walking on descriptors, not by this test.
+func TestUpperSymlinkNotFollowed(t *testing.T) {
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "sentinel"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lower, upper := t.TempDir(), t.TempDir()
+	mustMkdir(t, filepath.Join(lower, "d"))
+	mustSymlink(t, host, filepath.Join(upper, "d"))
+
+	got := listWithin(t, upper, bundle.Stack{lower}, 10*time.Second)
+	if want := []Change{{"/d", Modified}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %v\nwant %v", got, want)
+	}
+}
+
+// listWithin is List, failing the test if it has not returned by timeout.
+func listWithin(t *testing.T, upper string, image bundle.Stack, timeout time.Duration) []Change {
+	t.Helper()
+	var got []Change
+	done := make(chan error, 1)
+	safego.Go(func() error {
+		var err error
+		got, err = List(context.Background(), upper, image)
+		return err
+	}, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	case <-time.After(timeout):
+		t.Fatalf("List still running after %v: it opened a host FIFO", timeout)
+		return nil
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -101,7 +101,7 @@ func (u *unpacker) dir(dir int, base, rel string, hdr *tar.Header) error {
 			// A whiteout and then a directory of that name in one layer:
 			// the lower directory is gone but this one is not, which
 			// overlayfs spells as an opaque directory.
-			opaque = u.opts.Whiteouts == OverlayWhiteouts && isWhiteoutStat(st)
+			opaque = u.opts.Whiteouts == OverlayWhiteouts && IsWhiteoutStat(st)
 			if err := u.remove(dir, base, rel, st); err != nil {
 				return err
 			}

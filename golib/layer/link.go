@@ -108,7 +108,7 @@ func visible(layers []int, target string) (int, string, *unix.Stat_t, int, error
 		if err != nil {
 			return -1, "", nil, -1, err
 		}
-		if st != nil && !isWhiteoutStat(st) {
+		if st != nil && !IsWhiteoutStat(st) {
 			return dir, base, st, i, nil
 		}
 		if dir >= 0 {

@@ -117,8 +117,9 @@ func opaqueValue(get func([]byte) (int, error)) (bool, error) {
 	return false, err
 }
 
-// isWhiteoutStat reports whether st is an overlayfs whiteout.
-func isWhiteoutStat(st *unix.Stat_t) bool {
+// IsWhiteoutStat reports whether st is an overlayfs whiteout: a 0/0
+// character device.
+func IsWhiteoutStat(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
 
@@ -187,7 +188,7 @@ func Deleted(dir int, name string) (bool, error) {
 		return marker != nil, err
 	}
 	st, err := fsat.Lstat(dir, name)
-	return st != nil && isWhiteoutStat(st), err
+	return st != nil && IsWhiteoutStat(st), err
 }
 
 // WriteWhiteout records in the open layer directory dir, in format, that
@@ -207,7 +208,7 @@ func DropWhiteout(dir int, name string) (bool, error) {
 		return err == nil, err
 	}
 	st, err := fsat.Lstat(dir, name)
-	if err != nil || st == nil || !isWhiteoutStat(st) {
+	if err != nil || st == nil || !IsWhiteoutStat(st) {
 		return false, err
 	}
 	return true, unix.Unlinkat(dir, name, 0)

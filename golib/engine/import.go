@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/k3-core/k3-core/golib/archive"
+	"github.com/k3-core/k3-core/golib/configchange"
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/inspect"
@@ -165,10 +166,9 @@ func importParams(raw json.RawMessage) (importOptions, *v1.ConfigFile, []string,
 		return opts, nil, nil, reason
 	}
 	config := &v1.ConfigFile{OS: platform.OS, Architecture: platform.Architecture, Variant: platform.Variant}
-	for _, change := range opts.Changes {
-		if err := applyChange(&config.Config, change); err != nil {
-			return opts, nil, nil, err.Error()
-		}
+	// All at once, as docker import does: a CMD before an ENTRYPOINT stays.
+	if err := configchange.Apply(&config.Config, opts.Changes); err != nil {
+		return opts, nil, nil, err.Error()
 	}
 	return opts, config, names, ""
 }

@@ -356,7 +356,13 @@ func tailStart(f *os.File, end int64, n int, keep func([]byte) bool) (int64, err
 		}
 		chunk := block[:k]
 		for i := bytes.LastIndexByte(chunk, '\n'); i >= 0; i = bytes.LastIndexByte(chunk, '\n') {
-			record := append(append([]byte{}, chunk[i+1:]...), partial...)
+			if len(chunk)-i-1+len(partial) > maxLogRecord {
+				oversize = true
+			}
+			record := []byte{}
+			if !oversize {
+				record = append(append(record, chunk[i+1:]...), partial...)
+			}
 			partial = nil
 			if take(record) {
 				return pos + int64(i) + 1, nil

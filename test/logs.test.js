@@ -132,3 +132,13 @@ test('the followed form pipes through a Transform', { skip }, async () => {
   );
   assert.deepEqual(out.sort(), ['stderr:two', 'stdout:one', 'stdout:three']);
 });
+
+test('a reader that does not read holds at most one batch beyond the high-water mark', { skip }, async () => {
+  await started('fast', ['/bin/sh', '-c', 'i=1; while [ $i -le 20000 ]; do echo $i; i=$((i+1)); done; sleep 1']);
+  const logs = k3.containerCore.containerLogs('fast', { follow: true });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(logs.readableLength <= 2 * logs.readableHighWaterMark, `${logs.readableLength} entries held`);
+  let expected = 1;
+  for await (const entry of logs) assert.equal(entry.log, String(expected++));
+  assert.equal(expected, 20001);
+});

@@ -326,9 +326,9 @@ declare namespace K3Core {
     /**
      * Followed: a Readable in object mode, also an async iterable, of the
      * entries as they are written. It ends once the container has exited (at
-     * once for one not started) and
-     * its last entries are delivered; an abort of `signal` destroys it with
-     * an AbortError. A slow reader slows the engine down: nothing piles up.
+     * once for one not started) and its last entries are delivered; an abort
+     * of `signal` destroys it with an AbortError. A slow reader slows the
+     * engine down: nothing piles up.
      */
     containerLogs(containerId: string, options: LogsOptions & { follow: true; signal?: AbortSignal }): import('node:stream').Readable & AsyncIterable<LogEntry>;
     /**

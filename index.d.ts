@@ -332,6 +332,21 @@ declare namespace K3Core {
     PIDs: number;
   }
 
+  interface LogsOptions {
+    /** Only the last `tail` entries (those written by the time of the call, when followed). */
+    tail?: number;
+    /** Only entries written at or after this ISO 8601 time or epoch seconds. */
+    since?: string | number;
+    stdout?: boolean;
+    stderr?: boolean;
+  }
+
+  interface LogEntry {
+    stream: 'stdout' | 'stderr';
+    time: string;
+    log: string;
+  }
+
   interface ContainerCore {
     createContainer(image: string, options?: CreateContainerOptions): Promise<ContainerSummary>;
     listContainers(filters?: { state?: ContainerState; name?: string; image?: string }): Promise<ContainerSummary[]>;
@@ -346,7 +361,20 @@ declare namespace K3Core {
     killContainer(containerId: string, signal?: string): Promise<{ Id: string; Signal: string }>;
     waitContainer(containerId: string, options?: Cancellable): Promise<{ Id: string; ExitCode: number; FinishedAt: string }>;
     restartContainer(containerId: string, options?: { timeout?: number }): Promise<ContainerSummary>;
-    containerLogs(containerId: string, options?: { tail?: number; since?: string | number; stdout?: boolean; stderr?: boolean }): Promise<Array<{ stream: 'stdout' | 'stderr'; time: string; log: string }>>;
+    /**
+     * What the container wrote, oldest first. A line longer than 16 KiB comes
+     * as several entries of at most 16 KiB each (docker's json-file driver
+     * splits lines the same way).
+     */
+    containerLogs(containerId: string, options?: LogsOptions & { follow?: false }): Promise<LogEntry[]>;
+    /**
+     * Followed: a Readable in object mode, also an async iterable, of the
+     * entries as they are written. It ends once the container has exited (at
+     * once for one not started) and its last entries are delivered; an abort
+     * of `signal` destroys it with an AbortError. A slow reader slows the
+     * engine down: nothing piles up.
+     */
+    containerLogs(containerId: string, options: LogsOptions & { follow: true; signal?: AbortSignal }): import('node:stream').Readable & AsyncIterable<LogEntry>;
     /**
      * Runs `cmd` in a running container through the OCI runtime's `exec`, as
      * `docker exec` does: with the container's capabilities, AppArmor

@@ -2,6 +2,7 @@
 // containerCore: containers in the local store.
 const net = require('node:net');
 const { run } = require('./operation');
+const { followLogs } = require('./follow');
 const errors = require('./errors');
 const stats = require('./stats');
 
@@ -97,8 +98,10 @@ class ContainerCore {
     return run(this._ctx, 'restartContainer', [containerId, options], options, { containerId: str(containerId) });
   }
 
-  // containerLogs(id, {tail, since, stdout, stderr}) -> [{stream, time, log}]
+  // containerLogs(id, {tail, since, stdout, stderr}) -> [{stream, time, log}];
+  // with follow: true, a Readable of those entries as they are written.
   containerLogs(containerId, options) {
+    if (options && typeof options === 'object' && options.follow === true) return followLogs(this._ctx, containerId, options, { containerId: str(containerId) });
     return run(this._ctx, 'containerLogs', [containerId, options], options, { containerId: str(containerId) });
   }
 

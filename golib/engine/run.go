@@ -1,16 +1,12 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/k3-core/k3-core/golib/bundle"
@@ -25,7 +21,6 @@ func init() {
 	operations["killContainer"] = (*Engine).killContainer
 	operations["waitContainer"] = (*Engine).waitContainer
 	operations["restartContainer"] = (*Engine).restartContainer
-	operations["containerLogs"] = (*Engine).containerLogs
 	operations["pauseContainer"] = (*Engine).pauseContainer
 	operations["unpauseContainer"] = (*Engine).unpauseContainer
 }
@@ -375,102 +370,6 @@ func (e *Engine) waitContainer(ctx context.Context, call *Request) (any, error) 
 		}
 	}
 	return map[string]any{"Id": c.ID, "ExitCode": c.Run.ExitCode, "FinishedAt": c.Run.FinishedAt}, nil
-}
-
-// LogLine is one line a container wrote.
-type LogLine struct {
-	Stream string `json:"stream"`
-	Time   string `json:"time"`
-	Log    string `json:"log"`
-}
-
-// containerLogs(id, {tail, since, stdout, stderr}) reads what the container
-// wrote, oldest first.
-func (e *Engine) containerLogs(ctx context.Context, call *Request) (any, error) {
-	const op = "containerLogs"
-	list, st, c, err := e.containerCall(op, "InvalidContainerLogsParameters", call, 2)
-	if err != nil {
-		return nil, err
-	}
-	invalid := func(reason string) error {
-		return errcat.New(op, "InvalidContainerLogsParameters", reason, nil).With("containerId", c.ID)
-	}
-	tail, since, want := -1, time.Time{}, map[string]bool{"stdout": true, "stderr": true}
-	if !isNull(list[1]) {
-		p, err := objectParam(list[1], "options")
-		if err != nil {
-			return nil, invalid(err.Error())
-		}
-		if raw := p.raw["tail"]; !isNull(raw) {
-			if json.Unmarshal(raw, &tail) != nil || tail < 0 {
-				return nil, invalid("options.tail must be a whole number, 0 or more")
-			}
-		}
-		if raw := p.raw["since"]; !isNull(raw) {
-			if since, err = parseSince(raw); err != nil {
-				return nil, invalid("options.since must be an ISO 8601 time or epoch seconds")
-			}
-		}
-		for _, stream := range []string{"stdout", "stderr"} {
-			if want[stream], err = p.boolean(stream, true); err != nil {
-				return nil, invalid(err.Error())
-			}
-		}
-	}
-	if _, err := os.Stat(st.BundleDir(c.ID)); err != nil {
-		return nil, errcat.New(op, "ContainerBundleNotFound", "Bundle directory not found", err).With("containerId", c.ID).With("bundleHashId", c.ID)
-	}
-	lines, err := readLog(filepath.Join(st.BundleDir(c.ID), "container.log"), since, want)
-	if err != nil {
-		return nil, errcat.New(op, errcat.Generic, err.Error(), err).With("containerId", c.ID)
-	}
-	if tail >= 0 && len(lines) > tail {
-		lines = lines[len(lines)-tail:]
-	}
-	return lines, nil
-}
-
-func parseSince(raw json.RawMessage) (time.Time, error) {
-	var secs float64
-	if json.Unmarshal(raw, &secs) == nil {
-		return time.Unix(0, int64(secs*1e9)), nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return time.Time{}, err
-	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		return time.Unix(0, int64(secs*1e9)), nil
-	}
-	return time.Parse(time.RFC3339Nano, s)
-}
-
-func readLog(path string, since time.Time, want map[string]bool) ([]LogLine, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return []LogLine{}, nil // never started: nothing written
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	lines := []LogLine{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		var l LogLine
-		if json.Unmarshal(sc.Bytes(), &l) != nil || !want[l.Stream] {
-			continue
-		}
-		if !since.IsZero() {
-			if t, err := time.Parse(time.RFC3339Nano, l.Time); err == nil && t.Before(since) {
-				continue
-			}
-		}
-		l.Log = strings.TrimSuffix(l.Log, "\n")
-		lines = append(lines, l)
-	}
-	return lines, sc.Err()
 }
 
 // resumeIfPaused thaws a paused container.

@@ -10,8 +10,6 @@ const { OWN, exitCodeOf } = require('./exitCodes');
 const { Progress, shortDigest } = require('./progress');
 const { parseImageRef } = require('./refs');
 
-const LOG_POLL_MS = 250;
-
 class Unsupported extends Error {}
 
 // Ends k3 with a code of the command's own (k3 exec exits as its command did).
@@ -332,33 +330,13 @@ function buildProgram(io) {
       if (opts.json) io.stdout.write(`${JSON.stringify(line)}\n`);
       else (line.stream === 'stderr' ? io.stderr : io.stdout).write(line.log.endsWith('\n') ? line.log : `${line.log}\n`);
     };
-    let lines = await k3.containerCore.containerLogs(id, options);
-    if (!opts.follow) {
-      if (opts.json) print(opts, lines);
-      else lines.forEach(write);
+    if (opts.follow) {
+      for await (const line of k3.containerCore.containerLogs(id, { ...options, follow: true })) write(line);
       return;
     }
-    // Followed: poll for lines since the last one seen until the container
-    // has exited (one more read after that catches its last words). `since`
-    // includes lines at that very time, so those already printed are skipped.
-    delete options.tail;
-    let last = '';
-    let seenAtLast = 0;
-    let exited = false;
-    for (;;) {
-      let skip = seenAtLast;
-      for (const line of lines) {
-        if (line.time === last && skip > 0) { skip--; continue; }
-        write(line);
-        if (line.time === last) seenAtLast++;
-        else { last = line.time; seenAtLast = 1; }
-      }
-      if (exited) return;
-      const { State } = await k3.containerCore.inspectContainer(id);
-      exited = State === 'exited' || State === 'created';
-      if (!exited) await new Promise((resolve) => setTimeout(resolve, LOG_POLL_MS));
-      lines = await k3.containerCore.containerLogs(id, last ? { ...options, since: last } : options);
-    }
+    const lines = await k3.containerCore.containerLogs(id, options);
+    if (opts.json) print(opts, lines);
+    else lines.forEach(write);
   })
     .argument('<container>')
     .option('-f, --follow', 'keep printing new lines until the container exits')

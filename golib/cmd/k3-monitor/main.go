@@ -27,6 +27,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Exit is what exit.json records.
@@ -167,23 +168,51 @@ type logLine struct {
 	Log    string `json:"log"`
 }
 
+// maxLogPiece is the longest piece of a line one log record holds: a longer
+// line is written as several records, as docker's json-file driver splits
+// lines at 16 KiB, so neither the monitor nor a reader ever holds a whole
+// line of unbounded length. Only the last piece ends with a newline.
+const maxLogPiece = 16 << 10
+
 func copyLines(stream string, r io.Reader, w io.Writer, mu *sync.Mutex, errTail *tail) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, maxLogPiece)
+	var carry []byte // the start of a character cut at the end of the last piece
 	for {
-		line, err := br.ReadString('\n')
+		piece, err := br.ReadSlice('\n')
+		line := append(carry, piece...)
+		carry = nil
+		if err == bufio.ErrBufferFull {
+			// Cut at a character boundary, so no piece holds half a UTF-8 character.
+			cut := runeBoundary(line)
+			line, carry = line[:cut], append([]byte{}, line[cut:]...)
+		}
 		if len(line) > 0 {
-			data, _ := json.Marshal(logLine{Stream: stream, Time: time.Now().UTC().Format(time.RFC3339Nano), Log: line})
+			data, _ := json.Marshal(logLine{Stream: stream, Time: time.Now().UTC().Format(time.RFC3339Nano), Log: string(line)})
 			mu.Lock()
 			w.Write(append(data, '\n'))
 			mu.Unlock()
 			if stream == "stderr" {
-				errTail.add(line)
+				errTail.add(string(line))
 			}
 		}
-		if err != nil {
+		if err != nil && err != bufio.ErrBufferFull {
 			return
 		}
 	}
+}
+
+// runeBoundary returns where b ends if an unfinished UTF-8 character at its
+// end is left out.
+func runeBoundary(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
 }
 
 // tail keeps the last lines of the runtime's stderr, for its error message.

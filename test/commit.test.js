@@ -109,3 +109,22 @@ test('committing a running container keeps what it wrote, and it keeps running',
   assert.doesNotMatch(names, / proc\/| sys\/| dev\//, 'the runtime\'s mount points are not committed');
   await k3.containerCore.removeContainer('live', { force: true });
 });
+
+// A running container that cannot be paused is not packed while it runs,
+// where it could swap files under the pack, unless the caller asks for that.
+test('a running container that cannot be paused fails the commit, unless pause is false', { skip: need(canRun ? false : 'needs root, runc and /bin/busybox') }, async () => {
+  const runtime = path.join(tmp, 'no-pause-runtime');
+  fs.writeFileSync(runtime, `#!/bin/sh\n[ "$1" = pause ] && { echo "this runtime refuses to pause" >&2; exit 1; }\nexec ${whichSync('runc')} "$@"\n`, { mode: 0o755 });
+  const noPause = new K3Core({ root: path.join(tmp, 'store'), runtime });
+  await noPause.containerCore.createContainer('base:1', { name: 'unpausable', cmd: ['/bin/sh', '-c', 'echo x > /etc/unpausable; sleep 1000'] });
+  await noPause.containerCore.startContainer('unpausable');
+  const err = await noPause.containerCore.commitContainer('unpausable', { repository: 'k3test/unpausable' })
+    .then((v) => assert.fail(`expected a rejection, got ${JSON.stringify(v)}`), (e) => e);
+  assert.equal(err.name, 'CommitContainerFailure');
+  assert.match(err.details.error, /cannot pause the running container.*this runtime refuses to pause/);
+  assert.equal((await noPause.imageCore.listImages()).some((i) => (i.RepoTags || []).some((t) => t.includes('k3test/unpausable'))), false);
+  const out = await noPause.containerCore.commitContainer('unpausable', { repository: 'k3test/unpausable', pause: false });
+  assert.match(out.Id, /^sha256:/);
+  assert.equal((await noPause.containerCore.inspectContainer('unpausable')).State, 'running');
+  await noPause.containerCore.removeContainer('unpausable', { force: true });
+});

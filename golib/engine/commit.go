@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
@@ -76,11 +77,12 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 	if _, err := os.Stat(bundle.DiffDir(bundleDir)); err != nil {
 		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
 	}
-	// As docker commit: a running container is paused, so the layer is one moment.
 	if c.State == "running" && (opts.Pause == nil || *opts.Pause) {
-		if runtime, err := ociruntime.Find(call.Runtime); err == nil && ociruntime.Pause(runtime, c.ID) == nil {
-			defer ociruntime.Resume(runtime, c.ID)
+		resume, err := pauseForCommit(st, call.Runtime, c)
+		if err != nil {
+			return nil, fail("CommitContainerFailure", err)
 		}
+		defer resume()
 	}
 	spec, _ := bundle.ReadSpec(bundleDir)
 	var skip []string
@@ -107,6 +109,24 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 		return nil, fail("StoreFailure", err)
 	}
 	return result, nil
+}
+
+// pauseForCommit pauses a running container, as docker commit does, so the
+// layer is one moment and the container cannot change it under the pack.
+// A container that cannot be paused fails the commit rather than be packed
+// running without the caller asking for that (pause: false); one that
+// stopped meanwhile needs no pause. It returns what resumes the container.
+func pauseForCommit(st *store.Store, runtimeName string, c store.Container) (func(), error) {
+	runtime, err := ociruntime.Find(runtimeName)
+	if err == nil {
+		if err = ociruntime.Pause(runtime, c.ID); err == nil {
+			return func() { ociruntime.Resume(runtime, c.ID) }, nil
+		}
+	}
+	if now, rerr := reconcile(st, c); rerr == nil && now.State != "running" {
+		return func() {}, nil
+	}
+	return nil, fmt.Errorf("cannot pause the running container to commit it (pass pause: false to commit it running): %w", err)
 }
 
 func mustHash(s string) v1.Hash {

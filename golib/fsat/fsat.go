@@ -51,12 +51,9 @@ func Open(root int, rel string, flags int, resolve uint64) (int, error) {
 // OpenDir opens the directory base of dir for reading, not following a
 // symlink there.
 func OpenDir(dir int, base string) (int, error) {
-	for {
-		fd, err := unix.Openat(dir, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
+	return retryEINTR(func() (int, error) {
+		return unix.Openat(dir, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
 }
 
 // Lstat returns the status of base in dir, or nil when there is none.
@@ -107,23 +104,98 @@ func RemoveAll(dir int, base string) error {
 	return unix.Unlinkat(dir, base, unix.AT_REMOVEDIR)
 }
 
-// Chmod sets the mode of base in dir, which the caller knows is not a
-// symlink.
+// Chmod sets the mode of base in dir, never following a symlink there.
 func Chmod(dir int, base string, mode uint32) error {
 	err := unix.Fchmodat(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
 	if err != unix.EOPNOTSUPP {
 		return err
 	}
-	// Kernels before 6.6 lack fchmodat2, and plain fchmodat follows a final
-	// symlink: check there is none rather than trust the caller.
-	st, err := Lstat(dir, base)
+	return chmodPinned(dir, base, mode)
+}
+
+// chmodPinned is Chmod for kernels before 6.6, which lack fchmodat2: plain
+// fchmodat follows a final symlink, and checking for one first leaves a
+// moment to swap one in. So the name is pinned to its inode first, and the
+// mode set on that inode.
+func chmodPinned(dir int, base string, mode uint32) error {
+	fd, st, err := openPath(dir, base)
 	if err != nil {
 		return err
 	}
-	if st == nil || IsSymlink(st) {
+	defer unix.Close(fd)
+	if IsSymlink(&st) {
 		return unix.ELOOP
 	}
-	return unix.Fchmodat(dir, base, mode, 0)
+	return unix.Fchmodat(unix.AT_FDCWD, fdPath(fd), mode, 0)
+}
+
+// ErrChanged is a file that is no longer the one a walk saw: the name was
+// pointed at another file, perhaps a device or a FIFO, since it was listed.
+var ErrChanged = errors.New("the file changed while it was being read")
+
+// OpenRegular opens base in dir for reading, provided it is still the
+// regular file want (from an earlier lstat of it) describes; otherwise it
+// returns ErrChanged. It is how a walk of a tree a running container can
+// change reads a file's contents: the container may rename a host device
+// or a FIFO over the name between the lstat and the open.
+//
+// The name is pinned by an O_PATH descriptor and checked before anything
+// is opened for reading, so no device driver's open ever runs; the reopen
+// is non-blocking in case of a lease, then made blocking for the reads.
+func OpenRegular(dir int, base string, want *unix.Stat_t) (int, error) {
+	pinned, st, err := openPath(dir, base)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pinned)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Dev != want.Dev || st.Ino != want.Ino {
+		return -1, ErrChanged
+	}
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Open(fdPath(pinned), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return -1, err
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// openPath pins base in dir, not following a symlink there, to a
+// descriptor that can name its inode but not read it, and stats it.
+func openPath(dir int, base string) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(dir, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return -1, st, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, st, err
+	}
+	return fd, st, nil
+}
+
+// fdPath names the file open as fd: the kernel resolves it to that very
+// inode, whatever its name now points at.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		fd, err := f()
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 // Readlink returns the target of the symlink base in dir.
@@ -145,7 +217,7 @@ func Readlink(dir int, base string) (string, error) {
 // kernel reaches dir through its descriptor and then looks up base alone,
 // so no other component is walked again.
 func Path(dir int, base string) string {
-	return "/proc/self/fd/" + strconv.Itoa(dir) + "/" + base
+	return fdPath(dir) + "/" + base
 }
 
 // OpenInside opens name inside the directory at root as a process whose root

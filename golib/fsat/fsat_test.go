@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // setup makes a root with a directory and a file inside, a directory and a
@@ -135,4 +138,105 @@ func sameFile(t *testing.T, st *unix.Stat_t, path string) bool {
 		t.Fatal(err)
 	}
 	return st.Dev == b.Dev && st.Ino == b.Ino
+}
+
+// lstat is what a walk saw of name in dir.
+func lstat(t *testing.T, dir int, name string) *unix.Stat_t {
+	t.Helper()
+	st, err := Lstat(dir, name)
+	if err != nil || st == nil {
+		t.Fatalf("lstat %s: %v", name, err)
+	}
+	return st
+}
+
+func TestOpenRegularReadsTheFileTheWalkSawInBlockingMode(t *testing.T) {
+	root, rootDir, _ := setup(t)
+	fd, err := OpenRegular(root, "inside/file", lstat(t, root, "inside/file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK != 0 || flags&unix.O_ACCMODE != unix.O_RDONLY {
+		t.Errorf("flags %#o: want read-only and blocking", flags)
+	}
+	buf := make([]byte, 256)
+	n, err := unix.Read(fd, buf)
+	if err != nil || string(buf[:n]) != rootDir+"/inside/file" {
+		t.Errorf("read %q, %v", buf[:n], err)
+	}
+}
+
+// TestOpenRegularRefusesWhatWasSwappedIn puts, after the walk's lstat of a
+// regular file, a FIFO (whose open would block for ever), a host device
+// (whose contents would leak), a symlink and another regular file at its
+// name: each is refused at once.
+func TestOpenRegularRefusesWhatWasSwappedIn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mknod of a character device needs root")
+	}
+	root, rootDir, outside := setup(t)
+	seen := lstat(t, root, "inside/file")
+	dir, err := OpenDir(root, "inside")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dir)
+	swaps := map[string]func(path string) error{
+		"fifo":    func(p string) error { return unix.Mkfifo(p, 0o644) },
+		"device":  func(p string) error { return unix.Mknod(p, unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))) },
+		"symlink": func(p string) error { return os.Symlink(outside+"/file", p) },
+		"file":    func(p string) error { return os.WriteFile(p, []byte("another inode"), 0o644) },
+	}
+	for name, swap := range swaps {
+		// Moved aside, not removed, so no new file can reuse the inode.
+		path := rootDir + "/inside/file"
+		if err := os.Rename(path, path+"-before-"+name); err != nil {
+			t.Fatal(err)
+		}
+		if err := swap(path); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		safego.Go(func() error {
+			fd, err := OpenRegular(dir, "file", seen)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}, func(err error) { done <- err })
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrChanged) {
+				t.Errorf("%s at the name: %v, want ErrChanged", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s at the name: OpenRegular hangs", name)
+		}
+	}
+}
+
+func TestChmodPinnedRefusesASymlinkAndSetsAFilesMode(t *testing.T) {
+	root, rootDir, outside := setup(t)
+	if err := chmodPinned(root, "file-link", 0o600); err != unix.ELOOP {
+		t.Errorf("chmodPinned of a symlink: %v, want ELOOP", err)
+	}
+	if fi, err := os.Stat(outside + "/file"); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the file outside changed: %v, %v", fi, err)
+	}
+	dir, err := OpenDir(root, "inside")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dir)
+	if err := chmodPinned(dir, "file", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(rootDir + "/inside/file"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode after chmodPinned: %v, %v", fi, err)
+	}
 }

@@ -171,7 +171,13 @@ func (p *packer) entry(name string, parent *os.File, fi statInfo) (*os.File, err
 			return nil, &os.PathError{Op: "readlink", Path: filepath.Join(parent.Name(), fi.name), Err: err}
 		}
 	case fi.IsDir(), fi.Mode().IsRegular():
-		fd, err := unix.Openat(dirfd, fi.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// A running container can rename a device or a FIFO over the name
+		// since it was listed: only what is still of the listed kind opens.
+		open := fsat.OpenDir
+		if !fi.IsDir() {
+			open = func(dir int, base string) (int, error) { return fsat.OpenRegular(dir, base, fi.lstat) }
+		}
+		fd, err := open(dirfd, fi.name)
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: filepath.Join(parent.Name(), fi.name), Err: err}
 		}
@@ -241,12 +247,13 @@ func (p *packer) entry(name string, parent *os.File, fi statInfo) (*os.File, err
 // statInfo is an fs.FileInfo for an fstatat result, as os.Lstat would give
 // (archive/tar reads owners and device numbers from its *syscall.Stat_t).
 type statInfo struct {
-	name string
-	st   *syscall.Stat_t
+	name  string
+	st    *syscall.Stat_t
+	lstat *unix.Stat_t // what st was made from
 }
 
 func newStatInfo(name string, u *unix.Stat_t) statInfo {
-	return statInfo{name: name, st: &syscall.Stat_t{Dev: u.Dev, Ino: u.Ino, Nlink: u.Nlink, Mode: u.Mode, Uid: u.Uid, Gid: u.Gid,
+	return statInfo{name: name, lstat: u, st: &syscall.Stat_t{Dev: u.Dev, Ino: u.Ino, Nlink: u.Nlink, Mode: u.Mode, Uid: u.Uid, Gid: u.Gid,
 		Rdev: u.Rdev, Size: u.Size, Blksize: u.Blksize, Blocks: u.Blocks,
 		Atim: syscall.Timespec{Sec: u.Atim.Sec, Nsec: u.Atim.Nsec}, Mtim: syscall.Timespec{Sec: u.Mtim.Sec, Nsec: u.Mtim.Nsec},
 		Ctim: syscall.Timespec{Sec: u.Ctim.Sec, Nsec: u.Ctim.Nsec}}}

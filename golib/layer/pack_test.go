@@ -4,12 +4,17 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/fsat"
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // A container's upper directory in overlay format packs as an OCI layer,
@@ -78,5 +83,46 @@ func TestPackOverlayUpperDir(t *testing.T) {
 	}
 	if opaque, _ := Opaque(filepath.Join(out, "var", "cache")); !opaque {
 		t.Error("the opaque directory did not unpack as opaque")
+	}
+}
+
+// TestPackRefusesAFileSwappedForAFIFO is a running container renaming a
+// FIFO over a regular file after the pack listed it: the member is refused
+// at once rather than the open blocking for ever (or, for a device, the
+// host's disk going into the layer).
+func TestPackRefusesAFileSwappedForAFIFO(t *testing.T) {
+	upper := t.TempDir()
+	victim := filepath.Join(upper, "victim")
+	if err := os.WriteFile(victim, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parent, err := os.Open(upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	var listed unix.Stat_t
+	if err := unix.Fstatat(int(parent.Fd()), "victim", &listed, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(victim, victim+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(victim, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := packer{ctx: context.Background(), root: upper, w: io.Discard, links: map[[2]uint64]string{}}
+	done := make(chan error, 1)
+	safego.Go(func() error {
+		_, err := p.entry("victim", parent, newStatInfo("victim", &listed))
+		return err
+	}, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if !errors.Is(err, fsat.ErrChanged) {
+			t.Fatalf("pack of a swapped file: %v, want fsat.ErrChanged", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pack hangs opening the FIFO")
 	}
 }

@@ -20,7 +20,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/k3-core/k3-core/golib/fsat"
 	"github.com/k3-core/k3-core/golib/internal/testneed"
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // tree builds a layer directory by hand.
@@ -789,4 +791,40 @@ func TestPodmanExport(t *testing.T) {
 	}
 	mine, _ := os.ReadFile(ours)
 	compareEntries(t, readTar(t, mine), exported)
+}
+
+// TestExportRefusesAFileSwappedForAFIFO is a running container renaming a
+// FIFO over a regular file between the walk's lstat and the export's open:
+// opening the FIFO would block for ever, and a device there would put the
+// host's disk in the tar. The export fails at once instead.
+func TestExportRefusesAFileSwappedForAFIFO(t *testing.T) {
+	upper := t.TempDir()
+	newTree(t, upper).file("a", "kept", 0o644).file("victim", "data", 0o644)
+	s := Stack{upper}
+	x := &exporter{ctx: context.Background(), layers: s, out: newSink(io.Discard), links: map[fileID]string{}}
+	swapThenAdd := func(e *entry) error {
+		if e.rel == "victim" {
+			victim := filepath.Join(upper, "victim")
+			if err := os.Rename(victim, victim+".old"); err != nil {
+				return err
+			}
+			if err := unix.Mkfifo(victim, 0o644); err != nil {
+				return err
+			}
+		}
+		return x.add(e)
+	}
+	done := make(chan error, 1)
+	safego.Go(func() error { return s.walk(context.Background(), swapThenAdd) }, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if !errors.Is(err, fsat.ErrChanged) {
+			t.Fatalf("export of a swapped file: %v, want fsat.ErrChanged", err)
+		}
+		if !strings.Contains(err.Error(), "victim") {
+			t.Errorf("the error %q does not name the file", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the export hangs opening the FIFO")
+	}
 }

@@ -82,8 +82,10 @@ func (x *exporter) add(e *entry) error {
 	fd, path := -1, ""
 	if hdr.Typeflag == tar.TypeReg && !x.out.measure {
 		// Opened before the header so a file that cannot be read fails the
-		// export before half an entry is written.
-		if fd, err = openat(e.dirfd, e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC); err != nil {
+		// export before half an entry is written; opened only if it is still
+		// the file the walk saw, as a running container can rename a device
+		// or a FIFO over it.
+		if fd, err = fsat.OpenRegular(e.dirfd, e.name, &e.st); err != nil {
 			return x.pathErr("open", e, err)
 		}
 		defer unix.Close(fd)

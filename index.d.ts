@@ -139,8 +139,13 @@ declare namespace K3Core {
     source?: 'store' | 'registry';
     /** fsync the archive and its directory before it gets its name (a device or FIFO target: only a block device is synced). */
     durable?: boolean;
+    /** For a Writable target only (a file's name says its compression): default 'none'. */
+    compression?: StreamCompression;
     onProgress?: (event: SaveProgress) => void;
   }
+
+  /** How an output written into a Writable is compressed. */
+  type StreamCompression = 'gzip' | 'zstd' | 'none';
 
   interface SaveImageResult {
     Path: string;
@@ -183,9 +188,13 @@ declare namespace K3Core {
      * existing character/block device or FIFO is written into instead, as
      * `docker save -o` and GNU tar do. A socket, or a path on /proc, /sys or
      * another special file system, is refused: InvalidSaveImageParameters (422).
+     * A Writable is written into with backpressure, compressed as
+     * `options.compression` says; the result's Path is then '-'. On failure
+     * or abort the Writable is destroyed with the K3Error the call rejects with.
      */
-    saveImage(images: string | string[], filePath: string, options?: SaveImageOptions): Promise<SaveImageResult>;
-    loadImage(filePath: string, options?: Cancellable & { onProgress?: (event: PullProgress) => void }): Promise<{ Loaded: Array<{ Id: string; RepoTags: string[] }> }>;
+    saveImage(images: string | string[], filePath: string | NodeJS.WritableStream, options?: SaveImageOptions): Promise<SaveImageResult>;
+    /** Loads an archive file, or a Readable (an HTTP response, say) checked as a file is. */
+    loadImage(filePath: string | NodeJS.ReadableStream | import('node:stream/web').ReadableStream<Uint8Array>, options?: Cancellable & { onProgress?: (event: PullProgress) => void }): Promise<{ Loaded: Array<{ Id: string; RepoTags: string[] }> }>;
     /**
      * As `docker import`: a one-layer image of a filesystem tar, a file
      * (plain, .gz, .zst, .bz2, .xz) or a Readable, stored and unpacked as it
@@ -409,12 +418,17 @@ declare namespace K3Core {
      * character/block device or FIFO is written into instead, as `docker
      * export -o` and GNU tar do, with no free-space check. A socket, or a path
      * on /proc, /sys or another special file system, is refused:
-     * InvalidExportContainerParameters (422).
+     * InvalidExportContainerParameters (422). A Writable is written into
+     * with backpressure, compressed as `options.compression` says, and the
+     * message names it "-"; on failure or abort it is destroyed with the
+     * K3Error the call rejects with.
      */
-    exportContainer(containerId: string, filePath: string, options?: Cancellable & {
+    exportContainer(containerId: string, filePath: string | NodeJS.WritableStream, options?: Cancellable & {
       onProgress?: (event: ExportProgress) => void;
       /** Also put the file on disk (fsync) before it gets its name, so it survives a power loss (a device or FIFO target: only a block device is synced). */
       durable?: boolean;
+      /** For a Writable target only (a file's name says its compression): default 'none'. */
+      compression?: StreamCompression;
     }): Promise<string>;
   }
 

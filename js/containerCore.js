@@ -3,6 +3,7 @@
 const net = require('node:net');
 const { run } = require('./operation');
 const { followLogs } = require('./follow');
+const { serveSink, isWritable } = require('./stream');
 const errors = require('./errors');
 const stats = require('./stats');
 
@@ -146,9 +147,18 @@ class ContainerCore {
   // Writes the container's whole filesystem to one tar (SPEC §3):
   // .tar plain, .tar.gz/.tgz gzip, .tar.zst zstd. options: {signal,
   // onProgress, durable} — durable also puts it on disk before naming it.
+  // filePath may be a Writable instead, written into with backpressure;
+  // options.compression ('gzip', 'zstd', 'none') then says how.
   exportContainer(containerId, filePath, options) {
-    return run(this._ctx, 'exportContainer', [containerId, filePath, options], options,
-      { containerId: str(containerId), filePath: str(filePath) });
+    if (!isWritable(filePath)) {
+      return run(this._ctx, 'exportContainer', [containerId, filePath, options], options,
+        { containerId: str(containerId), filePath: str(filePath) });
+    }
+    const opts = options && typeof options === 'object' ? options : {};
+    const details = { containerId: str(containerId), filePath: '-' };
+    return serveSink('exportContainer', filePath, opts.signal, 'ExportContainerIOFailure', details, (socketPath, signal) =>
+      run(this._ctx, 'exportContainer', [containerId, { stream: socketPath, compression: opts.compression }, options],
+        { ...opts, signal }, details));
   }
 }
 

@@ -1,7 +1,7 @@
 'use strict';
 // imageCore: images in registries, layouts, archives and the local store.
 const { run } = require('./operation');
-const { serveStream, isReadable } = require('./stream');
+const { serveStream, serveSink, isReadable, isWritable } = require('./stream');
 
 const str = (v) => (typeof v === 'string' ? v : '');
 
@@ -47,8 +47,15 @@ class ImageCore {
 
   // Loads every image of a docker save tarball or an OCI archive (plain,
   // .gz or .zst) into the store, as `docker load`. options: {signal, onProgress}.
+  // filePath may be a Readable instead (an HTTP response, say), checked as
+  // a file is.
   loadImage(filePath, options) {
-    return run(this._ctx, 'loadImage', [filePath], options, { filePath: str(filePath) });
+    if (!isReadable(filePath)) {
+      return run(this._ctx, 'loadImage', [filePath], options, { filePath: str(filePath) });
+    }
+    const signal = options && typeof options === 'object' ? options.signal : undefined;
+    return serveStream('loadImage', filePath, signal, 'InvalidArchive', (socketPath, streamSignal) =>
+      run(this._ctx, 'loadImage', [{ stream: socketPath }], { ...options, signal: streamSignal }, { filePath: '-' }));
   }
 
   // Writes images as one archive, atomically, as `docker save` does (byte for
@@ -56,9 +63,18 @@ class ImageCore {
   // dockerVersion, source, durable, credentials, tlsVerify, os, architecture,
   // variant, timeout, signal, onProgress}). source 'registry' saves straight
   // from the registry, with nothing stored.
+  // filePath may be a Writable instead, written into with backpressure;
+  // options.compression ('gzip', 'zstd', 'none') then says how.
   saveImage(images, filePath, options) {
-    return run(this._ctx, 'saveImage', [images, filePath, options], options,
-      { images: Array.isArray(images) ? images : [str(images)], filePath: str(filePath) });
+    const names = Array.isArray(images) ? images : [str(images)];
+    if (!isWritable(filePath)) {
+      return run(this._ctx, 'saveImage', [images, filePath, options], options, { images: names, filePath: str(filePath) });
+    }
+    const opts = options && typeof options === 'object' ? options : {};
+    const details = { images: names, filePath: '-' };
+    return serveSink('saveImage', filePath, opts.signal, 'SaveImageIOFailure', details, (socketPath, signal) =>
+      run(this._ctx, 'saveImage', [images, { stream: socketPath, compression: opts.compression }, options],
+        { ...opts, signal }, details));
   }
 
   // Makes a one-layer image of a filesystem tar, as `docker import`:

@@ -1,17 +1,24 @@
 'use strict';
-// Hands a Node Readable to the engine: it is served on a Unix socket of its
-// own, which the engine connects to and reads as it would a file. The
-// socket's flow control paces the stream, so memory stays flat whatever
-// its size, and nothing is staged on disk.
+// Hands a Node Readable to the engine, or a Node Writable for its output:
+// either is served on a Unix socket of its own, which the engine connects
+// to and reads or writes as it would a file. The socket's flow control
+// paces the stream both ways (a slow Writable blocks the engine's writes),
+// so memory stays flat whatever its size, and nothing is staged on disk.
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Readable } = require('node:stream');
+const { Readable, Writable } = require('node:stream');
+const { finished } = require('node:stream/promises');
 const errors = require('./errors');
 
 function isNodeReadable(v) {
   return v instanceof Readable || (v !== null && typeof v === 'object' && typeof v.pipe === 'function' && typeof v.on === 'function');
+}
+
+function isWritable(v) {
+  return v instanceof Writable || (v !== null && typeof v === 'object' && typeof v.write === 'function' &&
+    typeof v.end === 'function' && typeof v.on === 'function');
 }
 
 function isWebStream(v) {
@@ -61,4 +68,65 @@ async function serveStream(op, source, userSignal, invalidClass, fn) {
   }
 }
 
-module.exports = { serveStream, isReadable };
+// Runs fn(socketPath, signal) while the socket takes one connection from
+// the engine and pipes what it writes into sink, pausing while sink is
+// full. The call resolves once sink has finished; the engine closes the
+// socket after a failure too, so the call's answer, not the socket's end,
+// says whether the output is whole. On any failure sink is destroyed with
+// the call's K3Error; a sink that fails aborts the call, which rejects with
+// failClass, the sink's error as its cause.
+async function serveSink(op, sink, userSignal, failClass, details, fn) {
+  const failed = new AbortController();
+  const signal = userSignal instanceof AbortSignal ? AbortSignal.any([userSignal, failed.signal]) : failed.signal;
+  let sinkError;
+  let done = false;
+  const fail = (err) => {
+    if (done || sinkError !== undefined) return;
+    sinkError = err;
+    failed.abort(err);
+  };
+  sink.on('error', fail);
+  sink.on('close', () => fail(new Error('the Writable was closed before the output ended')));
+  let conn;
+  let engineDone;
+  const engineEnded = new Promise((resolve) => { engineDone = resolve; });
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'k3-stream-'));
+  const socketPath = path.join(dir, 'sink.sock');
+  const server = net.createServer((c) => {
+    server.close();
+    conn = c;
+    conn.on('error', () => {}); // the engine's answer says why
+    conn.on('close', engineDone);
+    conn.pipe(sink, { end: false });
+  });
+  try {
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, resolve);
+    });
+    const result = await fn(socketPath, signal);
+    await engineEnded;
+    if (sinkError === undefined) {
+      done = true;
+      sink.end();
+      await finished(sink);
+    }
+    if (sinkError !== undefined) throw sinkError;
+    return result;
+  } catch (err) {
+    let k3err = err;
+    if (sinkError !== undefined) {
+      const message = sinkError && sinkError.message ? sinkError.message : String(sinkError);
+      k3err = errors.create(op, failClass, { ...details, error: `the stream failed: ${message}` }, sinkError);
+    }
+    done = true;
+    if (conn) conn.destroy();
+    sink.destroy(k3err);
+    throw k3err;
+  } finally {
+    server.close();
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+}
+
+module.exports = { serveStream, serveSink, isReadable, isWritable };

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,7 +40,8 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, errcat.New(opExport, "InvalidExportContainerParameters", err.Error(), nil)
 	}
 	id, reason := containerRef(list[0])
-	filePath, pathReason := exportPath(list[1])
+	target, pathReason := outputParam(list[1])
+	filePath := target.shown()
 	details := map[string]any{"containerId": id, "filePath": filePath}
 	newErr := func(class, reason string, cause error) *errcat.Error {
 		err := errcat.New(opExport, class, reason, cause)
@@ -91,12 +93,12 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
 	}
 	required := requiredSpace(size.TarBytes, filePath)
-	if available, known := outfile.Room(filePath); known && available < uint64(required) {
+	if available, known := target.room(); known && available < uint64(required) {
 		return nil, newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
 			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
 	}
 
-	out, err := outfile.Create(ctx, filePath, durable)
+	out, err := target.create(ctx, durable)
 	if err != nil {
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
@@ -113,6 +115,68 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	}
 	call.Emit(ExportProgress{Phase: "done", Current: size.Bytes, Total: size.Bytes, Entries: size.Entries})
 	return fmt.Sprintf("%s has exported successfully to %s", c.Name, filePath), nil
+}
+
+// output is where an export or a save writes: a file, or the Unix socket
+// the JS layer serves a Node Writable on.
+type output struct {
+	path        string // the file's, or the socket's
+	socket      bool
+	compression outfile.Compression // a socket's; a file's is its name's
+}
+
+// outputParam reads the output argument: a file path, or {stream: socket,
+// compression: 'gzip'|'zstd'|'none'}.
+func outputParam(raw json.RawMessage) (output, string) {
+	if _, _, err := stringParam(raw, "filePath"); err == nil || isNull(raw) {
+		p, reason := exportPath(raw)
+		return output{path: p}, reason
+	}
+	p, err := objectParam(raw, "filePath")
+	if err != nil {
+		return output{}, "filePath must be a file path or a Writable"
+	}
+	socket, _, err := p.str("stream")
+	if err != nil || socket == "" || !filepath.IsAbs(socket) {
+		return output{}, "filePath must be a file path or a Writable"
+	}
+	out := output{path: socket, socket: true, compression: outfile.None}
+	c, _, err := p.str("compression")
+	switch outfile.Compression(c) {
+	case "", outfile.None:
+	case outfile.Gzip, outfile.Zstd:
+		out.compression = outfile.Compression(c)
+	default:
+		return out, fmt.Sprintf("options.compression %q is not gzip, zstd or none", c)
+	}
+	if err != nil {
+		return out, err.Error()
+	}
+	return out, ""
+}
+
+// shown names the output in results and errors: a stream is "-", as
+// docker names standard output.
+func (o output) shown() string {
+	if o.socket {
+		return "-"
+	}
+	return o.path
+}
+
+// room is outfile.Room for a file; a stream's room is the reader's affair.
+func (o output) room() (uint64, bool) {
+	if o.socket {
+		return 0, false
+	}
+	return outfile.Room(o.path)
+}
+
+func (o output) create(ctx context.Context, durable bool) (*outfile.File, error) {
+	if o.socket {
+		return outfile.Connect(ctx, o.path, o.compression)
+	}
+	return outfile.Create(ctx, o.path, durable)
 }
 
 // exportPath validates the output path: absolute, a file, in a directory

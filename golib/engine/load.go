@@ -37,9 +37,13 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, errcat.New(opLoad, "InvalidLoadImageParameters", err.Error(), nil)
 	}
-	filePath, err := requiredString(list[0], "filePath")
-	if err != nil {
-		return nil, errcat.New(opLoad, "InvalidLoadImageParameters", err.Error(), nil)
+	source, socket, reason := loadSourceParam(list[0])
+	filePath := source
+	if socket {
+		filePath = "-" // as docker names standard input
+	}
+	if reason != "" {
+		return nil, errcat.New(opLoad, "InvalidLoadImageParameters", reason, nil)
 	}
 	fail := func(err error) error { return imageFailure(opLoad, fromLocal, err).With("filePath", filePath) }
 	// Reading the archive's own structure fails as InvalidArchive (unless
@@ -50,14 +54,20 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 		}
 		return errcat.New(opLoad, "InvalidArchive", err.Error(), err).With("filePath", filePath)
 	}
-	if _, err := os.Stat(filePath); err != nil {
+	if _, err := os.Stat(source); err != nil {
 		return nil, errcat.New(opLoad, "ArchiveNotFound", fmt.Sprintf("no archive at %s", filePath), err).With("filePath", filePath)
 	}
 	st, err := e.store(call.Root)
 	if err != nil {
 		return nil, errcat.New(opLoad, "StoreFailure", err.Error(), err).With("filePath", filePath)
 	}
-	tarPath, cleanup, err := plainTar(st, filePath)
+	var tarPath string
+	var cleanup func()
+	if socket {
+		tarPath, cleanup, err = streamedTar(ctx, st, source)
+	} else {
+		tarPath, cleanup, err = plainTar(st, source)
+	}
 	if err != nil {
 		return nil, failArchive(err)
 	}
@@ -116,6 +126,35 @@ func builtOn(child, parent v1.Image) bool {
 	return len(c.History) == len(p.History)+1 && reflect.DeepEqual(p.History, c.History[:len(p.History)])
 }
 
+// loadSourceParam reads the archive argument: a file path, or {stream:
+// socket}, the Unix socket the JS layer serves a Readable on.
+func loadSourceParam(raw json.RawMessage) (source string, socket bool, reason string) {
+	if _, _, err := stringParam(raw, "filePath"); err == nil {
+		s, err := requiredString(raw, "filePath")
+		if err != nil {
+			return "", false, err.Error()
+		}
+		return s, false, ""
+	}
+	source, socket, reason = importSourceParam(raw)
+	if reason != "" {
+		reason = "filePath must be an archive's path or a Readable"
+	}
+	return source, socket, reason
+}
+
+// streamedTar reads the archive from the socket into the store's staging
+// area, decompressed: the archive is read by its entries' offsets, which a
+// stream cannot give.
+func streamedTar(ctx context.Context, st *store.Store, socket string) (string, func(), error) {
+	src, _, err := openImportSource(ctx, socket, true)
+	if err != nil {
+		return "", nil, err
+	}
+	defer src.Close()
+	return decompressedCopy(st, src)
+}
+
 // plainTar returns a seekable, uncompressed copy of the archive: the file
 // itself when it is a plain tar, else a decompressed copy in the store's
 // staging area.
@@ -133,7 +172,13 @@ func plainTar(st *store.Store, filePath string) (string, func(), error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", nil, err
 	}
-	r, err := archive.Decompress(f)
+	return decompressedCopy(st, f)
+}
+
+// decompressedCopy writes what src holds, decompressed if it is
+// compressed, to a file in the store's staging area.
+func decompressedCopy(st *store.Store, src io.Reader) (string, func(), error) {
+	r, err := archive.Decompress(src)
 	if err != nil {
 		return "", nil, &inspect.ContentError{Reason: "the archive could not be decompressed: " + err.Error()}
 	}

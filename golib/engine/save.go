@@ -43,7 +43,8 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		return nil, errcat.New(opSave, "InvalidSaveImageParameters", err.Error(), nil)
 	}
 	refs, refsErr := saveRefs(list[0])
-	filePath, reason := exportPath(list[1])
+	target, reason := outputParam(list[1])
+	filePath := target.shown()
 	details := func(err *errcat.Error) *errcat.Error {
 		return err.With("images", refs).With("filePath", filePath)
 	}
@@ -61,7 +62,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	if reason != "" {
 		return nil, invalid(reason)
 	}
-	opts := imagetar.Options{StagingDir: stagingDir(filePath), Progress: func(ev imagetar.Event) { call.Emit(ev) }}
+	opts := imagetar.Options{StagingDir: stagingDir(target), Progress: func(ev imagetar.Event) { call.Emit(ev) }}
 	source, durable := "store", false
 	var registryOptions map[string]json.RawMessage
 	if !isNull(list[2]) {
@@ -129,7 +130,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	newErr := func(class, reason string, cause error) *errcat.Error {
 		return details(errcat.New(opSave, class, reason, cause))
 	}
-	out, err := outfile.Create(ctx, filePath, durable)
+	out, err := target.create(ctx, durable)
 	if err != nil {
 		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
 	}
@@ -154,13 +155,13 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 
 // stagingDir is where layers wait while the archive is written: beside the
 // output, on the disk that must hold it anyway, unless the output is a
-// device or FIFO, whose directory (often /dev, a small tmpfs) is no place
-// for them.
-func stagingDir(filePath string) string {
-	if outfile.IsStream(filePath) {
+// device, a FIFO or a Writable, whose directory (often /dev, a small tmpfs)
+// is no place for them.
+func stagingDir(target output) string {
+	if target.socket || outfile.IsStream(target.path) {
 		return os.TempDir()
 	}
-	return filepath.Dir(filePath)
+	return filepath.Dir(target.path)
 }
 
 // saveRefs reads the images argument: one name or a non-empty list of them.

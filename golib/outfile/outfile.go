@@ -19,7 +19,13 @@
 // A socket, or a path on a special file system (/proc, /sys, cgroup,
 // debugfs, ...): refused with an *UnusableError before anything is written.
 //
-// It also picks compression by the name's ending.
+// A third kind of output is a Unix socket the caller serves (Connect): the
+// JS layer's socket for a Node Writable. It is written into as a stream;
+// the socket's flow control makes a slow reader block the writes, so
+// nothing piles up. Nothing is named, no room is checked, and durable has
+// no meaning: what the reader does with the bytes is its affair.
+//
+// It also picks compression by the name's ending, or as told for a socket.
 package outfile
 
 import (
@@ -119,24 +125,47 @@ func Create(ctx context.Context, target string, durable bool) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch CompressionFor(target) {
+	if err := f.compress(CompressionFor(target)); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Connect starts an output into the Unix socket at socketPath, compressed
+// as c says. ctx ends a write the reader does not take.
+func Connect(ctx context.Context, socketPath string, c Compression) (*File, error) {
+	file, err := dialUnix(socketPath)
+	if err != nil {
+		return nil, err
+	}
+	f := &File{target: socketPath, names: socket}
+	f.writeInto(ctx, file)
+	if err := f.compress(c); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// compress wraps the output in c's encoder.
+func (f *File) compress(c Compression) error {
+	switch c {
 	case Gzip:
 		gz := pgzip.NewWriter(f.out)
 		// Blocks of 1 MiB on every core: the .tar.gz export is CPU-bound.
 		if err := gz.SetConcurrency(1<<20, 2*numCPU()); err != nil {
 			f.Abort()
-			return nil, err
+			return err
 		}
 		f.encoder = gz
 	case Zstd:
 		enc, err := zstd.NewWriter(f.out)
 		if err != nil {
 			f.Abort()
-			return nil, err
+			return err
 		}
 		f.encoder = enc
 	}
-	return f, nil
+	return nil
 }
 
 // createUnnamed starts the file that Commit will name target.
@@ -175,14 +204,20 @@ func (f *File) openStream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.file = file
+	f.writeInto(ctx, file)
 	f.durable = f.durable && f.names == blockDevice
-	f.stopWatch = context.AfterFunc(ctx, func() { file.SetWriteDeadline(time.Now()) })
-	f.out = &streamWriter{ctx: ctx, f: file}
 	if f.durable {
 		f.out = &writeBehind{f: file}
 	}
 	return nil
+}
+
+// writeInto makes file, a device, FIFO or socket, the stream written into;
+// a write it does not take stops when ctx ends.
+func (f *File) writeInto(ctx context.Context, file *os.File) {
+	f.file = file
+	f.stopWatch = context.AfterFunc(ctx, func() { file.SetWriteDeadline(time.Now()) })
+	f.out = &streamWriter{ctx: ctx, f: file}
 }
 
 // Writer is where the content goes.

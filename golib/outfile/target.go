@@ -29,6 +29,7 @@ const (
 	fifo                    // written into as a stream
 	charDevice              // written into as a stream
 	blockDevice             // written into as a stream, and can be synced
+	socket                  // a socket the caller serves (Connect), written into as a stream
 )
 
 // specialFileSystems are the kernel's interfaces dressed as file systems:
@@ -154,4 +155,23 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		return n, w.ctx.Err()
 	}
 	return n, err
+}
+
+// dialUnix connects to the Unix socket at path. The descriptor is made
+// non-blocking once connected, so that, as for a FIFO, the runtime's poller
+// waits for the reader on each write and a write deadline can stop it.
+func dialUnix(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("the stream could not be reached: %w", &os.PathError{Op: "connect", Path: path, Err: err})
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("setnonblock", err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }

@@ -20,12 +20,16 @@ async function store(): Promise<void> {
   const running = await k3.containerCore.listContainers({ state: 'running' });
   const message: string = await k3.containerCore.exportContainer(c.Id, '/tmp/web.tar.gz', { signal: AbortSignal.timeout(1000) });
   await k3.containerCore.copyToContainer(c.Name, './file', '/etc/');
+  const { createWriteStream, createReadStream } = await import('node:fs');
+  await k3.containerCore.exportContainer(c.Id, createWriteStream('/tmp/web.tar.zst'), { compression: 'zstd' });
+  const saved: K3Core.SaveImageResult = await k3.imageCore.saveImage('alpine', process.stdout, { compression: 'gzip' });
+  await k3.imageCore.loadImage(createReadStream('/tmp/images.tar'));
   try {
     await k3.containerCore.exportContainer('nope', '/tmp/x.tar');
   } catch (e) {
     if (e instanceof K3Core.errors.InsufficientDiskSpaceForExport) console.log(e.details.requiredSpace);
   }
-  console.log(images.length, running.length, message, k3.root);
+  console.log(images.length, running.length, message, k3.root, saved.Path);
 }
 store();
 

@@ -93,6 +93,8 @@ func TestFiltersMatchAsDockerDoes(t *testing.T) {
 		{Filters{"container": {"we"}}, c, false},
 		{Filters{"image": {"busybox:latest"}}, c, true},
 		{Filters{"image": {"busybox:latest"}}, img, true},
+		{Filters{"image": {"docker.io/library/busybox"}}, c, true},
+		{Filters{"image": {"busybox:1"}}, c, false},
 		{Filters{"image": {"fedcba98"}}, img, true},
 		{Filters{"container": {"web"}}, img, false},
 		{Filters{"type": {"container"}, "event": {"start"}}, c, false},

@@ -1,6 +1,10 @@
 package events
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
 
 // Filters are `docker events --filter` as a map: key to accepted values.
 // An event passes when, for every key given, one of its values matches.
@@ -29,7 +33,8 @@ func anyOf(values []string, ok func(string) bool) bool {
 }
 
 // matchOne matches as docker does: a container by its ID, a prefix of it
-// or its name; an image by its ID or a name it was given.
+// or its name; an image by its ID or a name it was given, however spelt
+// (busybox is docker.io/library/busybox:latest).
 func matchOne(key, value string, ev Event) bool {
 	attrs := ev.Actor.Attributes
 	switch key {
@@ -41,9 +46,9 @@ func matchOne(key, value string, ev Event) bool {
 		return ev.Type == "container" && (attrs["name"] == value || idMatch(ev.Actor.ID, value))
 	case "image":
 		if ev.Type == "image" {
-			return idMatch(ev.Actor.ID, value) || attrs["name"] == value
+			return idMatch(ev.Actor.ID, value) || sameImage(attrs["name"], value)
 		}
-		return attrs["image"] == value
+		return sameImage(attrs["image"], value)
 	}
 	return false
 }
@@ -52,4 +57,13 @@ func idMatch(id, value string) bool {
 	value = strings.TrimPrefix(value, "sha256:")
 	id = strings.TrimPrefix(id, "sha256:")
 	return len(value) >= 4 && strings.HasPrefix(id, value)
+}
+
+func sameImage(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, errA := name.ParseReference(a)
+	rb, errB := name.ParseReference(b)
+	return errA == nil && errB == nil && ra.Name() == rb.Name()
 }

@@ -14,6 +14,10 @@ import (
 // PollInterval is how often Follow looks for new events.
 var PollInterval = 100 * time.Millisecond
 
+// UntilGrace is how long after until Follow still reads: an event is
+// stamped a moment before its line is written.
+var UntilGrace = 200 * time.Millisecond
+
 // Follow calls emit with each event of the journal at root stamped at or
 // after since, oldest first, as they are appended, until ctx ends or the
 // clock passes until (the zero time: never). Lines that are not events
@@ -38,7 +42,7 @@ func Follow(ctx context.Context, root string, since, until time.Time, emit func(
 			r.reopen()
 			continue
 		}
-		if r.until != 0 && time.Now().UnixNano() > r.until {
+		if r.until != 0 && time.Now().UnixNano() > r.until+int64(UntilGrace) {
 			return nil
 		}
 		select {

@@ -75,6 +75,34 @@ declare namespace K3Core {
     signal?: AbortSignal;
   }
 
+  /** A change to a container or an image, as `docker events` reports it. */
+  interface Event {
+    Type: 'container' | 'image';
+    /** container: create, start, pause, unpause, kill, die, stop, restart, commit, destroy; image: pull, tag, untag, delete, push, import. */
+    Action: string;
+    Actor: {
+      /** The container's ID, or the image's ID (its config digest). */
+      ID: string;
+      /** name and image; a die adds exitCode, a kill signal (as strings). */
+      Attributes: Record<string, string>;
+    };
+    /** Unix seconds. */
+    time: number;
+    /** Unix nanoseconds (beyond Number's exact range: compare, do not do sums). */
+    timeNano: number;
+  }
+
+  type EventFilter = string | string[];
+
+  interface EventsOptions extends Cancellable {
+    /** Each key given must match; a list matches any of its values. container: ID, ID prefix or name; image: ID or name. */
+    filters?: { type?: EventFilter; event?: EventFilter; container?: EventFilter; image?: EventFilter };
+    /** Replay from here (ISO time or Unix seconds); default now. */
+    since?: string | number;
+    /** End the stream once this time has passed (ISO time or Unix seconds); default never. */
+    until?: string | number;
+  }
+
   interface PullProgress {
     phase: 'resolved' | 'exists' | 'download' | 'unpack' | 'done';
     layer?: string;
@@ -462,6 +490,7 @@ declare namespace K3Core {
     RegistryAuthenticationFailure: typeof K3Error;
     RegistryConnectionFailure: typeof K3Error;
     InspectImageFailure: typeof K3Error;
+    InvalidEventsParameters: typeof K3Error;
     InvalidExportContainerParameters: typeof K3Error;
     ResolveContainerName: typeof K3Error;
     ContainerNotFound: typeof K3Error;
@@ -541,6 +570,8 @@ declare class K3Core {
   readonly root: string;
   readonly imageCore: K3Core.ImageCore;
   readonly containerCore: K3Core.ContainerCore;
+  /** The store's events from every process that uses this root; ends when until passes, on abort, or when the loop is left. */
+  events(options?: K3Core.EventsOptions): AsyncIterableIterator<K3Core.Event>;
   static readonly errors: K3Core.Errors;
 }
 

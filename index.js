@@ -6,6 +6,7 @@ const errors = require('./js/errors');
 const { ImageCore } = require('./js/imageCore');
 const { ContainerCore } = require('./js/containerCore');
 const { wrap } = require('./js/logger');
+const { events } = require('./js/events');
 
 // The store's default place, as XDG has it: $XDG_DATA_HOME/k3-core or
 // ~/.local/share/k3-core; K3_ROOT overrides.
@@ -32,6 +33,16 @@ class K3Core {
     Object.defineProperty(this, 'root', { value: ctx.root, enumerable: true });
     this.imageCore = new ImageCore(ctx);
     this.containerCore = new ContainerCore(ctx);
+    Object.defineProperty(this, '_ctx', { value: ctx });
+  }
+
+  /**
+   * The store's container and image events, as `docker events` streams
+   * them, from every process that uses this root: an async iterable.
+   * @param {object} [options] {filters: {type, event, container, image}, since, until, signal}
+   */
+  events(options) {
+    return events(this._ctx, options);
   }
 }
 

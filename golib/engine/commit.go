@@ -108,6 +108,7 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, fail("StoreFailure", err)
 	}
+	recordContainerEvent(call.Root, "commit", c)
 	return result, nil
 }
 
@@ -176,7 +177,7 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 }
 
 // recordCommit writes the new config and manifest and records the image.
-func recordCommit(st *store.Store, base store.Image, config *v1.ConfigFile, newLayer store.Layer, names []string) (any, error) {
+func recordCommit(st *store.Store, base store.Image, config *v1.ConfigFile, newLayer store.Layer, names []string) (map[string]any, error) {
 	rawConfig, err := json.Marshal(config)
 	if err != nil {
 		return nil, err

@@ -193,6 +193,7 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 		st.DeleteContainer(id)
 		return nil, fail("CreateContainerFailure", err)
 	}
+	recordContainerEvent(call.Root, "create", record)
 	return e.summary(st, record), nil
 }
 
@@ -454,6 +455,7 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 		os.Rename(staging+"/bundle", st.BundleDir(c.ID))
 		return nil, errcat.New(op, "ResolveContainerName", err.Error(), err).With("containerId", c.ID)
 	}
+	recordContainerEvent(call.Root, "destroy", c)
 	return map[string]any{"Id": c.ID, "Name": c.Name, "Removed": true}, nil
 }
 

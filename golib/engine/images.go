@@ -99,6 +99,7 @@ func (e *Engine) pullAnImage(ctx context.Context, call *Request) (any, error) {
 		var result pull.Result
 		result, err = pull.Into(ctx, st, src, pull.Options{Progress: func(ev pull.Event) { call.Emit(ev) }})
 		if err == nil {
+			recordImageEvent(call.Root, "pull", result.ID, strings.Join(result.RepoTags, ", "))
 			return result, nil
 		}
 	}
@@ -415,6 +416,7 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 			return nil, fail("StoreFailure", err)
 		}
 		if len(untagged) < len(refs) {
+			recordRemoval(call.Root, img.ID, untagged, false)
 			return map[string]any{"Untagged": untagged, "Deleted": []string{}}, nil
 		}
 		force = true // the last name went: the image goes unless a container keeps it
@@ -450,6 +452,7 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 		os.Remove(st.BlobPath(l.BlobDigest))
 		deleted = append(deleted, l.ChainID)
 	}
+	recordRemoval(call.Root, img.ID, untagged, removed)
 	return map[string]any{"Untagged": untagged, "Deleted": deleted}, nil
 }
 

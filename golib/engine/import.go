@@ -122,6 +122,7 @@ func (e *Engine) importImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, newErr("StoreFailure", err.Error(), err)
 	}
+	recordImageEvent(call.Root, "import", result["Id"].(string), strings.Join(names, ", "))
 	call.Emit(ImportProgress{Phase: "done", Current: read.n, Total: size})
 	return result, nil
 }

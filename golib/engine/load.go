@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -89,6 +90,9 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 	}
 	if err := linkParents(st, sources, ids, parents); err != nil {
 		return nil, failArchive(err)
+	}
+	for _, image := range loaded {
+		recordImageEvent(call.Root, "load", image["Id"].(string), strings.Join(image["RepoTags"].([]string), ", "))
 	}
 	return map[string]any{"Loaded": loaded}, nil
 }

@@ -123,6 +123,7 @@ func (e *Engine) tagImage(ctx context.Context, call *Request) (any, error) {
 	if err := st.TagImage(img.ID, displayName(ref)); err != nil {
 		return nil, errcat.New(op, "StoreFailure", err.Error(), err).With("image", source)
 	}
+	recordImageEvent(call.Root, "tag", img.ID, displayName(ref))
 	return map[string]any{"Id": img.ID, "Tagged": displayName(ref)}, nil
 }
 
@@ -218,6 +219,7 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, imageFailure(opPush, fromLocal, err)
 	}
+	recordImageEvent(call.Root, "push", img.ID, displayName(ref))
 	return map[string]any{"Digest": digest.String(), "Destination": displayName(ref)}, nil
 }
 

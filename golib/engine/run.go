@@ -180,12 +180,16 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 		return &ociruntime.RuntimeError{Message: err.Error()}
 	}
 	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
-	started, err := ociruntime.Start(ctx, runtime, call.Monitor, bundleDir, c.ID)
+	started, err := ociruntime.Start(ctx, runtime, call.Monitor, bundleDir, c.ID, exitAttributes(c))
 	if err != nil {
 		ociruntime.UnmountRootfs(bundleDir)
 		return err
 	}
-	return st.SetRunning(c.ID, store.Run{Pid: started.Pid, MonitorPid: started.MonitorPid, BootID: ociruntime.BootID(), StartedAt: startedAt})
+	if err := st.SetRunning(c.ID, store.Run{Pid: started.Pid, MonitorPid: started.MonitorPid, BootID: ociruntime.BootID(), StartedAt: startedAt}); err != nil {
+		return err
+	}
+	recordContainerEvent(call.Root, "start", c)
+	return nil
 }
 
 // containerUser is the user the container runs as: the create option, else
@@ -281,6 +285,9 @@ func (e *Engine) stopContainer(ctx context.Context, call *Request) (any, error) 
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
+	if alive(c) {
+		recordContainerEvent(call.Root, "stop", c)
+	}
 	return e.refreshed(st, c.ID)
 }
 
@@ -304,6 +311,7 @@ func (e *Engine) restartContainer(ctx context.Context, call *Request) (any, erro
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
+	recordContainerEvent(call.Root, "restart", c)
 	return e.refreshed(st, c.ID)
 }
 
@@ -338,6 +346,9 @@ func (e *Engine) killContainer(ctx context.Context, call *Request) (any, error) 
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
+	attributes := containerAttributes(c)
+	attributes["signal"] = signal
+	recordEvent(call.Root, "container", "kill", c.ID, attributes)
 	return map[string]any{"Id": c.ID, "Signal": signal}, nil
 }
 
@@ -403,6 +414,7 @@ func (e *Engine) pauseContainer(ctx context.Context, call *Request) (any, error)
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
+	recordContainerEvent(call.Root, "pause", c)
 	return e.refreshed(st, c.ID)
 }
 
@@ -423,5 +435,6 @@ func (e *Engine) unpauseContainer(ctx context.Context, call *Request) (any, erro
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
+	recordContainerEvent(call.Root, "unpause", c)
 	return e.refreshed(st, c.ID)
 }

@@ -150,6 +150,9 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	if format == "" {
 		format = imagetar.DockerArchive
 	}
+	for _, image := range saved {
+		recordImageEvent(call.Root, "save", image.ID, strings.Join(image.RepoTags, ", "))
+	}
 	return map[string]any{"Path": filePath, "Format": format, "Images": saved}, nil
 }
 

@@ -107,7 +107,8 @@ type Started struct {
 
 // Start runs the bundle as container id under k3-monitor and returns once
 // the container process exists (or the runtime has said why it cannot).
-func Start(ctx context.Context, runtime, monitor, bundle, id string) (Started, error) {
+// attributes (a JSON object) go into the die event the monitor records.
+func Start(ctx context.Context, runtime, monitor, bundle, id, attributes string) (Started, error) {
 	reportR, reportW, err := os.Pipe()
 	if err != nil {
 		return Started{}, err
@@ -119,7 +120,7 @@ func Start(ctx context.Context, runtime, monitor, bundle, id string) (Started, e
 		return Started{}, err
 	}
 	defer devnull.Close()
-	cmd := exec.Command(monitor, runtime, bundle, id)
+	cmd := exec.Command(monitor, runtime, bundle, id, attributes)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{reportW}
 	// Its own session: the monitor and the container outlive the caller.

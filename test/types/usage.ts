@@ -29,6 +29,9 @@ async function store(): Promise<void> {
   } catch (e) {
     if (e instanceof K3Core.errors.InsufficientDiskSpaceForExport) console.log(e.details.requiredSpace);
   }
+  for await (const ev of k3.events({ filters: { type: 'container', event: ['die'] }, since: 0, until: '2030-01-01T00:00:00Z', signal: AbortSignal.timeout(1000) })) {
+    console.log(ev.Actor.Attributes.exitCode, ev.Action, ev.timeNano);
+  }
   console.log(images.length, running.length, message, k3.root, saved.Path);
 }
 store();

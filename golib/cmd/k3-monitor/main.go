@@ -2,11 +2,15 @@
 // podman: k3-core starts it detached, it runs the OCI runtime in the
 // foreground, writes the container's stdout and stderr to the bundle's log
 // as JSON lines with timestamps, and when the container ends records its
-// exit code and unmounts its rootfs. It outlives the Node process that
+// exit code, unmounts its rootfs and records its die event in the store's
+// journal (package events). It outlives the Node process that
 // started it, so a container keeps running, and its exit is still recorded,
 // after that process is gone.
 //
-// Usage: k3-monitor RUNTIME BUNDLE ID
+// Usage: k3-monitor RUNTIME BUNDLE ID ATTRIBUTES
+//
+// ATTRIBUTES is a JSON object of the container's event attributes (name,
+// image); the die event adds its exitCode. BUNDLE is <root>/containers/ID.
 //
 // It reports on fd 3 one line: "started <pid>" once the container runs, or
 // "failed <message>" when it could not start.
@@ -28,6 +32,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/k3-core/k3-core/golib/events"
 )
 
 // Exit is what exit.json records.
@@ -38,16 +44,18 @@ type Exit struct {
 }
 
 func main() {
-	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: k3-monitor RUNTIME BUNDLE ID")
+	if len(os.Args) != 5 {
+		fmt.Fprintln(os.Stderr, "usage: k3-monitor RUNTIME BUNDLE ID ATTRIBUTES")
 		os.Exit(2)
 	}
 	runtime, bundle, id := os.Args[1], os.Args[2], os.Args[3]
+	attributes := map[string]string{}
+	json.Unmarshal([]byte(os.Args[4]), &attributes)
 	report := os.NewFile(3, "report")
-	os.Exit(monitor(runtime, bundle, id, report))
+	os.Exit(monitor(runtime, bundle, id, attributes, report))
 }
 
-func monitor(runtime, bundle, id string, report *os.File) int {
+func monitor(runtime, bundle, id string, attributes map[string]string, report *os.File) int {
 	logFile, err := os.OpenFile(filepath.Join(bundle, "container.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		fmt.Fprintf(report, "failed opening the log: %v\n", err)
@@ -126,11 +134,17 @@ func monitor(runtime, bundle, id string, report *os.File) int {
 		fmt.Fprintf(report, "started 0\n")
 		report.Close()
 	}
-	exit := Exit{ExitCode: exitCode(waitErr), FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+	finished := time.Now()
+	exit := Exit{ExitCode: exitCode(waitErr), FinishedAt: finished.UTC().Format(time.RFC3339Nano)}
 	// The runtime's record of the container goes with it, so the ID can run again.
 	exec.Command(runtime, "delete", "--force", id).Run()
 	unmount(bundle)
 	writeExit(bundle, exit)
+	// After exit.json, so a watcher that sees the die sees the container exited.
+	attributes["exitCode"] = strconv.Itoa(exit.ExitCode)
+	die := events.New("container", "die", id, attributes)
+	die.Time, die.TimeNano = finished.Unix(), finished.UnixNano()
+	events.Append(filepath.Dir(filepath.Dir(bundle)), die)
 	return 0
 }
 

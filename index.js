@@ -46,8 +46,10 @@ class K3Core {
   }
 }
 
-K3Core.errors = errors.classes;
-K3Core.K3Core = K3Core;
-K3Core.K3Error = errors.K3Error;
-
 module.exports = K3Core;
+// Each name is set as module.exports.<name> so that Node's ES module loader
+// sees it and index.mjs re-exports it (test/esm.test.js checks that import
+// and require give the same names).
+module.exports.errors = errors.classes;
+module.exports.K3Core = K3Core;
+module.exports.K3Error = errors.K3Error;

@@ -257,6 +257,15 @@ test('npm install k3-core from a registry, with no go, gcc or python, then inspe
   assert.equal(out.images, 1);
   const listing = execFileSync('tar', ['-tf', tarPath], { encoding: 'utf8' });
   assert.match(listing, /^(\.\/)?etc\/hostname$/m);
+
+  // The packed package is an ES module too (its files include index.mjs).
+  const esm = `import K3Core, { errors } from 'k3-core';
+    const k3 = new K3Core({ root: ${JSON.stringify(path.join(tmp, 'user-store'))} });
+    const missing = await k3.containerCore.inspectContainer('no-such-container').catch((e) => e);
+    console.log((await k3.imageCore.listImages()).length, missing instanceof errors.ContainerNotFound);`;
+  const imported = spawnSync('node', ['--input-type=module', '-e', esm], { cwd: project, env: userEnv(project, bin), encoding: 'utf8', timeout: 120000 });
+  assert.equal(imported.status, 0, imported.stderr);
+  assert.equal(imported.stdout.trim(), '1 true');
 });
 
 test('without the platform package and without a toolchain, install and require say what to install', { skip, timeout: 600000 }, () => {

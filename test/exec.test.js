@@ -12,6 +12,7 @@ const K3Core = require('..');
 const images = require('./helpers/images');
 const { need } = require('./helpers/need');
 const { containerRunReasons } = require('./helpers/runc');
+const exitCodes = require('../js/cli/exit-codes.json');
 const { whichSync } = require('./helpers/registry');
 
 const skip = need(containerRunReasons());
@@ -296,7 +297,7 @@ test('k3 exec prints the output and exits with the command\'s exit code', { skip
   assert.equal((await k3cli(['exec', 'box', '/bin/not-a-program'])).code, 126);
   await k3.containerCore.createContainer('busybox:exec', { name: 'cli-idle' });
   const idle = await k3cli(['exec', 'cli-idle', 'true']);
-  assert.equal(idle.code, 69, idle.stderr); // 409 CONTAINER_SERVICE_ERROR
+  assert.equal(idle.code, exitCodes.ContainerNotRunning, idle.stderr);
   const json = await k3cli(['exec', '--json', 'box', 'sh', '-c', 'echo hi; exit 3']);
   assert.equal(json.code, 3);
   assert.deepEqual(JSON.parse(json.stdout), { ExitCode: 3, stdout: 'hi\n', stderr: '' });

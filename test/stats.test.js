@@ -4,20 +4,15 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
-const fs = require('node:fs');
 const os = require('node:os');
-const path = require('node:path');
 
-const K3Core = require('..');
-const images = require('./helpers/images');
 const { need } = require('./helpers/need');
-const { containerRunReasons } = require('./helpers/runc');
+const { containerRunReasons, busyboxStore } = require('./helpers/runc');
 
 const skip = need(containerRunReasons());
 const APPLETS = ['sh', 'sleep', 'dd', 'true'];
 const MiB = 1024 * 1024;
 
-let tmp;
 let k3;
 
 // Creates and starts container name running cmd.
@@ -44,29 +39,15 @@ async function until(id, ok) {
   return last;
 }
 
+let store;
 before(async () => {
   if (skip) return;
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'k3-stats-'));
-  const img = images.makeImage({
-    layers: [[
-      { path: 'bin', type: 'dir' }, { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
-      ...APPLETS.map((a) => ({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })),
-      { path: 'tmp', type: 'dir', mode: 0o1777 },
-      { path: 'proc', type: 'dir' }, { path: 'sys', type: 'dir' }, { path: 'dev', type: 'dir' },
-    ]],
-    config: { Cmd: ['sleep', '600'], Env: ['PATH=/bin'] },
-  });
-  images.writeOciLayout(path.join(tmp, 'layout'), [{ image: img, refName: 'busybox:stats' }]);
-  k3 = new K3Core({ root: path.join(tmp, 'store') });
-  await k3.imageCore.pullAnImage(path.join(tmp, 'layout'), 'busybox:stats', { containerImageTransport: 'oci' });
+  store = await busyboxStore('k3-stats-', 'busybox:stats', APPLETS);
+  ({ k3 } = store);
 });
 
 after(async () => {
-  if (!k3) return;
-  for (const c of await k3.containerCore.listContainers()) {
-    await k3.containerCore.removeContainer(c.Id, { force: true }).catch(() => {});
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
+  if (store) await store.remove();
 });
 
 test('a container burning CPU: its usage grows between samples', { skip }, async () => {

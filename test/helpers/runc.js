@@ -12,4 +12,35 @@ function containerRunReasons() {
   return reasons.join(', ');
 }
 
-module.exports = { containerRunReasons };
+
+
+// A store of its own under a new temp dir, holding a busybox image named
+// ref with the given applets, ready to create containers from. remove()
+// force-removes every container and the temp dir.
+async function busyboxStore(prefix, ref, applets) {
+  const K3Core = require('../..');
+  const images = require('./images');
+  const os = require('node:os');
+  const path = require('node:path');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const img = images.makeImage({
+    layers: [[
+      { path: 'bin', type: 'dir' }, { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+      ...applets.map((a) => ({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })),
+      { path: 'tmp', type: 'dir', mode: 0o1777 },
+      { path: 'proc', type: 'dir' }, { path: 'sys', type: 'dir' }, { path: 'dev', type: 'dir' },
+    ]],
+    config: { Cmd: ['sleep', '600'], Env: ['PATH=/bin'] },
+  });
+  images.writeOciLayout(path.join(tmp, 'layout'), [{ image: img, refName: ref }]);
+  const k3 = new K3Core({ root: path.join(tmp, 'store') });
+  await k3.imageCore.pullAnImage(path.join(tmp, 'layout'), ref, { containerImageTransport: 'oci' });
+  const remove = async () => {
+    for (const c of await k3.containerCore.listContainers()) {
+      await k3.containerCore.removeContainer(c.Id, { force: true }).catch(() => {});
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  return { tmp, k3, remove };
+}
+module.exports = { containerRunReasons, busyboxStore };

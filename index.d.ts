@@ -531,6 +531,7 @@ declare namespace K3Core {
     InvalidStartContainerParameters: typeof K3Error;
     RuntimeNotFound: typeof K3Error;
     RuntimeNotPermitted: typeof K3Error;
+    ContainerStateChanged: typeof K3Error;
     InvalidStopContainerParameters: typeof K3Error;
     InvalidKillContainerParameters: typeof K3Error;
     ContainerNotRunning: typeof K3Error;

@@ -13,6 +13,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
@@ -77,11 +78,11 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
-	stack, err := containerStack(st, c)
+	stack, err := lifecycle.Stack(st, c)
 	switch {
-	case errors.Is(err, errBundleMissing):
+	case errors.Is(err, lifecycle.ErrBundleMissing):
 		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
-	case errors.Is(err, errInfo), errors.Is(err, store.ErrDatabase):
+	case errors.Is(err, lifecycle.ErrUnreadable), errors.Is(err, store.ErrDatabase):
 		return nil, newErr("FetchContainerInfoFailure", err.Error(), err)
 	case err != nil:
 		return nil, newErr("ExportContainerFailure", err.Error(), err)

@@ -115,7 +115,7 @@ test(`${PROCESSES} processes start and force-remove one container at once: it en
   assert.deepEqual(await world(id), { state: 'gone', mounts: 0, runc: false, monitors: 0 });
 });
 
-test('an aborted start settles with nothing of it left: no runtime process, no monitor, no mount', { skip }, async () => {
+test('an aborted start settles with nothing of it left: no runtime process, no monitor, no mount', { skip }, async (t) => {
   const outcomes = [];
   for (const delay of [-1, 0, 2, 5, 10, 20, 40, 80, 160, 320]) {
     const name = `aborted${delay}`;
@@ -139,6 +139,7 @@ test('an aborted start settles with nothing of it left: no runtime process, no m
     await k3.containerCore.removeContainer(name, { force: true });
     assert.deepEqual(await world(id), { state: 'gone', mounts: 0, runc: false, monitors: 0 });
   }
+  t.diagnostic(`outcomes: ${outcomes.join(', ')}`);
   assert.ok(outcomes.filter((o) => o === 'aborted').length >= 3, `starts were aborted on the way: ${outcomes.join(', ')}`);
 });
 

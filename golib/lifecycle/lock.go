@@ -19,8 +19,11 @@ import (
 // killed process never leaves a container locked.
 //
 // Every change of a container's state or files is made under its lock;
-// reads (list, inspect, logs, wait) take none. Whoever holds the lock reads
-// the record again before acting on it.
+// reads (list, inspect, logs, wait, exec) take none. Whoever holds the lock
+// reads the record again before acting on it. Containers.Create holds it
+// from before the record exists until the bundle is complete, so a repair
+// of what a killed create left (a record without a whole bundle) takes it
+// with TryAcquire and leaves alone a container it cannot lock.
 type Lock struct {
 	file *os.File
 	path string

@@ -21,11 +21,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["execContainer"] = (*Engine).execContainer
-	runtimeClasses["execContainer"] = runtimeRow()
-}
-
 // execOptions is what the caller asked of one exec.
 type execOptions struct {
 	cmd        []string

@@ -15,16 +15,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["startContainer"] = (*Engine).startContainer
-	operations["stopContainer"] = (*Engine).stopContainer
-	operations["killContainer"] = (*Engine).killContainer
-	operations["waitContainer"] = (*Engine).waitContainer
-	operations["restartContainer"] = (*Engine).restartContainer
-	operations["pauseContainer"] = (*Engine).pauseContainer
-	operations["unpauseContainer"] = (*Engine).unpauseContainer
-}
-
 // alive is true of a container that has a process: running or paused.
 func alive(c store.Container) bool { return c.State == "running" || c.State == "paused" }
 
@@ -89,6 +79,7 @@ var runtimeClasses = map[string]map[runtimeFault]string{
 	"restartContainer": runtimeRow(),
 	"pauseContainer":   runtimeRow(),
 	"unpauseContainer": runtimeRow(),
+	"execContainer":    runtimeRow(),
 	"removeContainer": {
 		runtimeAborted: "AbortError", runtimeMissing: "RuntimeFailure", runtimeNotPermitted: "RuntimeFailure",
 		runtimeFailed: "RuntimeFailure", runtimeBundleMissing: "RemoveContainerFailure", runtimeStore: "ResolveContainerName",

@@ -21,10 +21,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["commitContainer"] = (*Engine).commitContainer
-}
-
 // commitOptions are commitContainer's options, as docker commit takes them.
 type commitOptions struct {
 	Repository string   `json:"repository"`

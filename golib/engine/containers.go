@@ -24,15 +24,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["createContainer"] = (*Engine).createContainer
-	operations["listContainers"] = (*Engine).listContainers
-	operations["inspectContainer"] = (*Engine).inspectContainer
-	operations["removeContainer"] = (*Engine).removeContainer
-	operations["copyToContainer"] = (*Engine).copyToContainer
-	operations["removeFromContainer"] = (*Engine).removeFromContainer
-}
-
 var (
 	// Letters, digits, '-' and '_'; '.' only inside (a name).
 	containerRefPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]([A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$`)

@@ -14,10 +14,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["events"] = (*Engine).events
-}
-
 // recordEvent adds one event to the store's journal. A journal that cannot
 // be written never fails the change it records: the change has happened.
 func recordEvent(root, kind, action, id string, attributes map[string]string) {

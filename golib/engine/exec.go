@@ -22,11 +22,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["execContainer"] = (*Engine).execContainer
-	runtimeClasses["execContainer"] = runtimeRow(map[runtimeFault]string{runtimeStateChanged: ""}) // exec changes no state
-}
-
 // execOptions is what the caller asked of one exec.
 type execOptions struct {
 	cmd        []string

@@ -19,10 +19,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["exportContainer"] = (*Engine).exportContainer
-}
-
 const opExport = "exportContainer"
 
 // ExportProgress is the event exportContainer reports.

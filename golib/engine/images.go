@@ -25,12 +25,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["pullAnImage"] = (*Engine).pullAnImage
-	operations["listImages"] = (*Engine).listImages
-	operations["removeImage"] = (*Engine).removeImage
-}
-
 const opPull = "pullAnImage"
 
 // displayName spells a reference as docker does: docker.io/library/alpine:latest.

@@ -21,11 +21,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["containerLogs"] = (*Engine).containerLogs
-	operations["containerLogsAck"] = (*Engine).containerLogsAck
-}
-
 // LogLine is one line a container wrote. A line longer than 16 KiB arrives
 // as several LogLines, as docker's json-file driver splits it (the monitor
 // does the splitting).

@@ -14,16 +14,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["startContainer"] = (*Engine).startContainer
-	operations["stopContainer"] = (*Engine).stopContainer
-	operations["killContainer"] = (*Engine).killContainer
-	operations["waitContainer"] = (*Engine).waitContainer
-	operations["restartContainer"] = (*Engine).restartContainer
-	operations["pauseContainer"] = (*Engine).pauseContainer
-	operations["unpauseContainer"] = (*Engine).unpauseContainer
-}
-
 // runtimeFault is what went wrong while an operation ran the OCI runtime.
 type runtimeFault int
 
@@ -54,6 +44,7 @@ var runtimeClasses = map[string]map[runtimeFault]string{
 	"restartContainer": runtimeRow(nil),
 	"pauseContainer":   runtimeRow(map[runtimeFault]string{runtimeNotRunning: "ContainerNotRunning"}),
 	"unpauseContainer": runtimeRow(map[runtimeFault]string{runtimeNotPaused: "ContainerNotPaused"}),
+	"execContainer":    runtimeRow(map[runtimeFault]string{runtimeStateChanged: ""}), // exec changes no state
 	"removeContainer": {
 		runtimeAborted: "AbortError", runtimeMissing: "RuntimeFailure", runtimeNotPermitted: "RuntimeFailure",
 		runtimeFailed: "RuntimeFailure", runtimeBundleMissing: "RemoveContainerFailure", runtimeStore: "ResolveContainerName",

@@ -174,6 +174,8 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 		return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))
 	case errors.Is(err, store.ErrDatabase):
 		return nil, fail("StoreFailure", err)
+	case errors.Is(err, context.Canceled):
+		return nil, fail("AbortError", err)
 	case err != nil:
 		return nil, fail("CreateContainerFailure", err)
 	}

@@ -52,8 +52,9 @@ type Request struct {
 type operation func(e *Engine, ctx context.Context, req *Request) (any, error)
 
 var operations = map[string]operation{
-	"inspectAnImage": (*Engine).inspectAnImage,
-	"ping":           (*Engine).ping,
+	"engineGoroutines": (*Engine).engineGoroutines,
+	"inspectAnImage":   (*Engine).inspectAnImage,
+	"ping":             (*Engine).ping,
 }
 
 // Call runs method with its JSON request ({args, root}). Every error it

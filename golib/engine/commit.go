@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -92,7 +93,9 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 		}
 	}
 	newLayer, err := packDiff(ctx, st, bundle.DiffDir(bundleDir), skip, img)
-	if err != nil {
+	if errors.Is(err, context.Canceled) {
+		return nil, fail("AbortError", err)
+	} else if err != nil {
 		return nil, fail("CommitContainerFailure", err)
 	}
 	now := time.Now().UTC()
@@ -154,6 +157,11 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 		return store.Layer{}, packErr
 	}
 	if err != nil {
+		return store.Layer{}, err
+	}
+	// The last moment an abort stops the commit: from here on it is
+	// recorded, and the caller is told so.
+	if err := ctx.Err(); err != nil {
 		return store.Layer{}, err
 	}
 	parent := ""

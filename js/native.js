@@ -58,14 +58,29 @@ function call(op, args, { root, runtime, signal, onProgress, details = {} } = {}
     },
   );
   if (!signal) return settled;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      addon.cancel(id);
-      reject(errors.abortError(op, details, signal.reason));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    settled.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
+  // An abort cancels the engine's call, and the promise settles only once
+  // the engine has answered: by then the call's goroutines, child processes
+  // and partial outputs are gone, so a caller may at once retry or remove
+  // what the call used. Whatever error the cancelled work ended with, the
+  // call rejects with AbortError; but when the work had already finished
+  // when the abort reached it, the call took effect and resolves with its
+  // result (which an AbortError would misreport).
+  let aborted = false;
+  const onAbort = () => {
+    aborted = true;
+    addon.cancel(id);
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  return settled.then(
+    (result) => {
+      signal.removeEventListener('abort', onAbort);
+      return result;
+    },
+    (err) => {
+      signal.removeEventListener('abort', onAbort);
+      throw aborted ? errors.abortError(op, details, signal.reason) : err;
+    },
+  );
 }
 
 // A user's progress callback never breaks the call it watches.

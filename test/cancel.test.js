@@ -24,6 +24,7 @@ const skip = need(containerRunReasons()) || need(registryAvailable());
 const APPLETS = ['sh', 'sleep', 'cat', 'echo', 'head', 'dd'];
 const LAYER_BYTES = 16 << 20;
 const LAYERS = 3;
+const MANY = 4000; // files in a directory to copy and commit
 
 let store;
 let k3;
@@ -45,6 +46,8 @@ before(async () => {
   // layers already stored: one to export and save, one to pull, one to load.
   const image = (name) => images.makeImage({ layers: Array.from({ length: LAYERS }, (_, i) => randomLayer(`${name}${i}`)) });
   images.writeDockerArchive(path.join(tmp, 'big.tar'), [{ image: image('big'), repoTags: [BIG] }]);
+  fs.mkdirSync(path.join(tmp, 'many'));
+  for (let i = 0; i < MANY; i++) fs.writeFileSync(path.join(tmp, 'many', `f${i}`), crypto.randomBytes(4096));
   images.writeDockerArchive(path.join(tmp, 'load.tar'), [{ image: image('load'), repoTags: ['loaded:1'] }]);
   registry = await startRegistry();
   await images.pushImage(registry, 'cancel/pulled', '1', image('pulled'));
@@ -216,10 +219,7 @@ test('an aborted save stops its compressor and leaves no output', { skip }, asyn
 test('an aborted commit stops packing and records no image', { skip }, async () => {
   await k3.containerCore.createContainer('busybox:cancel', { name: 'changed' });
   // Many files: the pack stops between entries.
-  const many = path.join(tmp, 'many');
-  fs.mkdirSync(many);
-  for (let i = 0; i < 4000; i++) fs.writeFileSync(path.join(many, `f${i}`), crypto.randomBytes(4096));
-  await k3.containerCore.copyToContainer('changed', many, '/many');
+  await k3.containerCore.copyToContainer('changed', path.join(tmp, 'many'), '/many');
   const before = (await k3.imageCore.listImages()).length;
   for (const moment of ['at once', 5, 30]) {
     const what = `commit aborted after ${moment}`;
@@ -230,6 +230,32 @@ test('an aborted commit stops packing and records no image', { skip }, async () 
     await assertStopped(base, what);
     assert.equal((await k3.imageCore.listImages()).length, before, `${what}: an image was recorded`);
     assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
+test('an aborted copy into a container stops, and removes the file it was writing', { skip }, async () => {
+  await k3.containerCore.createContainer('busybox:cancel', { name: 'copied' });
+  const diff = path.join((await k3.containerCore.inspectContainer('copied')).BundleDir, 'diff');
+  for (const moment of ['at once', 2]) {
+    const what = `copy of a file aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.containerCore.copyToContainer('copied', path.join(tmp, 'big.tar'), '/big.tar', { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(leftovers(diff), [], `${what}: the container changed`);
+  }
+  // A directory stops between its files: those copied before stay.
+  for (const moment of [5, 30]) {
+    const what = `copy of a directory aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.containerCore.copyToContainer('copied', path.join(tmp, 'many'), `/many${moment}`, { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    const copied = leftovers(path.join(diff, `many${moment}`));
+    assert.ok(copied.length < MANY, `${what}: all ${copied.length} files were copied`);
+    for (const name of copied) assert.equal(fs.statSync(path.join(diff, `many${moment}`, name)).size, 4096, `${what}: ${name}`);
   }
 });
 

@@ -531,8 +531,10 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 	} else if err != nil {
 		return nil, fail("CopyFailure", err)
 	}
-	written, err := root.CopyIn(src, dest)
+	written, err := root.CopyIn(ctx, src, dest)
 	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, fail("AbortError", err)
 	case errors.Is(err, bundle.ErrSourceNotFound):
 		return nil, fail("CopySourceNotFound", err)
 	case errors.Is(err, bundle.ErrDestinationNotFound):

@@ -171,6 +171,45 @@ test('an aborted load stops and records nothing', { skip }, async () => {
   }
 });
 
+test('an aborted load from a stream stops reading it and records nothing', { skip }, async () => {
+  for (const moment of MOMENTS) {
+    const what = `load from a stream aborted ${moment}`;
+    const base = await baseline();
+    const source = fs.createReadStream(path.join(tmp, 'load.tar'));
+    const outcome = await abortAt(moment, (signal, onProgress) => k3.imageCore.loadImage(source, { signal, onProgress }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.ok(source.destroyed, `${what}: the stream was not destroyed`);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
+test('an aborted import stops and records nothing', { skip }, async () => {
+  const before = (await k3.imageCore.listImages()).length;
+  for (const moment of MOMENTS) {
+    const what = `import aborted ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal, onProgress) =>
+      k3.imageCore.importImage(path.join(tmp, 'load.tar'), { repository: 'imported', signal, onProgress }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.equal((await k3.imageCore.listImages()).length, before, `${what}: an image was recorded`);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
+test('an aborted push stops its uploads', { skip }, async () => {
+  for (const moment of ['at once', 20, 200]) {
+    const what = `push aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.imageCore.pushAnImage(BIG, `${registry.host}/cancel/pushed-${moment}:1`, { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
 // A Writable that takes what it is given slowly, so a stream's writer is
 // caught waiting for it too.
 function slowSink() {
@@ -280,6 +319,29 @@ test('an aborted exec ends runc exec and the process it ran', { skip }, async ()
     assertAbortError(outcome, what);
     await assertStopped(base, what);
     assert.ok(!running(cmd), `${what}: ${cmd.join(' ')} still runs in the container`);
+  }
+});
+
+test('an aborted wait, stats stream or events stream stops watching', { skip }, async () => {
+  // A wait rejects with AbortError; the streams end, as documented.
+  const watchers = {
+    wait: (signal) => k3.containerCore.waitContainer('runner', { signal }),
+    stats: async (signal) => {
+      for await (const _sample of k3.containerCore.containerStats('runner', { stream: true, interval: 50, signal })) { /* until the abort */ }
+    },
+    events: async (signal) => {
+      for await (const _event of k3.events({ signal })) { /* until the abort */ }
+    },
+  };
+  for (const [name, watch] of Object.entries(watchers)) {
+    for (const moment of ['at once', 200]) {
+      const what = `${name} aborted after ${moment}`;
+      const base = await baseline();
+      const outcome = await abortAt(moment, watch);
+      if (name === 'wait') assertAbortError(outcome, what);
+      else assert.equal(outcome.err, null, `${what}: ${outcome.err && outcome.err.message}`);
+      await assertStopped(base, what);
+    }
   }
 });
 

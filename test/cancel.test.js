@@ -272,6 +272,31 @@ test('an aborted commit stops packing and records no image', { skip }, async () 
   }
 });
 
+test('an export that unpacks a committed layer stops there when aborted', { skip }, async () => {
+  // A commit stores its layer as a blob; the first export of a container
+  // of its image unpacks it into the store.
+  const { Id } = await k3.containerCore.commitContainer('changed', { repository: 'committed', tag: 'unpack' });
+  await k3.containerCore.createContainer(Id, { name: 'of-committed' });
+  const dir = path.join(tmp, 'unpack-out');
+  fs.mkdirSync(dir);
+  const layers = () => leftovers(path.join(k3.root, 'layers')).length;
+  const packed = layers();
+  for (const moment of [1, 10]) {
+    const what = `export of a committed container aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.containerCore.exportContainer('of-committed', path.join(dir, 'out.tar'), { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(leftovers(dir), [], `${what}: output left`);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+    assert.equal(layers(), packed, `${what}: the committed layer was unpacked all the same`);
+  }
+  await k3.containerCore.exportContainer('of-committed', path.join(dir, 'out.tar'));
+  assert.equal(layers(), packed + 1, 'the export unpacked the committed layer');
+  assert.ok(fs.statSync(path.join(dir, 'out.tar')).size > MANY * 4096, 'the export after the aborts is whole');
+});
+
 test('an aborted copy into a container stops, and removes the file it was writing', { skip }, async () => {
   await k3.containerCore.createContainer('busybox:cancel', { name: 'copied' });
   const diff = path.join((await k3.containerCore.inspectContainer('copied')).BundleDir, 'diff');

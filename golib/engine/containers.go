@@ -460,8 +460,8 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 }
 
 // stack returns the container's layer directories, top first, checking
-// that its files exist.
-func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
+// that its files exist. ctx stops the unpacking of committed layers.
+func containerStack(ctx context.Context, st *store.Store, c store.Container) (bundle.Stack, error) {
 	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
 		return nil, fmt.Errorf("%w: bundle directory %s: %v", errBundleMissing, st.BundleDir(c.ID), err)
 	}
@@ -469,7 +469,7 @@ func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: image record: %v", errInfo, err)
 	}
-	if err := unpackCommitted(st, img); err != nil {
+	if err := unpackCommitted(ctx, st, img); err != nil {
 		return nil, err
 	}
 	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
@@ -485,7 +485,7 @@ func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
 
 // unpackCommitted unpacks the layers a commit stored only as blobs (see
 // packDiff), base first, the first time a container needs their directories.
-func unpackCommitted(st *store.Store, img store.Image) error {
+func unpackCommitted(ctx context.Context, st *store.Store, img store.Image) error {
 	var lower []string // top first
 	for _, l := range img.Layers {
 		dir := st.LayerDir(l.ChainID)
@@ -493,7 +493,7 @@ func unpackCommitted(st *store.Store, img store.Image) error {
 			if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err != nil {
 				return fmt.Errorf("%w: layer directory %s and its blob: %v", errBundleMissing, dir, err)
 			}
-			if _, err := pull.UnpackBlob(context.Background(), st, l, lower); err != nil {
+			if _, err := pull.UnpackBlob(ctx, st, l, lower); err != nil {
 				return fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
 			}
 		}
@@ -525,7 +525,7 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 	fail := func(class string, err error) *errcat.Error {
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("srcPath", src).With("destPath", dest)
 	}
-	root, err := changeRoot(st, c)
+	root, err := changeRoot(ctx, st, c)
 	if errors.Is(err, errBundleMissing) {
 		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
 	} else if err != nil {
@@ -562,7 +562,7 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 	fail := func(class string, err error) *errcat.Error {
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("path", p)
 	}
-	root, err := changeRoot(st, c)
+	root, err := changeRoot(ctx, st, c)
 	if errors.Is(err, errBundleMissing) {
 		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
 	} else if err != nil {
@@ -580,9 +580,9 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 // changeRoot is where changes to a container's files go: a running or
 // paused container's mounted root, as docker cp writes through it (never
 // the upper directory of a live overlay), else its layer stack.
-func changeRoot(st *store.Store, c store.Container) (bundle.Root, error) {
+func changeRoot(ctx context.Context, st *store.Store, c store.Container) (bundle.Root, error) {
 	if !alive(c) {
-		stack, err := containerStack(st, c)
+		stack, err := containerStack(ctx, st, c)
 		return bundle.Root{Layers: stack}, err
 	}
 	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")

@@ -162,7 +162,7 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 	if _, err := os.Stat(call.Monitor); err != nil {
 		return fmt.Errorf("k3-monitor is missing beside the library (%s): rebuild with npm install", call.Monitor)
 	}
-	stack, err := containerStack(st, c)
+	stack, err := containerStack(ctx, st, c)
 	if err != nil {
 		return err
 	}

@@ -74,8 +74,10 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
-	stack, err := lifecycle.Stack(st, c)
+	stack, err := lifecycle.Stack(ctx, st, c)
 	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, newErr("AbortError", "the operation was aborted", err)
 	case errors.Is(err, lifecycle.ErrBundleMissing):
 		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
 	case errors.Is(err, lifecycle.ErrUnreadable), errors.Is(err, store.ErrDatabase):

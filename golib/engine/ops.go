@@ -46,8 +46,9 @@ var operations = map[string]op{
 	"events": {run: (*Engine).events}, // events.go
 
 	// Plumbing: not public methods, so not in the catalogue
-	"containerLogsAck": {run: (*Engine).containerLogsAck, internal: "a log follow acknowledges what it has read (js/follow.js)"}, // logs.go
-	"ping":             {run: (*Engine).ping, internal: "the binding's tests measure the cost of a call with it"},                // engine.go
+	"containerLogsAck": {run: (*Engine).containerLogsAck, internal: "a log follow acknowledges what it has read (js/follow.js)"},        // logs.go
+	"engineGoroutines": {run: (*Engine).engineGoroutines, internal: "the cancellation tests count the goroutines an aborted call left"}, // goroutines.go
+	"ping":             {run: (*Engine).ping, internal: "the binding's tests measure the cost of a call with it"},                       // engine.go
 }
 
 // op is one entry of the table.

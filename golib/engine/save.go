@@ -288,11 +288,11 @@ func sortedTags(tags []name.Tag) []name.Tag {
 func (e *Engine) registryImages(ctx context.Context, reqs []inspectRequest) ([]imagetar.Image, error) {
 	var out []imagetar.Image
 	for _, req := range reqs {
-		src, cleanup, err := e.pullSource(ctx, nil, req)
+		src, done, err := e.sourceImage(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		cleanup()
+		done()
 		img := imagetar.Image{Image: src.Image}
 		for _, n := range src.Names {
 			if tag, err := name.NewTag(n); err == nil {

@@ -11,9 +11,9 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/imagetar"
 	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/store"
@@ -202,7 +202,7 @@ func (e *Engine) storeImages(root string, refs []string) ([]imagetar.Image, erro
 			return nil, err
 		}
 		for _, f := range found {
-			img, err := partial.CompressedToImage(storedImage{st: st, img: f.image})
+			img, err := imagesrc.StoredImage(st, f.image)
 			if err != nil {
 				return nil, err
 			}

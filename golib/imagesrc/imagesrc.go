@@ -5,9 +5,11 @@
 // opens it here: inspectAnImage reads its manifests and configs (Inspect),
 // pullAnImage, copyImage and saveImage read it as a go-containerregistry
 // v1.Image (Image), and loadImage reads every image of an archive
-// (OpenArchive). Each format has one reader: package registry, ocilayout,
-// or, for docker archives, dockerarchive for inspection (skopeo's generated
-// manifest) and go-containerregistry's tarball for the image itself.
+// (OpenArchive). Images of the local store ("k3") are read by Stored, for
+// inspection, save and push. Each format has one reader: package registry,
+// ocilayout, Stored, or, for docker archives, dockerarchive for inspection
+// (skopeo's generated manifest) and go-containerregistry's tarball for the
+// image itself.
 //
 // Failures are those of the readers: *inspect.NotFoundError for an image
 // that is not there, *inspect.ContentError for content that cannot be read,

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"syscall"
@@ -18,17 +19,23 @@ import (
 	"github.com/k3-core/k3-core/golib/imagetar"
 	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-// imageFault is what went wrong while reading an image, whichever operation
-// was reading it; each operation names the faults with its own classes.
-type imageFault int
+// fault is what went wrong, in the engine's own words, whichever
+// operation met it; each operation names the faults it documents with
+// classes of its own catalogue (faultClasses). Three readers turn errors
+// into faults, by what the operation was doing: reading an image
+// (classifyImageError), writing an output file (classifyOutputError) and
+// running the OCI runtime (classifyRuntimeError).
+type fault int
 
 const (
-	faultOther imageFault = iota
+	faultOther fault = iota
 	faultAborted
 	faultNoSpace
 	faultStore
@@ -40,6 +47,19 @@ const (
 	faultCorrupt
 	faultUnauthorized
 	faultUnreachable
+
+	// Writing an output file.
+	faultUnusableOutput // a path outfile refuses to write (a directory, ...)
+	faultReadOnly
+	faultDenied
+	faultIO
+	faultWriteFailed // any other failure to write the output
+
+	// Running the OCI runtime.
+	faultRuntimeMissing      // no runc or crun on the host
+	faultRuntimeNotPermitted // the host does not let this process run containers
+	faultRuntimeFailed       // the runtime ran and failed
+	faultBundleMissing       // the container's bundle directory is gone
 )
 
 // origin is where an operation reads an image from. Only a registry's
@@ -55,7 +75,7 @@ const (
 
 // classifyImageError reads err, met while reading an image from from, as a
 // fault, the reason in plain words, and the low-level code where there is one.
-func classifyImageError(err error, from origin) (imageFault, string, string) {
+func classifyImageError(err error, from origin) (fault, string, string) {
 	var notFound *inspect.NotFoundError
 	var noPlatform *inspect.PlatformNotFoundError
 	var badInspect *inspect.ContentError
@@ -79,16 +99,16 @@ func classifyImageError(err error, from origin) (imageFault, string, string) {
 	if from == fromLocal {
 		return classifyLocal(err)
 	}
-	f := registry.Classify(err)
-	fault := map[registry.Kind]imageFault{
+	r := registry.Classify(err)
+	f := map[registry.Kind]fault{
 		registry.NotFound: faultNotFound, registry.Unauthorized: faultUnauthorized,
 		registry.Unreachable: faultUnreachable, registry.BadContent: faultBadContent,
-	}[f.Kind]
-	return fault, f.Reason, f.Code
+	}[r.Kind]
+	return f, r.Reason, r.Code
 }
 
 // classifyLocal reads a failure to read local files.
-func classifyLocal(err error) (imageFault, string, string) {
+func classifyLocal(err error) (fault, string, string) {
 	var stdCorrupt flate.CorruptInputError
 	var corrupt kflate.CorruptInputError
 	switch {
@@ -104,18 +124,18 @@ func classifyLocal(err error) (imageFault, string, string) {
 	return faultOther, err.Error(), ""
 }
 
-// imageClasses names, for each operation that reads images, the class of
-// each fault; a fault an operation does not list is its GenericFailure.
+// faultClasses names, for each operation, the class of each fault it
+// documents; a fault an operation does not list is its GenericFailure.
 // Every class here must be in that operation's catalogue (a test checks).
-var imageClasses = map[string]map[imageFault]string{
-	opInspect: withRegistry(map[imageFault]string{
+var faultClasses = map[string]map[fault]string{
+	opInspect: withRegistry(map[fault]string{
 		faultBadContent: "InspectImageFailure", faultUnsafe: "InspectImageFailure", faultCorrupt: "InspectImageFailure",
 	}),
-	opPull: withRegistry(map[imageFault]string{
+	opPull: withRegistry(map[fault]string{
 		faultBadContent: "LayerVerificationFailure", faultCorrupt: "LayerVerificationFailure",
 		faultUnsafe: "UnsafeImageContent", faultNoSpace: "InsufficientDiskSpaceForPull", faultStore: "StoreFailure",
 	}),
-	opCopy: withRegistry(map[imageFault]string{
+	opCopy: withRegistry(map[fault]string{
 		faultBadContent: "LayerVerificationFailure", faultCorrupt: "LayerVerificationFailure",
 		faultUnsafe: "CopyImageFailure", faultNoSpace: "CopyImageFailure", faultStore: "CopyImageFailure",
 	}),
@@ -125,25 +145,47 @@ var imageClasses = map[string]map[imageFault]string{
 		faultBadContent: "LayerVerificationFailure", faultUnsafe: "UnsafeImageContent",
 		faultNoSpace: "InsufficientDiskSpaceForLoad", faultStore: "StoreFailure",
 	},
-	opSave: withRegistry(map[imageFault]string{
+	// save reads images and writes its output.
+	opSave: withRegistry(map[fault]string{
 		faultBadContent: "LayerVerificationFailure", faultUnsafe: "LayerVerificationFailure", faultCorrupt: "LayerVerificationFailure",
 		faultNoSpace: "InsufficientDiskSpaceForSave", faultStore: "StoreFailure",
+		faultUnusableOutput: "InvalidSaveImageParameters", faultReadOnly: "ReadOnlyFileSystem",
+		faultDenied: "SaveImagePermissionDenied", faultIO: "SaveImageIOFailure", faultWriteFailed: "SaveImageFailure",
 	}),
 	// An imported tar is local too.
 	opImport: {
 		faultAborted: "AbortError", faultBadContent: "InvalidImportArchive", faultCorrupt: "InvalidImportArchive",
 		faultUnsafe: "UnsafeImageContent", faultNoSpace: "InsufficientDiskSpaceForImport", faultStore: "StoreFailure",
 	},
-	opPush: withRegistry(map[imageFault]string{
+	opPush: withRegistry(map[fault]string{
 		faultNotFound: "PushImageFailure", faultBadContent: "PushImageFailure", faultCorrupt: "PushImageFailure",
 		faultStore: "StoreFailure",
 	}),
+	opExport: {
+		faultAborted: "AbortError", faultUnusableOutput: "InvalidExportContainerParameters",
+		faultNoSpace: "InsufficientDiskSpaceForExport", faultReadOnly: "ReadOnlyFileSystem",
+		faultDenied: "ExportContainerPermissionDenied", faultIO: "ExportContainerIOFailure", faultWriteFailed: "ExportContainerFailure",
+	},
+	"startContainer":   runtimeRow(),
+	"stopContainer":    runtimeRow(),
+	"killContainer":    runtimeRow(),
+	"waitContainer":    runtimeRow(),
+	"restartContainer": runtimeRow(),
+	"pauseContainer":   runtimeRow(),
+	"unpauseContainer": runtimeRow(),
+	"execContainer":    runtimeRow(),
+	// removeContainer stops a running container only when forced, and
+	// documents fewer classes for it.
+	"removeContainer": {
+		faultAborted: "AbortError", faultRuntimeMissing: "RuntimeFailure", faultRuntimeNotPermitted: "RuntimeFailure",
+		faultRuntimeFailed: "RuntimeFailure", faultBundleMissing: "RemoveContainerFailure", faultStore: "ResolveContainerName",
+	},
 }
 
 // withRegistry adds the classes every operation that talks to a registry
 // documents for its faults.
-func withRegistry(classes map[imageFault]string) map[imageFault]string {
-	out := map[imageFault]string{
+func withRegistry(classes map[fault]string) map[fault]string {
+	out := map[fault]string{
 		faultAborted: "AbortError", faultNotFound: "ImageNotFoundInRegistry",
 		faultUnauthorized: "RegistryAuthenticationFailure", faultUnreachable: "RegistryConnectionFailure",
 	}
@@ -153,6 +195,24 @@ func withRegistry(classes map[imageFault]string) map[imageFault]string {
 	return out
 }
 
+// runtimeRow is the classes of the operations that run the OCI runtime
+// and document every runtime fault.
+func runtimeRow() map[fault]string {
+	return map[fault]string{
+		faultAborted: "AbortError", faultRuntimeMissing: "RuntimeNotFound", faultRuntimeNotPermitted: "RuntimeNotPermitted",
+		faultRuntimeFailed: "RuntimeFailure", faultBundleMissing: "ContainerBundleNotFound", faultStore: "ResolveContainerName",
+	}
+}
+
+// classOf is the class op reports fault f as: the one place where a fault
+// becomes a class.
+func classOf(op string, f fault) string {
+	if class, ok := faultClasses[op][f]; ok {
+		return class
+	}
+	return errcat.Generic
+}
+
 // imageFailure maps err, met while op read an image from from, onto op's
 // catalogue; an error already catalogued passes through.
 func imageFailure(op string, from origin, err error) *errcat.Error {
@@ -160,13 +220,98 @@ func imageFailure(op string, from origin, err error) *errcat.Error {
 	if errors.As(err, &cerr) {
 		return cerr
 	}
-	fault, reason, code := classifyImageError(err, from)
-	class, ok := imageClasses[op][fault]
-	if !ok {
-		class = errcat.Generic
-	}
-	e := errcat.New(op, class, reason, err)
+	f, reason, code := classifyImageError(err, from)
+	e := errcat.New(op, classOf(op, f), reason, err)
 	e.CauseCode = code
+	return e
+}
+
+// classifyOutputError reads a failure to write an output file as a fault
+// and the reason in plain words.
+func classifyOutputError(err error) (fault, string) {
+	var unusable *outfile.UnusableError
+	if errors.As(err, &unusable) {
+		return faultUnusableOutput, unusable.Error()
+	}
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return faultAborted, "the operation was aborted"
+	case errno == syscall.ENOSPC || errno == syscall.EDQUOT:
+		return faultNoSpace, "No space left on device (ENOSPC)"
+	case errno == syscall.EROFS:
+		return faultReadOnly, "Read-only file system (EROFS)"
+	case errno == syscall.EACCES:
+		return faultDenied, "Permission denied (EACCES)"
+	case errno == syscall.EPERM:
+		return faultDenied, "Operation not permitted (EPERM)"
+	case errno == syscall.EIO:
+		return faultIO, "Input/output error (EIO)"
+	case errno != 0:
+		return faultIO, fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno))
+	}
+	return faultWriteFailed, err.Error()
+}
+
+// outputFailure maps a failure of op to write its output file onto op's
+// catalogue, through newErr (which adds op's details); an error already
+// catalogued passes through. required is the space the output needs, -1
+// when it is not known ahead.
+func outputFailure(op string, newErr func(class, reason string, cause error) *errcat.Error, err error, filePath string, required int64) error {
+	var cerr *errcat.Error
+	if errors.As(err, &cerr) {
+		return cerr
+	}
+	f, reason := classifyOutputError(err)
+	e := newErr(classOf(op, f), reason, err)
+	if f == faultNoSpace {
+		// A device that is full (its own room unknown) has none left.
+		available, _ := outfile.Room(filePath)
+		e.With("availableSpace", humanSize(available))
+		if required >= 0 {
+			e.With("requiredSpace", humanSize(uint64(required)))
+		}
+	}
+	return e
+}
+
+func errnoName(errno syscall.Errno) string {
+	names := map[syscall.Errno]string{syscall.ENOENT: "ENOENT", syscall.EISDIR: "EISDIR", syscall.ENOTDIR: "ENOTDIR",
+		syscall.EEXIST: "EEXIST", syscall.EFBIG: "EFBIG", syscall.EMFILE: "EMFILE", syscall.ENAMETOOLONG: "ENAMETOOLONG", syscall.EPIPE: "EPIPE"}
+	if n, ok := names[errno]; ok {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(errno))
+}
+
+// classifyRuntimeError reads a failure to run a container as a fault.
+func classifyRuntimeError(err error) fault {
+	var rerr *ociruntime.RuntimeError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return faultAborted
+	case errors.Is(err, ociruntime.ErrNoRuntime):
+		return faultRuntimeMissing
+	case errors.Is(err, ociruntime.ErrNotPermitted):
+		return faultRuntimeNotPermitted
+	case errors.As(err, &rerr):
+		return faultRuntimeFailed
+	case errors.Is(err, errBundleMissing):
+		return faultBundleMissing
+	case errors.Is(err, store.ErrDatabase):
+		return faultStore
+	}
+	return faultOther
+}
+
+// runtimeFailure maps a failure of op to run container c onto op's catalogue.
+func runtimeFailure(op string, c store.Container, err error) error {
+	f := classifyRuntimeError(err)
+	e := errcat.New(op, classOf(op, f), err.Error(), err).With("containerId", c.ID)
+	if e.Class == "ContainerBundleNotFound" {
+		e.With("bundleHashId", c.ID)
+	}
 	return e
 }
 

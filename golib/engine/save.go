@@ -21,9 +21,6 @@ import (
 
 const opSave = "saveImage"
 
-var saveOutputClasses = outputClasses{invalid: "InvalidSaveImageParameters", noSpace: "InsufficientDiskSpaceForSave",
-	denied: "SaveImagePermissionDenied", ioFailure: "SaveImageIOFailure", other: "SaveImageFailure"}
-
 // registryOptionKeys are the saveImage options that reach the registry,
 // read by the same rules as inspectAnImage's postData.
 var registryOptionKeys = []string{"credentials", "tlsVerify", "os", "architecture", "variant", "timeout"}
@@ -128,7 +125,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	}
 	out, err := target.create(ctx, durable)
 	if err != nil {
-		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
+		return nil, outputFailure(opSave, newErr, err, filePath, -1)
 	}
 	saved, err := imagetar.Write(ctx, out.Writer(), images, opts)
 	if err == nil {
@@ -140,7 +137,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		if fault, _, _ := classifyImageError(err, from); fault != faultOther && fault != faultNoSpace && fault != faultStore && fault != faultAborted {
 			return nil, details(imageFailure(opSave, from, err))
 		}
-		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
+		return nil, outputFailure(opSave, newErr, err, filePath, -1)
 	}
 	format := opts.Format
 	if format == "" {

@@ -4,8 +4,9 @@ import "context"
 
 // operations is every operation the engine runs, by the name the JS layer
 // calls it with; it is the only list. Each handler lives in the file named
-// after its concept. A test (ops_test.go) checks this table against the
-// error catalogue and against the calls in js/.
+// after its concept; the classes its unforeseen failures take are in
+// faultClasses (faults.go). Tests (ops_test.go) check this table against the
+// error catalogue, the calls in js/ and the methods of index.d.ts.
 var operations = map[string]op{
 	// Images
 	"inspectAnImage": {run: (*Engine).inspectAnImage}, // inspect.go

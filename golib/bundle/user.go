@@ -30,6 +30,11 @@ func ResolveUser(bundleDir, userSpec string) error {
 	if err != nil {
 		return err
 	}
+	return UpdateSpec(bundleDir, func(spec *specs.Spec) { spec.Process.User = processUser })
+}
+
+// UpdateSpec rewrites the bundle's config.json with change made to it.
+func UpdateSpec(bundleDir string, change func(*specs.Spec)) error {
 	path := filepath.Join(bundleDir, "config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -39,7 +44,7 @@ func ResolveUser(bundleDir, userSpec string) error {
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return fmt.Errorf("config.json is corrupt: %w", err)
 	}
-	spec.Process.User = processUser
+	change(&spec)
 	out, err := json.MarshalIndent(&spec, "", "\t")
 	if err != nil {
 		return err

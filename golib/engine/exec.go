@@ -73,7 +73,7 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := runtimeFor(call.Runtime, st, c)
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
@@ -107,7 +107,7 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 
 // execOnTerminal runs the exec on a pseudo-terminal that Node gets, through
 // a progress event, as soon as the exec begins.
-func execOnTerminal(ctx context.Context, emit func(any), runtime, id string, process *specs.Process, scratch string) (int, error) {
+func execOnTerminal(ctx context.Context, emit func(any), runtime ociruntime.Runtime, id string, process *specs.Process, scratch string) (int, error) {
 	bridge, err := newTerminalBridge()
 	if err != nil {
 		return 0, err

@@ -133,7 +133,7 @@ function runAs(user, fn, input = {}, { env = {}, timeout = 120000 } = {}) {
   }
   const args = ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, script];
   return new Promise((resolve, reject) => {
-    const child = spawn('setpriv', args, { cwd: user.home, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(whichSync('setpriv'), args, { cwd: user.home, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
     const out = { stdout: [], stderr: [], report: [] };
     child.stdout.on('data', (d) => out.stdout.push(d));
     child.stderr.on('data', (d) => out.stderr.push(d));

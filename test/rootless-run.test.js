@@ -13,6 +13,7 @@ const path = require('node:path');
 const { need } = require('./helpers/need');
 const { ordinaryUserReasons, ordinaryUser, giveTo, runAs } = require('./helpers/ordinary-user');
 const { containerRunReasons, writeBusyboxLayout } = require('./helpers/runc');
+const { whichSync } = require('./helpers/registry');
 
 const skip = need([ordinaryUserReasons(), containerRunReasons()].filter(Boolean).join(', '));
 const APPLETS = ['sh', 'id', 'cat', 'wc', 'sleep', 'chown', 'stat', 'touch', 'echo'];
@@ -21,7 +22,9 @@ let tmp;
 let layout;
 before(() => {
   if (skip) return;
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'k3-rootless-'));
+  // Lowercase, so podman can name an image pulled from it after its path.
+  tmp = path.join(os.tmpdir(), `k3-rootless-${process.pid}`);
+  fs.mkdirSync(tmp, { mode: 0o755 });
   fs.chmodSync(tmp, 0o755);
   layout = path.join(tmp, 'layout');
   writeBusyboxLayout(layout, 'busybox:rootless', APPLETS);
@@ -160,15 +163,36 @@ test('as a user: a container whose monitor died is exited (255), as for root', {
   }
 });
 
-test('as a user: pause is FreezerNotDelegated, with the reason and the fix', { skip }, async () => {
-  const result = await asUser(ordinaryUser(), async ({ cc, failure }) => failure(async (id) => {
-    await cc.startContainer(id);
-    await cc.pauseContainer(id);
-  }));
-  assert.equal(result.name, 'FreezerNotDelegated');
-  assert.equal(result.details.statusCode, 403);
-  assert.match(result.details.error, /no cgroup/);
-  assert.match(result.full, /fix: .*pause: false/);
+test('as a user: pause is FreezerNotDelegated, with the reason and the fix; commit with pause: false works', { skip }, async () => {
+  const result = await asUser(ordinaryUser(), async ({ cc, failure }) => {
+    const pause = await failure(async (id) => {
+      await cc.startContainer(id);
+      await cc.pauseContainer(id);
+    });
+    const commit = await failure(async (id) => {
+      await cc.startContainer(id);
+      await cc.commitContainer(id, { repository: 'committed', tag: 'running' });
+    });
+    const stats = await failure(async (id) => {
+      await cc.startContainer(id);
+      await cc.containerStats(id);
+    });
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    await cc.startContainer(c.Id);
+    const committed = await cc.commitContainer(c.Id, { repository: 'committed', tag: 'running', pause: false });
+    const still = (await cc.inspectContainer(c.Id)).State;
+    await cc.removeContainer(c.Id, { force: true });
+    return { pause, commit, stats, committed: committed.RepoTags, still };
+  });
+  assert.equal(result.pause.name, 'FreezerNotDelegated');
+  assert.equal(result.pause.details.statusCode, 403);
+  assert.match(result.pause.details.error, /no cgroup/);
+  assert.match(result.pause.full, /fix: .*pause: false/);
+  assert.equal(result.commit.name, 'CommitContainerFailure', JSON.stringify(result.commit));
+  assert.match(result.commit.details.error, /pause: false.*no cgroup/);
+  assert.equal(result.stats.name, 'StatsUnavailable', JSON.stringify(result.stats));
+  assert.deepEqual(result.committed, ['docker.io/library/committed:running']);
+  assert.equal(result.still, 'running');
 });
 
 test('as a user with no subordinate IDs: root inside over the one ID, other owners refused', { skip }, async () => {
@@ -191,4 +215,19 @@ test('as a user with a range but no newuidmap: NewuidmapMissing, with the reason
   assert.equal(result.name, 'NewuidmapMissing', JSON.stringify(result));
   assert.match(result.details.error, /newuidmap and newgidmap are not installed/);
   assert.match(result.full, /fix: install them as root: apt-get install uidmap/);
+});
+
+test('as a user: the container sees what podman\'s sees as the same user (IDs, maps, network none)', { skip: skip || need(whichSync('podman') ? '' : 'podman is not installed') }, async () => {
+  const view = ['sh', '-c', 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; cat /proc/net/dev | wc -l'];
+  const result = await asUser(ordinaryUser(), async ({ run }, input) => {
+    const { execFileSync } = require('node:child_process');
+    const podman = (args) => execFileSync(input.podman, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    podman(['system', 'migrate']);
+    const image = podman(['pull', '-q', `oci:${input.layout}`]).trim().split('\n').pop();
+    const peer = podman(['--runtime', 'runc', 'run', '--rm', '--network', 'none', image, ...input.view]);
+    podman(['rmi', '-f', image]);
+    return { ours: (await run(input.view, { network: 'none' })).out, peer };
+  }, { podman: whichSync('podman'), view });
+  const norm = (s) => s.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  assert.deepEqual(norm(result.ours), norm(result.peer));
 });

@@ -16,7 +16,7 @@ const { containerRunReasons, writeBusyboxLayout } = require('./helpers/runc');
 const { whichSync } = require('./helpers/registry');
 
 const skip = need([ordinaryUserReasons(), containerRunReasons()].filter(Boolean).join(', '));
-const APPLETS = ['sh', 'id', 'cat', 'wc', 'sleep', 'chown', 'stat', 'touch', 'echo'];
+const APPLETS = ['sh', 'id', 'cat', 'wc', 'sleep', 'chown', 'stat', 'touch', 'echo', 'mkdir'];
 
 let tmp;
 let layout;
@@ -116,6 +116,9 @@ test('as a user: stop, kill, restart and exec act on the container inside its na
     const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
     await cc.startContainer(c.Id);
     const exec = await cc.execContainer(c.Id, ['id', '-u']);
+    // A user by name, from the container's own passwd, in its mounted rootfs.
+    await cc.execContainer(c.Id, ['sh', '-c', 'mkdir -p /etc; echo app:x:1000:1000::/:/bin/sh > /etc/passwd']);
+    const execAs = await cc.execContainer(c.Id, ['sh', '-c', 'id -u; id -g'], { user: 'app' });
     const first = await state(c.Id);
     await cc.restartContainer(c.Id, { timeout: 0 });
     const restarted = await state(c.Id);
@@ -125,10 +128,11 @@ test('as a user: stop, kill, restart and exec act on the container inside its na
     await cc.killContainer(c.Id, 'SIGKILL');
     const killed = await cc.waitContainer(c.Id);
     await cc.removeContainer(c.Id);
-    return { exec, first, restarted, stopped, killed };
+    return { exec, execAs, first, restarted, stopped, killed };
   });
   assert.equal(result.exec.ExitCode, 0);
   assert.equal(result.exec.stdout.trim(), '0');
+  assert.equal(result.execAs.stdout.trim(), '1000\n1000', JSON.stringify(result.execAs));
   assert.equal(result.first.State, 'running');
   assert.equal(result.restarted.State, 'running');
   assert.notEqual(result.restarted.Pid, result.first.Pid);
@@ -163,7 +167,7 @@ test('as a user: a container whose monitor died is exited (255), as for root', {
   }
 });
 
-test('as a user: pause is FreezerNotDelegated, with the reason and the fix; commit with pause: false works', { skip }, async () => {
+test('as a user: pause is FreezerNotDelegated, with the reason and the fix; a running container exports, and commits with pause: false', { skip }, async () => {
   const result = await asUser(ordinaryUser(), async ({ cc, failure }) => {
     const pause = await failure(async (id) => {
       await cc.startContainer(id);
@@ -177,12 +181,17 @@ test('as a user: pause is FreezerNotDelegated, with the reason and the fix; comm
       await cc.startContainer(id);
       await cc.containerStats(id);
     });
-    const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sh', '-c', 'echo written > /written; sleep 600'] });
     await cc.startContainer(c.Id);
+    while (!(await cc.containerChanges(c.Id)).some((ch) => ch.Path === '/written')) await new Promise((r) => setTimeout(r, 20));
     const committed = await cc.commitContainer(c.Id, { repository: 'committed', tag: 'running', pause: false });
+    const tar = require('node:path').join(require('node:os').homedir(), 'running.tar');
+    await cc.exportContainer(c.Id, tar);
+    const exported = require('node:child_process').execFileSync('tar', ['-tf', tar], { encoding: 'utf8' }).split('\n');
+    require('node:fs').rmSync(tar);
     const still = (await cc.inspectContainer(c.Id)).State;
     await cc.removeContainer(c.Id, { force: true });
-    return { pause, commit, stats, committed: committed.RepoTags, still };
+    return { pause, commit, stats, committed: committed.RepoTags, still, exported: exported.filter((e) => /^(\.\/)?(written|bin\/busybox)$/.test(e)) };
   });
   assert.equal(result.pause.name, 'FreezerNotDelegated');
   assert.equal(result.pause.details.statusCode, 403);
@@ -193,6 +202,7 @@ test('as a user: pause is FreezerNotDelegated, with the reason and the fix; comm
   assert.equal(result.stats.name, 'StatsUnavailable', JSON.stringify(result.stats));
   assert.deepEqual(result.committed, ['docker.io/library/committed:running']);
   assert.equal(result.still, 'running');
+  assert.equal(result.exported.length, 2, 'the running container\'s export holds its own file and the image\'s');
 });
 
 test('as a user with no subordinate IDs: root inside over the one ID, other owners refused', { skip }, async () => {

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
@@ -33,4 +35,15 @@ func (e *Engine) startAsUser(ctx context.Context, st *store.Store, c store.Conta
 		return ociruntime.Started{}, &ociruntime.RuntimeError{Message: err.Error()}
 	}
 	return ociruntime.StartAsUser(ctx, runtime, call.Monitor, st.BundleDir(c.ID), c.ID, exitAttributes(c), stack[0], stack[1:], user)
+}
+
+// containerRootfs is where this process sees running container c's mounted
+// rootfs: an ordinary user's is mounted in its monitor's mount namespace,
+// reached through /proc/<monitor>/root.
+func containerRootfs(st *store.Store, c store.Container) string {
+	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")
+	if os.Geteuid() == 0 {
+		return rootfs
+	}
+	return fmt.Sprintf("/proc/%d/root%s", c.Run.MonitorPid, rootfs)
 }

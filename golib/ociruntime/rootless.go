@@ -115,6 +115,10 @@ func mountRootfsInUserNamespace(bundleDir, diff string, lowers []string) error {
 	if native == nil {
 		return nil
 	}
+	if errors.Is(native, unix.ENOENT) || errors.Is(native, unix.ENOTDIR) {
+		// A layer is missing: no other file system would do better.
+		return fmt.Errorf("%w: mounting the overlay rootfs: %v", ErrNotPermitted, native)
+	}
 	fuse, why := fuseOverlayfs()
 	if fuse == "" {
 		return &userns.HostError{Class: userns.ClassOverlayUnavailable,

@@ -1,8 +1,6 @@
 package ociruntime
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -22,12 +20,8 @@ func sysMount(t *testing.T, network string) specs.Mount {
 	if err := fitConfig(dir); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	spec, err := bundle.ReadSpec(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range spec.Mounts {

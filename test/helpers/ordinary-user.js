@@ -69,7 +69,7 @@ function ordinaryUser({ subordinate = true } = {}) {
   } else if (!hasSubordinate('/etc/subuid', name) || !hasSubordinate('/etc/subgid', name)) {
     throw new Error(`useradd gave ${name} no subordinate range in /etc/subuid and /etc/subgid`);
   }
-  const home = path.join('/home', name);
+  const home = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim().split(':')[5];
   return { name, uid: idOf(name, '-u'), gid: idOf(name, '-g'), home, subordinate };
 }
 

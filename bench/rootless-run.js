@@ -24,7 +24,7 @@ async function bothSides(K3Core, input) {
   const path = require('node:path');
   const fs = require('node:fs');
   const run = promisify(execFile);
-  const root = path.join(os.homedir(), 'k3-bench-rootless');
+  const root = path.join(os.homedir(), `k3-bench-rootless-${input.run}`);
   fs.rmSync(root, { recursive: true, force: true });
   const k3 = new K3Core({ root, runtime: 'runc' });
   await k3.imageCore.pullAnImage(input.layout, 'bench:true', { containerImageTransport: 'oci' });
@@ -37,11 +37,12 @@ async function bothSides(K3Core, input) {
   };
   const podman = input.podman;
   let peer = null;
+  let image;
   if (podman) {
     await run(podman, ['system', 'migrate']);
-    // podman names an image pulled from a layout after its (lowercase) path.
-    await run(podman, ['pull', '-q', `oci:${input.layout}`]);
-    const image = `localhost${input.layout}`;
+    // podman names an image pulled from a layout after its (lowercase) path;
+    // its ID, the last line pull -q prints, is what runs and is removed.
+    image = (await run(podman, ['pull', '-q', `oci:${input.layout}`])).stdout.trim().split('\n').pop();
     peer = () => run(podman, ['--runtime', 'runc', 'run', '--rm', '--network', 'none', image, 'true']);
   }
   const time = async (fn) => {
@@ -57,7 +58,7 @@ async function bothSides(K3Core, input) {
     if (peer) times.peer.push(await time(peer));
   }
   fs.rmSync(root, { recursive: true, force: true });
-  if (podman) await run(podman, ['rmi', '-f', `localhost${input.layout}`]).catch(() => {});
+  if (podman) await run(podman, ['rmi', '-f', image]).catch(() => {});
   return times;
 }
 
@@ -73,7 +74,7 @@ async function main() {
     fs.chmodSync(work, 0o755);
     require('node:child_process').execFileSync('chmod', ['-R', 'a+rX', layout]);
     const podman = whichSync('podman');
-    const r = await runAs(ordinaryUser(), bothSides, { layout, podman, rounds: ROUNDS }, { timeout: 600000 });
+    const r = await runAs(ordinaryUser(), bothSides, { layout, podman, rounds: ROUNDS, run: process.pid }, { timeout: 600000 });
     if (r.code !== 0) throw new Error(`${r.error && (r.error.full || r.error.message)}\n${r.stderr}`);
     const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const ours = median(r.result.ours);

@@ -35,7 +35,7 @@ after(() => {
   if (!tmp) return;
   fs.rmSync(tmp, { recursive: true, force: true });
   for (const name of ['store', 'orphan', 'nouidmap']) {
-    for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}`), { recursive: true, force: true });
+    for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}-${process.pid}`), { recursive: true, force: true });
   }
 });
 
@@ -44,7 +44,7 @@ after(() => {
 async function withStore(K3Core, input, body) {
   const os = require('node:os');
   const path = require('node:path');
-  const root = path.join(os.homedir(), `k3-rootless-${input.store || 'store'}`);
+  const root = path.join(os.homedir(), `k3-rootless-${input.store || 'store'}-${input.run}`);
   const k3 = new K3Core({ root });
   if (!(await k3.imageCore.listImages()).length) {
     await k3.imageCore.pullAnImage(input.layout, 'busybox:rootless', { containerImageTransport: 'oci' });
@@ -81,7 +81,8 @@ async function withStore(K3Core, input, body) {
 // Runs fn(ctx, input) in a child as user, where ctx is withStore's.
 async function asUser(user, fn, input = {}, options) {
   const body = `async (K3Core, input) => (${withStore.toString()})(K3Core, input, (ctx) => (${fn.toString()})(ctx, input))`;
-  const r = await runAs(user, { toString: () => body }, { layout, ...input }, options);
+  // Stores of this run's own, as other test runs may use the same user.
+  const r = await runAs(user, { toString: () => body }, { layout, run: process.pid, ...input }, options);
   assert.equal(r.code, 0, `${r.error && (r.error.full || r.error.message)}\n${r.stderr}`);
   return r.result;
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/k3-core/k3-core/golib/configchange"
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
-	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
@@ -148,7 +148,7 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 	defer os.Remove(blob.Name())
 	defer blob.Close()
 	out := content.NewFileWriter(blob)
-	packErr := layer.Pack(ctx, diff, out, layer.PackOptions{Skip: skip})
+	_, packErr := rootfs.WriteLayer(ctx, diff, out, rootfs.LayerOptions{Skip: skip})
 	diffID, size, err := out.Close()
 	if packErr != nil {
 		return store.Layer{}, packErr

@@ -20,9 +20,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/imageconfig"
+	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
@@ -460,21 +462,100 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 }
 
 // stack returns the container's layer directories, top first, checking
-// that its files exist.
+// that its files exist; layers a commit stored only as blobs are unpacked
+// into the store first.
 func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
-	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
-		return nil, fmt.Errorf("%w: bundle directory %s: %v", errBundleMissing, st.BundleDir(c.ID), err)
-	}
-	img, err := st.FindImage(c.ImageID)
+	img, err := stackImage(st, c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: image record: %v", errInfo, err)
+		return nil, err
 	}
 	if err := unpackCommitted(st, img); err != nil {
 		return nil, err
 	}
+	return stackDirs(st, c, img, nil)
+}
+
+// readStack is containerStack for an operation that only reads: a layer a
+// commit stored only as a blob is unpacked into a scratch directory, which
+// done removes, and the store is left as it was.
+func readStack(ctx context.Context, st *store.Store, c store.Container) (stack bundle.Stack, done func(), err error) {
+	img, err := stackImage(st, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	scratch := map[string]string{} // chain ID -> its scratch directory
+	done = func() {
+		for _, dir := range scratch {
+			os.RemoveAll(filepath.Dir(dir))
+		}
+	}
+	var lower []string // top first
+	for _, l := range img.Layers {
+		dir := st.LayerDir(l.ChainID)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if dir, err = unpackScratch(ctx, st, l, lower); err != nil {
+				done()
+				return nil, nil, err
+			}
+			scratch[l.ChainID] = dir
+		}
+		lower = append([]string{dir}, lower...)
+	}
+	if stack, err = stackDirs(st, c, img, scratch); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return stack, done, nil
+}
+
+// unpackScratch unpacks a committed layer's blob into a directory of the
+// store's scratch space, outside its layers.
+func unpackScratch(ctx context.Context, st *store.Store, l store.Layer, lower []string) (string, error) {
+	blob, err := os.Open(st.BlobPath(l.BlobDigest))
+	if err != nil {
+		return "", fmt.Errorf("%w: layer %s is neither unpacked nor stored: %v", errBundleMissing, l.DiffID, err)
+	}
+	defer blob.Close()
+	tmp, err := st.TempDir("read-")
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(tmp, "layer")
+	stream, err := archive.Decompress(blob)
+	if err == nil {
+		defer stream.Close()
+		err = os.Mkdir(dir, 0o755)
+	}
+	if err == nil {
+		_, err = layer.Unpack(ctx, stream, dir, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower})
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
+	}
+	return dir, nil
+}
+
+func stackImage(st *store.Store, c store.Container) (store.Image, error) {
+	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
+		return store.Image{}, fmt.Errorf("%w: bundle directory %s: %v", errBundleMissing, st.BundleDir(c.ID), err)
+	}
+	img, err := st.FindImage(c.ImageID)
+	if err != nil {
+		return store.Image{}, fmt.Errorf("%w: image record: %v", errInfo, err)
+	}
+	return img, nil
+}
+
+// stackDirs lists the container's layer directories, top first; moved
+// gives the directories of layers unpacked elsewhere than the store.
+func stackDirs(st *store.Store, c store.Container, img store.Image, moved map[string]string) (bundle.Stack, error) {
 	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
-		dir := st.LayerDir(img.Layers[i].ChainID)
+		dir, ok := moved[img.Layers[i].ChainID]
+		if !ok {
+			dir = st.LayerDir(img.Layers[i].ChainID)
+		}
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("%w: layer directory %s: %v", errBundleMissing, dir, err)
 		}

@@ -77,7 +77,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
-	stack, err := containerStack(st, c)
+	stack, done, err := readStack(ctx, st, c)
 	switch {
 	case errors.Is(err, errBundleMissing):
 		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
@@ -87,6 +87,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, newErr("ExportContainerFailure", err.Error(), err)
 	}
 
+	defer done()
 	tree := rootfs.Stack(stack)
 	size, err := tree.Measure(ctx)
 	if err != nil {

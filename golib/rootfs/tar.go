@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/fsat"
+	"github.com/k3-core/k3-core/golib/truemeta"
 )
 
 // Options tune WriteTar.
@@ -45,6 +47,32 @@ func (s Stack) WriteTar(ctx context.Context, w io.Writer, opts Options) (Stats, 
 	return s.export(ctx, out, opts)
 }
 
+// LayerOptions tune WriteLayer.
+type LayerOptions struct {
+	// Skip lists paths (slash separated, relative) left out with everything
+	// under them: the mount points a runtime made in a container's upper
+	// directory are the runtime's, not the container's changes.
+	Skip []string
+}
+
+// WriteLayer writes the one layer directory dir (either whiteout format), a
+// container's writable layer, to w as an OCI layer tar: its entries as
+// WriteTar writes them, and its deletions as ".wh.<name>" entries and its
+// opaque directories as a ".wh..wh..opq" entry right after the directory's.
+// Where w can copy from a file (content.FileWriter), file contents go file
+// to file inside the kernel; the bytes are the same either way.
+func WriteLayer(ctx context.Context, dir string, w io.Writer, opts LayerOptions) (Stats, error) {
+	skip := map[string]bool{}
+	for _, p := range opts.Skip {
+		skip[strings.Trim(p, "/")] = true
+	}
+	out := newSink(w)
+	out.copier, _ = w.(fileCopier)
+	x := newExporter(ctx, Stack{dir}, out, Options{})
+	x.skip = skip
+	return x.run(true)
+}
+
 // fileID is an inode, to find a second path of a file already written.
 type fileID struct{ dev, ino uint64 }
 
@@ -57,24 +85,52 @@ type exporter struct {
 	stats  Stats
 	links  map[fileID]string // first path of each multiply-linked inode
 	xattrs xattrReader
-	link   []byte // readlink buffer
-	told   Stats  // what Progress last heard
+	link   []byte          // readlink buffer
+	told   Stats           // what Progress last heard
+	skip   map[string]bool // paths left out, with what is under them
 }
 
 func (s Stack) export(ctx context.Context, out *sink, opts Options) (Stats, error) {
-	x := &exporter{ctx: ctx, layers: s, out: out, opts: opts, links: map[fileID]string{}}
-	err := s.walk(ctx, x.add)
+	return newExporter(ctx, s, out, opts).run(false)
+}
+
+func newExporter(ctx context.Context, s Stack, out *sink, opts Options) *exporter {
+	return &exporter{ctx: ctx, layers: s, out: out, opts: opts, links: map[fileID]string{}}
+}
+
+// run walks the stack, merged or (layerOnly) as one layer with its
+// deletions, and writes the stream.
+func (x *exporter) run(layerOnly bool) (Stats, error) {
+	w := &walker{ctx: x.ctx, layers: x.layers, visit: x.add, dents: make([]byte, 64<<10), layerOnly: layerOnly}
+	root, err := w.openRoot()
 	if err == nil {
-		err = out.end()
+		err = w.dir("", root)
+		if errors.Is(err, fs.SkipAll) || errors.Is(err, fs.SkipDir) {
+			err = nil
+		}
 	}
-	x.stats.TarBytes = out.n
-	if err == nil && opts.Progress != nil {
-		opts.Progress(x.stats.Bytes, x.stats.Entries)
+	if err == nil {
+		err = x.out.end()
+	}
+	x.stats.TarBytes = x.out.n
+	if err == nil && x.opts.Progress != nil {
+		x.opts.Progress(x.stats.Bytes, x.stats.Entries)
 	}
 	return x.stats, err
 }
 
 func (x *exporter) add(e *entry) error {
+	if x.skip[e.rel] {
+		if e.st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return fs.SkipDir
+		}
+		return nil
+	}
+	if e.marker {
+		x.stats.Entries++
+		marker := tar.Header{Name: e.rel, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX}
+		return tar.NewWriter(x.out).WriteHeader(&marker)
+	}
 	hdr, ok, err := x.header(e)
 	if !ok || err != nil {
 		return err
@@ -95,8 +151,12 @@ func (x *exporter) add(e *entry) error {
 		// cannot send the read elsewhere.
 		path = fsat.Path(e.dirfd, e.name)
 	}
-	if hdr.PAXRecords, err = x.xattrs.records(fd, path); err != nil {
+	var truth *truemeta.Stat
+	if hdr.PAXRecords, truth, err = x.xattrs.records(fd, path); err != nil {
 		return x.pathErr("listxattr", e, err)
+	}
+	if truth != nil {
+		applyTruth(&hdr, truth)
 	}
 	// A fresh tar.Writer renders each header: it insists on receiving the
 	// contents itself, and they are copied past it instead.
@@ -152,6 +212,22 @@ func (x *exporter) header(e *entry) (hdr tar.Header, ok bool, err error) {
 	}
 	x.hardlink(&hdr, st)
 	return hdr, true, nil
+}
+
+// applyTruth puts the metadata an unpack in a user namespace recorded
+// (see truemeta) in place of what the file on disk shows. A device stored
+// as an empty file becomes the device again; a hardlink stays a link.
+func applyTruth(hdr *tar.Header, t *truemeta.Stat) {
+	hdr.Uid, hdr.Gid = t.Uid, t.Gid
+	hdr.Mode = t.Mode
+	if t.Typeflag == 0 || hdr.Typeflag == tar.TypeLink {
+		return
+	}
+	hdr.Typeflag = t.Typeflag
+	if t.Typeflag != tar.TypeReg {
+		hdr.Size = 0
+	}
+	hdr.Devmajor, hdr.Devminor = t.Devmajor, t.Devminor
 }
 
 // hardlink turns a second path of an inode into a link to the first. As in
@@ -215,8 +291,10 @@ var errOverlayFeature = errors.New("layer uses overlayfs metacopy or redirect_di
 // capabilities, which docker keeps too) and user.*, as SCHILY.xattr records
 // that GNU tar, bsdtar and the Go extractors of docker and podman all read.
 //
-// Left out: trusted.overlay.* is overlayfs's own bookkeeping (whiteouts,
-// opaque directories, copy-up origins) and means nothing outside this stack.
+// Left out: trusted.overlay.* and user.overlay.* are overlayfs's own
+// bookkeeping (whiteouts, opaque directories, copy-up origins) and mean
+// nothing outside this stack; the store's own (see truemeta) are read as
+// the metadata they stand for, never copied.
 // security.selinux is the label of this host's policy: the host importing
 // the tar labels files itself, podman export leaves it out too, and writing
 // it back fails outright on hosts without SELinux.
@@ -224,7 +302,7 @@ type xattrReader struct {
 	buf []byte
 }
 
-func (r *xattrReader) records(fd int, path string) (map[string]string, error) {
+func (r *xattrReader) records(fd int, path string) (recs map[string]string, truth *truemeta.Stat, err error) {
 	if r.buf == nil {
 		// XATTR_LIST_MAX and XATTR_SIZE_MAX: nothing is ever larger.
 		r.buf = make([]byte, 64<<10)
@@ -236,17 +314,21 @@ func (r *xattrReader) records(fd int, path string) (map[string]string, error) {
 		return unix.Llistxattr(path, r.buf)
 	})
 	if n <= 0 || err == unix.ENOTSUP {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var recs map[string]string
 	for _, name := range strings.Split(strings.TrimRight(string(r.buf[:n]), "\x00"), "\x00") {
-		if name == "trusted.overlay.metacopy" || name == "trusted.overlay.redirect" {
-			return nil, errOverlayFeature
+		switch name {
+		case "trusted.overlay.metacopy", "trusted.overlay.redirect", "user.overlay.metacopy", "user.overlay.redirect":
+			return nil, nil, errOverlayFeature
 		}
-		if !exported(name) {
+		shown, standIn := truemeta.Original(name)
+		if !standIn {
+			shown = name
+		}
+		if name != truemeta.StatXattr && !exported(shown) {
 			continue
 		}
 		v, err := r.get(fd, path, name)
@@ -254,14 +336,22 @@ func (r *xattrReader) records(fd int, path string) (map[string]string, error) {
 			continue // removed since the listing
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if name == truemeta.StatXattr {
+			t, err := truemeta.Decode(v)
+			if err != nil {
+				return nil, nil, err
+			}
+			truth = &t
+			continue
 		}
 		if recs == nil {
 			recs = map[string]string{}
 		}
-		recs["SCHILY.xattr."+name] = v
+		recs["SCHILY.xattr."+shown] = v
 	}
-	return recs, nil
+	return recs, truth, nil
 }
 
 func (r *xattrReader) get(fd int, path, name string) (string, error) {
@@ -279,7 +369,7 @@ func (r *xattrReader) get(fd int, path, name string) (string, error) {
 
 func exported(name string) bool {
 	switch {
-	case name == "", name == "security.selinux", strings.HasPrefix(name, "trusted.overlay."):
+	case name == "", name == "security.selinux", truemeta.Internal(name):
 		return false
 	case strings.Contains(name, "="):
 		return false // a PAX record key cannot hold one

@@ -45,6 +45,9 @@ type Request struct {
 	Runtime string `json:"runtime"`
 	// Monitor is the path of the k3-monitor binary built beside the library.
 	Monitor string `json:"monitor"`
+	// Userns is the path of the k3-userns helper built beside the library,
+	// which package userns starts inside a user namespace.
+	Userns string `json:"userns"`
 	// Emit sends a progress event to the caller; never nil.
 	Emit func(event any) `json:"-"`
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/changes"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 func init() {
@@ -53,7 +54,7 @@ func (e *Engine) containerChanges(ctx context.Context, call *Request) (any, erro
 		}
 		image = append(image, dir)
 	}
-	list, err := changes.List(ctx, diff, image)
+	list, err := treeops.Changes(ctx, diff, image)
 	if errors.Is(err, context.Canceled) {
 		return nil, errcat.New(op, "AbortError", "the operation was aborted", err).With("containerId", c.ID)
 	}

@@ -24,10 +24,10 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/imageconfig"
-	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 func init() {
@@ -452,7 +452,7 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, errcat.New(op, "RemoveContainerFailure", err.Error(), err).With("containerId", c.ID)
 	}
-	defer os.RemoveAll(staging)
+	defer treeops.RemoveAll(staging)
 	if err := st.DeleteContainer(c.ID); err != nil {
 		os.Rename(staging+"/bundle", st.BundleDir(c.ID))
 		return nil, errcat.New(op, "ResolveContainerName", err.Error(), err).With("containerId", c.ID)
@@ -486,7 +486,7 @@ func readStack(ctx context.Context, st *store.Store, c store.Container) (stack b
 	scratch := map[string]string{} // chain ID -> its scratch directory
 	done = func() {
 		for _, dir := range scratch {
-			os.RemoveAll(filepath.Dir(dir))
+			treeops.RemoveAll(filepath.Dir(dir))
 		}
 	}
 	var lower []string // top first
@@ -527,10 +527,10 @@ func unpackScratch(ctx context.Context, st *store.Store, l store.Layer, lower []
 		err = os.Mkdir(dir, 0o755)
 	}
 	if err == nil {
-		_, err = layer.Unpack(ctx, stream, dir, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower})
+		_, err = treeops.Unpack(ctx, stream, dir, lower, nil)
 	}
 	if err != nil {
-		os.RemoveAll(tmp)
+		treeops.RemoveAll(tmp)
 		return "", fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
 	}
 	return dir, nil
@@ -612,7 +612,7 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 	} else if err != nil {
 		return nil, fail("CopyFailure", err)
 	}
-	written, err := root.CopyIn(src, dest)
+	written, err := treeops.CopyIn(root, src, dest)
 	switch {
 	case errors.Is(err, bundle.ErrSourceNotFound):
 		return nil, fail("CopySourceNotFound", err)
@@ -647,7 +647,7 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 	} else if err != nil {
 		return nil, fail("RemovePathFailure", err)
 	}
-	removed, err := root.Remove(p)
+	removed, err := treeops.Remove(root, p)
 	if errors.Is(err, bundle.ErrPathNotFound) {
 		return nil, fail("PathNotFoundInContainer", err)
 	} else if err != nil {

@@ -19,6 +19,8 @@ import (
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
+	"github.com/k3-core/k3-core/golib/userns"
 )
 
 // Engine runs operations. One per process is enough; it is safe for
@@ -69,6 +71,9 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	if jerr := json.Unmarshal(request, req); jerr != nil {
 		return nil, errcat.New(method, errcat.Generic, "request could not be read: "+jerr.Error(), jerr)
 	}
+	if req.Userns != "" {
+		treeops.UseHelper(req.Userns)
+	}
 	op, ok := operations[method]
 	if !ok {
 		return nil, errcat.New(method, errcat.Generic, fmt.Sprintf("unknown method %q", method), nil)
@@ -86,6 +91,12 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	var panicked *safego.PanicError
 	if errors.As(err, &panicked) {
 		return nil, errcat.New(method, errcat.Generic, "internal error: "+panicked.Message(), fmt.Errorf("%w\n%s", panicked, panicked.Stack))
+	}
+	// A host that refuses the user namespace an ordinary user's file work
+	// runs in is the same condition whatever the operation.
+	var host *userns.HostError
+	if errors.As(err, &host) {
+		return nil, host.ForOp(method)
 	}
 	if cerr, ok := err.(*errcat.Error); ok {
 		return nil, cerr

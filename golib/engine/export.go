@@ -14,8 +14,8 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/outfile"
-	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 func init() {
@@ -88,8 +88,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	}
 
 	defer done()
-	tree := rootfs.Stack(stack)
-	size, err := tree.Measure(ctx)
+	size, err := treeops.Measure(ctx, stack)
 	if err != nil {
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
 	}
@@ -104,9 +103,9 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
 	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
-	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: func(bytes, entries int64) {
+	_, err = treeops.Export(ctx, stack, out.Writer(), out.Direct(), func(bytes, entries int64) {
 		call.Emit(ExportProgress{Phase: "export", Current: bytes, Total: size.Bytes, Entries: entries})
-	}})
+	})
 	if err != nil {
 		out.Abort()
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)

@@ -228,6 +228,15 @@ func (f *File) Writer() io.Writer {
 	return f.out
 }
 
+// Direct is the file the content goes into unchanged (no compression, not
+// a stream), for a writer that writes it itself; nil for any other output.
+func (f *File) Direct() *os.File {
+	if f.encoder != nil || f.names != replaced {
+		return nil
+	}
+	return f.file
+}
+
 // Commit finishes the file and gives it the target's name, replacing any
 // file there in one rename; a durable file is synced first, its directory
 // after. A device or FIFO target just has the last bytes written into it.

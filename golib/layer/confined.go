@@ -2,6 +2,9 @@ package layer
 
 import (
 	"archive/tar"
+	"fmt"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -47,6 +50,26 @@ func (u *unpacker) chown(set func(uid, gid int) error, hdr *tar.Header) (unmappe
 		return true, nil
 	}
 	return false, u.chownErr(err)
+}
+
+// unmappedOwner reports whether hdr's owner is outside this namespace.
+func (u *unpacker) unmappedOwner(hdr *tar.Header) bool {
+	return !mapped("/proc/self/uid_map", hdr.Uid) || !mapped("/proc/self/gid_map", hdr.Gid)
+}
+
+// mapped reports whether the ID map file maps id.
+func mapped(file string, id int) bool {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var inside, host, count int64
+		if n, _ := fmt.Sscan(line, &inside, &host, &count); n == 3 && int64(id) >= inside && int64(id) < inside+count {
+			return true
+		}
+	}
+	return false
 }
 
 // recordTruth keeps, for a confined unpack, the metadata of hdr that the

@@ -204,4 +204,46 @@ test('an ordinary user with no subordinate IDs still exports and commits exactly
   fs.rmSync(run.home, { recursive: true, force: true });
 });
 
+test('a store shared by a user and root: root converts its layers and refuses the user\'s container; the user then refuses root\'s layers', { skip }, async () => {
+  const user = ordinaryUser();
+  const home = path.join(user.home, `k3-shared-test-${process.pid}`);
+  fs.rmSync(home, { recursive: true, force: true });
+  execFileSync('runuser', ['-u', user.name, '--', 'mkdir', '-p', home]);
+  const store = path.join(home, 'store');
+  const made = await runAs(user, async (K3, input) => {
+    const k3 = new K3({ root: input.store });
+    await k3.imageCore.pullAnImage(input.layout, 'kinds:1', { containerImageTransport: 'oci' });
+    await k3.containerCore.createContainer('kinds:1', { name: 'mine' });
+  }, { store, layout });
+  assert.equal(made.error, undefined, JSON.stringify(made.error));
+
+  const k3 = new K3Core({ root: store });
+  await assert.rejects(k3.containerCore.exportContainer('mine', path.join(tmp, 'mine.tar')), (err) => {
+    assert.ok(err instanceof K3Core.errors.UnpackedOtherwise, `${err.name}: ${err.message}`);
+    assert.match(err.createFullMessage(), /create it again/);
+    return true;
+  });
+  // Root's container of the user's image: the layers are read from their
+  // blobs for an export, and converted when the container is changed.
+  const own = new K3Core({ root: path.join(tmp, 'root-store') });
+  await own.containerCore.createContainer('kinds:1', { name: 'plain' });
+  await own.containerCore.exportContainer('plain', path.join(tmp, 'plain.tar'));
+  await k3.containerCore.createContainer('kinds:1', { name: 'roots' });
+  await k3.containerCore.exportContainer('roots', path.join(tmp, 'roots-read.tar'));
+  assert.ok(fs.readFileSync(path.join(tmp, 'roots-read.tar')).equals(fs.readFileSync(path.join(tmp, 'plain.tar'))), 'read from the blobs, the export is root\'s');
+  await k3.containerCore.removeFromContainer('roots', '/data/old');
+  await own.containerCore.removeFromContainer('plain', '/data/old');
+  settleChangedDirs(store, (await k3.containerCore.inspectContainer('roots')).Id);
+  settleChangedDirs(path.join(tmp, 'root-store'), (await own.containerCore.inspectContainer('plain')).Id);
+  await k3.containerCore.exportContainer('roots', path.join(tmp, 'roots.tar'));
+  await own.containerCore.exportContainer('plain', path.join(tmp, 'plain.tar'));
+  assert.ok(fs.readFileSync(path.join(tmp, 'roots.tar')).equals(fs.readFileSync(path.join(tmp, 'plain.tar'))), 'converted, the layers give root\'s export');
+
+  const after = await runAs(user, async (K3, input) => {
+    await new K3({ root: input.store }).containerCore.exportContainer('mine', `${input.store}/../mine.tar`);
+  }, { store });
+  assert.equal(after.error && after.error.name, 'UnpackedOtherwise', JSON.stringify(after.error));
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
 module.exports = { layers, scenario };

@@ -41,9 +41,15 @@ func (e *Engine) containerChanges(ctx context.Context, call *Request) (any, erro
 	if err != nil {
 		return nil, fail("FetchContainerInfoFailure", fmt.Errorf("image record: %w", err))
 	}
+	if err := treeops.Check(diff); err != nil {
+		return nil, err
+	}
 	image := bundle.Stack{}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		dir := st.LayerDir(img.Layers[i].ChainID)
+		if err := treeops.Check(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 		if _, err := os.Stat(dir); err != nil {
 			// A committed layer is unpacked the first time the container's
 			// files are touched; until then the container changed nothing.

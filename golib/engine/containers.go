@@ -190,7 +190,11 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 		}
 		return nil, fail("StoreFailure", err)
 	}
-	if err := bundle.Create(st.BundleDir(id), config, opts); err != nil {
+	err = bundle.Create(st.BundleDir(id), config, opts)
+	if err == nil {
+		err = treeops.Record(bundle.DiffDir(st.BundleDir(id)))
+	}
+	if err != nil {
 		os.RemoveAll(st.BundleDir(id))
 		st.DeleteContainer(id)
 		return nil, fail("CreateContainerFailure", err)
@@ -492,7 +496,11 @@ func readStack(ctx context.Context, st *store.Store, c store.Container) (stack b
 	var lower []string // top first
 	for _, l := range img.Layers {
 		dir := st.LayerDir(l.ChainID)
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		usable, err := layerUsable(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !usable {
 			if dir, err = unpackScratch(ctx, st, l, lower); err != nil {
 				done()
 				return nil, nil, err
@@ -551,6 +559,9 @@ func stackImage(st *store.Store, c store.Container) (store.Image, error) {
 // gives the directories of layers unpacked elsewhere than the store.
 func stackDirs(st *store.Store, c store.Container, img store.Image, moved map[string]string) (bundle.Stack, error) {
 	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
+	if err := treeops.Check(stack[0]); err != nil {
+		return nil, err
+	}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		dir, ok := moved[img.Layers[i].ChainID]
 		if !ok {
@@ -564,13 +575,37 @@ func stackDirs(st *store.Store, c store.Container, img store.Image, moved map[st
 	return stack, nil
 }
 
+// layerUsable reports whether the layer directory dir is there and written
+// the way this process reads it. One that is not there, or that root finds
+// written another way, is to be unpacked from its blob; another user's, or
+// root's for a user, is refused.
+func layerUsable(dir string) (bool, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	err := treeops.Check(dir)
+	if errors.Is(err, treeops.ErrOtherwise) && os.Geteuid() == 0 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // unpackCommitted unpacks the layers a commit stored only as blobs (see
 // packDiff), base first, the first time a container needs their directories.
 func unpackCommitted(st *store.Store, img store.Image) error {
 	var lower []string // top first
 	for _, l := range img.Layers {
 		dir := st.LayerDir(l.ChainID)
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		usable, err := layerUsable(dir)
+		if err != nil {
+			return err
+		}
+		if !usable {
+			// Root converts a layer a user unpacked: unpacked again from
+			// its blob, it has the true owners on disk.
+			if err := treeops.RemoveAll(dir); err != nil {
+				return err
+			}
 			if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err != nil {
 				return fmt.Errorf("%w: layer directory %s and its blob: %v", errBundleMissing, dir, err)
 			}

@@ -98,6 +98,10 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	if errors.As(err, &host) {
 		return nil, host.ForOp(method)
 	}
+	var otherwise *treeops.OtherwiseError
+	if errors.As(err, &otherwise) {
+		return nil, otherwise.ForOp(method)
+	}
 	if cerr, ok := err.(*errcat.Error); ok {
 		return nil, cerr
 	}

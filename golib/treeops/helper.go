@@ -47,6 +47,7 @@ type request struct {
 	Root  bundle.Root `json:"root"`
 	Src   string      `json:"src,omitempty"`
 	Dest  string      `json:"dest,omitempty"`
+	Way   string      `json:"way,omitempty"` // what the unpacked tree records (see Way)
 }
 
 type reply struct {

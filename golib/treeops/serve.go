@@ -42,7 +42,7 @@ func Serve() int {
 func serve(ctx context.Context, req request, data *os.File, progress func(a, b int64)) (any, error) {
 	switch req.Op {
 	case opUnpack:
-		return unpack(ctx, data, req.Dir, req.Lower, func(n int64) { progress(n, 0) })
+		return unpack(ctx, data, req.Dir, req.Lower, func(n int64) { progress(n, 0) }, req.Way)
 	case opMeasure:
 		return rootfs.Stack(req.Stack).Measure(ctx)
 	case opExport:

@@ -62,18 +62,23 @@ func InNamespace() bool { return helper() != "" }
 func Unpack(ctx context.Context, r io.Reader, dir string, lower []string, progress func(int64)) (layer.Stats, error) {
 	if h := helper(); h != "" {
 		var stats layer.Stats
-		err := run(ctx, h, request{Op: opUnpack, Dir: dir, Lower: lower}, &dataFile{in: r}, func(n, _ int64) {
+		err := run(ctx, h, request{Op: opUnpack, Dir: dir, Lower: lower, Way: Way()}, &dataFile{in: r}, func(n, _ int64) {
 			if progress != nil {
 				progress(n)
 			}
 		}, &stats)
 		return stats, err
 	}
-	return unpack(ctx, r, dir, lower, progress)
+	return unpack(ctx, r, dir, lower, progress, Way())
 }
 
-func unpack(ctx context.Context, r io.Reader, dir string, lower []string, progress func(int64)) (layer.Stats, error) {
-	return layer.Unpack(ctx, r, dir, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower, Progress: progress})
+// unpack unpacks and records that the tree was written the way named.
+func unpack(ctx context.Context, r io.Reader, dir string, lower []string, progress func(int64), way string) (layer.Stats, error) {
+	stats, err := layer.Unpack(ctx, r, dir, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: lower, Progress: progress})
+	if err == nil {
+		err = record(dir, way)
+	}
+	return stats, err
 }
 
 // Measure is rootfs.Stack.Measure.

@@ -246,4 +246,61 @@ test('a store shared by a user and root: root converts its layers and refuses th
   fs.rmSync(home, { recursive: true, force: true });
 });
 
+// Hostile layers, pulled by the user: the unpack runs in the helper, as the
+// namespace's root, and must refuse or contain every write all the same.
+test('hostile layers pulled by an ordinary user are refused or contained by the helper', { skip }, async () => {
+  const user = ordinaryUser();
+  const home = path.join(user.home, `k3-hostile-test-${process.pid}`);
+  fs.rmSync(home, { recursive: true, force: true });
+  execFileSync('runuser', ['-u', user.name, '--', 'mkdir', '-p', `${home}/victim`]);
+  const victim = `${home}/victim`;
+  const cases = {
+    dotdot: { layers: [[{ path: '../../escape', content: 'x' }]], refused: true },
+    'dotdot deep': { layers: [[{ path: 'a/../../../escape', content: 'x' }]], refused: true },
+    'symlink to root': { layers: [[{ path: 's', type: 'symlink', linkname: '/' }, { path: `s${victim}/escape`, content: 'x' }]] },
+    'symlink up': { layers: [[{ path: 's', type: 'symlink', linkname: '../../../../../..' }, { path: `s${victim}/escape`, content: 'x' }]] },
+    'symlink in a lower layer': { layers: [[{ path: 's', type: 'symlink', linkname: victim }], [{ path: 's/escape', content: 'x' }]] },
+    'hardlink up': { layers: [[{ path: 'h', type: 'hardlink', linkname: '../../../etc/passwd' }]], refused: true },
+    'hardlink absolute': { layers: [[{ path: 'h', type: 'hardlink', linkname: `${victim}/keep` }]], refused: true },
+    'device through symlink': { layers: [[{ path: 's', type: 'symlink', linkname: '../../..' }, { path: 's/null', type: 'char', devmajor: 1, devminor: 3 }]] },
+    'symlink to a directory outside': { layers: [[{ path: 's', type: 'symlink', linkname: victim }, { path: 's/escape', content: 'x' }]], refused: true },
+  };
+  fs.writeFileSync(`${victim}/keep`, 'keep');
+  giveTo(user, victim);
+  const dir = path.join(tmp, 'hostile');
+  fs.mkdirSync(dir);
+  for (const [name, c] of Object.entries(cases)) {
+    images.writeOciLayout(path.join(dir, name.replace(/ /g, '-')), [{ image: images.makeImage({ layers: c.layers }), refName: 'h:1' }]);
+  }
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  const r = await runAs(user, async (K3, input) => {
+    const k3 = new K3({ root: input.store });
+    const out = {};
+    for (const name of input.names) {
+      try {
+        await k3.imageCore.pullAnImage(`${input.dir}/${name.replace(/ /g, '-')}`, 'h:1', { containerImageTransport: 'oci' });
+        await k3.containerCore.createContainer('h:1', { name: name.replace(/ /g, '-') });
+        await k3.containerCore.exportContainer(name.replace(/ /g, '-'), `${input.store}/../${name.replace(/ /g, '-')}.tar`);
+        out[name] = 'pulled';
+      } catch (e) {
+        out[name] = e.name;
+      }
+    }
+    return out;
+  }, { store: `${home}/store`, dir, names: Object.keys(cases) });
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  for (const [name, c] of Object.entries(cases)) {
+    assert.equal(r.result[name], c.refused ? 'UnsafeImageContent' : 'pulled', name);
+  }
+  assert.deepEqual(fs.readdirSync(victim), ['keep'], 'nothing was written beside the victim file');
+  assert.equal(fs.readFileSync(`${victim}/keep`, 'utf8'), 'keep');
+  assert.ok(!fs.existsSync('/escape') && !fs.existsSync(path.join(user.home, 'escape')));
+  for (const name of ['symlink to root', 'symlink up']) {
+    const list = entries(path.join(home, `${name.replace(/ /g, '-')}.tar`));
+    assert.match(list, new RegExp(`${victim.slice(1)}/escape`), `${name}: the write landed inside the container`);
+  }
+  assert.match(entries(path.join(home, 'device-through-symlink.tar')), /crw-rw-rw- 0\/0 +1,3 .* null/, 'the device landed inside the container');
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
 module.exports = { layers, scenario };

@@ -204,7 +204,7 @@ test('an ordinary user with no subordinate IDs still exports and commits exactly
   fs.rmSync(run.home, { recursive: true, force: true });
 });
 
-test('a store shared by a user and root: root converts its layers and refuses the user\'s container; the user then refuses root\'s layers', { skip }, async () => {
+test('a store shared by a user and root: root reads it, converts its layers and refuses to change the user\'s container; the user then refuses root\'s layers', { skip }, async () => {
   const user = ordinaryUser();
   const home = path.join(user.home, `k3-shared-test-${process.pid}`);
   fs.rmSync(home, { recursive: true, force: true });
@@ -217,17 +217,21 @@ test('a store shared by a user and root: root converts its layers and refuses th
   }, { store, layout });
   assert.equal(made.error, undefined, JSON.stringify(made.error));
 
+  // Root reads the user's container, its owners turned back by the mapping
+  // it recorded, but does not change it.
   const k3 = new K3Core({ root: store });
-  await assert.rejects(k3.containerCore.exportContainer('mine', path.join(tmp, 'mine.tar')), (err) => {
+  const own = new K3Core({ root: path.join(tmp, 'root-store') });
+  await own.containerCore.createContainer('kinds:1', { name: 'plain' });
+  await own.containerCore.exportContainer('plain', path.join(tmp, 'plain.tar'));
+  await k3.containerCore.exportContainer('mine', path.join(tmp, 'mine.tar'));
+  assert.ok(fs.readFileSync(path.join(tmp, 'mine.tar')).equals(fs.readFileSync(path.join(tmp, 'plain.tar'))), 'root reads the user\'s container as the user does');
+  await assert.rejects(k3.containerCore.copyToContainer('mine', path.join(fixtures, 'added.conf'), '/etc/'), (err) => {
     assert.ok(err instanceof K3Core.errors.UnpackedOtherwise, `${err.name}: ${err.message}`);
     assert.match(err.createFullMessage(), /create it again/);
     return true;
   });
-  // Root's container of the user's image: the layers are read from their
-  // blobs for an export, and converted when the container is changed.
-  const own = new K3Core({ root: path.join(tmp, 'root-store') });
-  await own.containerCore.createContainer('kinds:1', { name: 'plain' });
-  await own.containerCore.exportContainer('plain', path.join(tmp, 'plain.tar'));
+  // Root's own container of the user's image: its layers are converted
+  // when the container is changed.
   await k3.containerCore.createContainer('kinds:1', { name: 'roots' });
   await k3.containerCore.exportContainer('roots', path.join(tmp, 'roots-read.tar'));
   assert.ok(fs.readFileSync(path.join(tmp, 'roots-read.tar')).equals(fs.readFileSync(path.join(tmp, 'plain.tar'))), 'read from the blobs, the export is root\'s');

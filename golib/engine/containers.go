@@ -26,6 +26,7 @@ import (
 	"github.com/k3-core/k3-core/golib/imageconfig"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/pull"
+	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
 	"github.com/k3-core/k3-core/golib/treeops"
 )
@@ -476,16 +477,20 @@ func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
 	if err := unpackCommitted(st, img); err != nil {
 		return nil, err
 	}
+	if err := treeops.Check(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
+		return nil, err
+	}
 	return stackDirs(st, c, img, nil)
 }
 
 // readStack is containerStack for an operation that only reads: a layer a
 // commit stored only as a blob is unpacked into a scratch directory, which
-// done removes, and the store is left as it was.
-func readStack(ctx context.Context, st *store.Store, c store.Container) (stack bundle.Stack, done func(), err error) {
+// done removes, and the store is left as it was. shifts say how to read
+// each directory's owners (see treeops.ReadShifts).
+func readStack(ctx context.Context, st *store.Store, c store.Container) (stack bundle.Stack, shifts []rootfs.Shift, done func(), err error) {
 	img, err := stackImage(st, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	scratch := map[string]string{} // chain ID -> its scratch directory
 	done = func() {
@@ -496,24 +501,24 @@ func readStack(ctx context.Context, st *store.Store, c store.Container) (stack b
 	var lower []string // top first
 	for _, l := range img.Layers {
 		dir := st.LayerDir(l.ChainID)
-		usable, err := layerUsable(dir)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !usable {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 			if dir, err = unpackScratch(ctx, st, l, lower); err != nil {
 				done()
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			scratch[l.ChainID] = dir
 		}
 		lower = append([]string{dir}, lower...)
 	}
-	if stack, err = stackDirs(st, c, img, scratch); err != nil {
-		done()
-		return nil, nil, err
+	stack, err = stackDirs(st, c, img, scratch)
+	if err == nil {
+		shifts, err = treeops.ReadShifts(stack)
 	}
-	return stack, done, nil
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return stack, shifts, done, nil
 }
 
 // unpackScratch unpacks a committed layer's blob into a directory of the
@@ -559,9 +564,6 @@ func stackImage(st *store.Store, c store.Container) (store.Image, error) {
 // gives the directories of layers unpacked elsewhere than the store.
 func stackDirs(st *store.Store, c store.Container, img store.Image, moved map[string]string) (bundle.Stack, error) {
 	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
-	if err := treeops.Check(stack[0]); err != nil {
-		return nil, err
-	}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		dir, ok := moved[img.Layers[i].ChainID]
 		if !ok {

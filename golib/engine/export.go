@@ -77,7 +77,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
-	stack, done, err := readStack(ctx, st, c)
+	stack, shifts, done, err := readStack(ctx, st, c)
 	switch {
 	case errors.Is(err, errBundleMissing):
 		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
@@ -88,7 +88,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	}
 
 	defer done()
-	size, err := treeops.Measure(ctx, stack)
+	size, err := treeops.Measure(ctx, stack, shifts)
 	if err != nil {
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
 	}
@@ -103,7 +103,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
 	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
-	_, err = treeops.Export(ctx, stack, out.Writer(), out.Direct(), func(bytes, entries int64) {
+	_, err = treeops.Export(ctx, stack, shifts, out.Writer(), out.Direct(), func(bytes, entries int64) {
 		call.Emit(ExportProgress{Phase: "export", Current: bytes, Total: size.Bytes, Entries: entries})
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package rootfs
 import (
 	"archive/tar"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +23,15 @@ type Options struct {
 	// Progress, when set, is called now and then with bytes of content and
 	// entries written so far, and once at the end.
 	Progress func(bytes, entries int64)
+	// Shifts, by layer of the Stack, turn the owners on disk into the
+	// container's: a layer written inside a user namespace holds its files
+	// under the IDs that namespace maps them to. nil (or missing) for a
+	// layer whose owners are the container's.
+	Shifts []Shift
 }
+
+// Shift maps an owner on disk to the container's.
+type Shift func(uid, gid uint32) (uint32, uint32)
 
 // Stats count what an export wrote (or, from Measure, would write).
 type Stats struct {
@@ -34,8 +43,8 @@ type Stats struct {
 // Measure walks the merged tree without reading file contents and returns
 // what WriteTar would write; TarBytes is exact, so callers can check free
 // space first. Only files changing in between make the two differ.
-func (s Stack) Measure(ctx context.Context) (Stats, error) {
-	return s.export(ctx, &sink{measure: true}, Options{})
+func (s Stack) Measure(ctx context.Context, shifts ...Shift) (Stats, error) {
+	return s.export(ctx, &sink{measure: true}, Options{Shifts: shifts})
 }
 
 // WriteTar writes the merged tree to w as one tar stream, as `docker export`
@@ -158,6 +167,9 @@ func (x *exporter) add(e *entry) error {
 	if truth != nil {
 		applyTruth(&hdr, truth)
 	}
+	if shift := x.shift(e); shift != nil {
+		namespacedCapability(hdr.PAXRecords, shift)
+	}
 	// A fresh tar.Writer renders each header: it insists on receiving the
 	// contents itself, and they are copied past it instead.
 	if err := tar.NewWriter(x.out).WriteHeader(&hdr); err != nil {
@@ -177,11 +189,15 @@ func (x *exporter) add(e *entry) error {
 // the extended attributes; ok is false for what a tar cannot hold (sockets).
 func (x *exporter) header(e *entry) (hdr tar.Header, ok bool, err error) {
 	st := &e.st
+	uid, gid := st.Uid, st.Gid
+	if shift := x.shift(e); shift != nil {
+		uid, gid = shift(uid, gid)
+	}
 	hdr = tar.Header{
 		Name:    e.rel,
 		Mode:    int64(st.Mode & 0o7777),
-		Uid:     int(st.Uid),
-		Gid:     int(st.Gid),
+		Uid:     int(uid),
+		Gid:     int(gid),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
 		// A hint, not a demand: archive/tar still writes plain USTAR unless
 		// a long name, big id or xattr needs PAX records.
@@ -212,6 +228,32 @@ func (x *exporter) header(e *entry) (hdr tar.Header, ok bool, err error) {
 	}
 	x.hardlink(&hdr, st)
 	return hdr, true, nil
+}
+
+// shift is how to read the owners of e's layer, or nil.
+func (x *exporter) shift(e *entry) Shift {
+	if e.layer < len(x.opts.Shifts) {
+		return x.opts.Shifts[e.layer]
+	}
+	return nil
+}
+
+// namespacedCapability turns file capabilities a user namespace's root set
+// back into what they were set as. The kernel stores them as version 3,
+// which adds the namespace root's host ID, and reads them back as version 2
+// inside that namespace; read from outside, as here, they are still version
+// 3. When that root is the container's root, they are version 2 again.
+func namespacedCapability(recs map[string]string, shift Shift) {
+	const key = "SCHILY.xattr.security.capability"
+	v, ok := recs[key]
+	if !ok || len(v) != 24 || v[3] != 3 {
+		return
+	}
+	rootID := binary.LittleEndian.Uint32([]byte(v[20:]))
+	if inside, _ := shift(rootID, 0); inside != 0 {
+		return
+	}
+	recs[key] = v[:3] + "\x02" + v[4:20]
 }
 
 // applyTruth puts the metadata an unpack in a user namespace recorded

@@ -81,19 +81,20 @@ func unpack(ctx context.Context, r io.Reader, dir string, lower []string, progre
 	return stats, err
 }
 
-// Measure is rootfs.Stack.Measure.
-func Measure(ctx context.Context, stack []string) (rootfs.Stats, error) {
+// Measure is rootfs.Stack.Measure; shifts come from ReadShifts.
+func Measure(ctx context.Context, stack []string, shifts []rootfs.Shift) (rootfs.Stats, error) {
 	if h := helper(); h != "" {
 		var stats rootfs.Stats
 		err := run(ctx, h, request{Op: opMeasure, Stack: stack}, nil, nil, &stats)
 		return stats, err
 	}
-	return rootfs.Stack(stack).Measure(ctx)
+	return rootfs.Stack(stack).Measure(ctx, shifts...)
 }
 
 // Export is rootfs.Stack.WriteTar into w; direct, when not nil, is the
-// file under w, which the helper then writes itself.
-func Export(ctx context.Context, stack []string, w io.Writer, direct *os.File, progress func(bytes, entries int64)) (rootfs.Stats, error) {
+// file under w, which the helper then writes itself. shifts come from
+// ReadShifts.
+func Export(ctx context.Context, stack []string, shifts []rootfs.Shift, w io.Writer, direct *os.File, progress func(bytes, entries int64)) (rootfs.Stats, error) {
 	if h := helper(); h != "" {
 		var stats rootfs.Stats
 		data := &dataFile{f: direct, out: w}
@@ -103,7 +104,7 @@ func Export(ctx context.Context, stack []string, w io.Writer, direct *os.File, p
 		err := run(ctx, h, request{Op: opExport, Stack: stack}, data, progress, &stats)
 		return stats, err
 	}
-	return rootfs.Stack(stack).WriteTar(ctx, w, rootfs.Options{Progress: progress})
+	return rootfs.Stack(stack).WriteTar(ctx, w, rootfs.Options{Progress: progress, Shifts: shifts})
 }
 
 // Layer is what WriteLayer wrote.

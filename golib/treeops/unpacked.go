@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/userns"
 )
 
@@ -96,6 +97,69 @@ func (e *OtherwiseError) ForOp(op string) *errcat.Error {
 var ErrOtherwise = errors.New("unpacked another way")
 
 func (e *OtherwiseError) Is(target error) bool { return target == ErrOtherwise }
+
+// ReadShifts is how this process reads the trees dirs (a stack) as they
+// were written: root reads any, turning the owners of one a user namespace
+// wrote back into the container's by the mapping it recorded; an ordinary
+// user reads only trees written its own way.
+func ReadShifts(dirs []string) ([]rootfs.Shift, error) {
+	shifts := make([]rootfs.Shift, len(dirs))
+	for i, dir := range dirs {
+		if helper() != "" || os.Geteuid() != 0 {
+			if err := Check(dir); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		recorded, err := Recorded(dir)
+		if err != nil {
+			return nil, err
+		}
+		if recorded == "root" {
+			continue
+		}
+		uids, gids, ok := parseWay(recorded)
+		if !ok {
+			return nil, &OtherwiseError{Dir: dir, Recorded: recorded, Way: Way()}
+		}
+		shifts[i] = func(uid, gid uint32) (uint32, uint32) { return inside(uids, uid), inside(gids, gid) }
+	}
+	return shifts, nil
+}
+
+// parseWay reads the maps of a "userns uid M gid M" record.
+func parseWay(way string) (uids, gids []userns.Range, ok bool) {
+	f := strings.Fields(way)
+	if len(f) != 5 || f[0] != "userns" || f[1] != "uid" || f[3] != "gid" {
+		return nil, nil, false
+	}
+	uids, ok1 := parseMap(f[2])
+	gids, ok2 := parseMap(f[4])
+	return uids, gids, ok1 && ok2
+}
+
+func parseMap(text string) ([]userns.Range, bool) {
+	var m []userns.Range
+	for _, part := range strings.Split(text, ",") {
+		var r userns.Range
+		if n, err := fmt.Sscanf(part, "%d:%d:%d", &r.Inside, &r.Host, &r.Count); n != 3 || err != nil {
+			return nil, false
+		}
+		m = append(m, r)
+	}
+	return m, true
+}
+
+// inside is the namespace's ID for host ID id; one the map does not hold
+// (which a file written in the namespace cannot have) stays as it is.
+func inside(m []userns.Range, id uint32) uint32 {
+	for _, r := range m {
+		if int64(id) >= r.Host && int64(id) < r.Host+r.Count {
+			return uint32(r.Inside + int64(id) - r.Host)
+		}
+	}
+	return id
+}
 
 // Check refuses the tree at dir when this process writes trees another way.
 func Check(dir string) error {

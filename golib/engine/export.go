@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/outfile"
+	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
 	"github.com/k3-core/k3-core/golib/treeops"
 )
@@ -88,26 +90,41 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	}
 
 	defer done()
-	size, err := treeops.Measure(ctx, stack, shifts)
-	if err != nil {
-		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
+	// The size is approved and the output opened in either order (see
+	// treeops.Export); the export starts once both are done.
+	var size rootfs.Stats
+	required := int64(-1) // unknown until measured
+	var out *outfile.File
+	started := func() {
+		if out != nil && required >= 0 {
+			call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
+		}
 	}
-	required := requiredSpace(size.TarBytes, filePath)
-	if available, known := target.room(); known && available < uint64(required) {
-		return nil, newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
-			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+	approve := func(measured rootfs.Stats) error {
+		size, required = measured, requiredSpace(measured.TarBytes, filePath)
+		if available, known := target.room(); known && available < uint64(required) {
+			return newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
+				With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+		}
+		started()
+		return nil
 	}
-
-	out, err := target.create(ctx, durable)
-	if err != nil {
-		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
+	open := func() (io.Writer, *os.File, error) {
+		created, err := target.create(ctx, durable)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = created
+		started()
+		return out.Writer(), out.Direct(), nil
 	}
-	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
-	_, err = treeops.Export(ctx, stack, shifts, out.Writer(), out.Direct(), func(bytes, entries int64) {
+	_, err = treeops.Export(ctx, stack, shifts, approve, open, func(bytes, entries int64) {
 		call.Emit(ExportProgress{Phase: "export", Current: bytes, Total: size.Bytes, Entries: entries})
 	})
 	if err != nil {
-		out.Abort()
+		if out != nil {
+			out.Abort()
+		}
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
 	if err := out.Commit(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/fsat"
 	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/userns"
 )
@@ -26,7 +27,6 @@ import (
 // stream, an export's output, a commit's blob) is its descriptor 3.
 const (
 	opUnpack    = "unpack"
-	opMeasure   = "measure"
 	opExport    = "export"
 	opLayer     = "layer"
 	opRemoveAll = "removeAll"
@@ -39,19 +39,23 @@ const (
 const SubCommand = "tree"
 
 type request struct {
-	Op    string      `json:"op"`
-	Dir   string      `json:"dir,omitempty"`
-	Stack []string    `json:"stack,omitempty"`
-	Lower []string    `json:"lower,omitempty"`
-	Skip  []string    `json:"skip,omitempty"`
-	Root  bundle.Root `json:"root"`
-	Src   string      `json:"src,omitempty"`
-	Dest  string      `json:"dest,omitempty"`
-	Way   string      `json:"way,omitempty"` // what the unpacked tree records (see Way)
+	Op string `json:"op"`
+	// Approve: an export first reports its measure and waits for a line
+	// "go" on its standard input (see Export).
+	Approve bool        `json:"approve,omitempty"`
+	Dir     string      `json:"dir,omitempty"`
+	Stack   []string    `json:"stack,omitempty"`
+	Lower   []string    `json:"lower,omitempty"`
+	Skip    []string    `json:"skip,omitempty"`
+	Root    bundle.Root `json:"root"`
+	Src     string      `json:"src,omitempty"`
+	Dest    string      `json:"dest,omitempty"`
+	Way     string      `json:"way,omitempty"` // what the unpacked tree records (see Way)
 }
 
 type reply struct {
 	Progress *[2]int64       `json:"progress,omitempty"`
+	Measured *rootfs.Stats   `json:"measured,omitempty"`
 	Result   json.RawMessage `json:"result,omitempty"`
 	Error    *wireError      `json:"error,omitempty"`
 }
@@ -123,17 +127,22 @@ type dataFile struct {
 	out io.Writer
 }
 
-// run has the helper do req and decodes its result into result.
-func run(ctx context.Context, helper string, req request, data *dataFile, progress func(a, b int64), result any) error {
+// run has the helper do req and decodes its result into result. approve,
+// when set, is asked to approve an export's measure before it writes.
+func run(ctx context.Context, helper string, req request, data *dataFile, progress func(a, b int64), result any, approve func(rootfs.Stats) error) error {
+	req.Approve = approve != nil
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, helper, SubCommand)
-	cmd.Stdin = bytes.NewReader(body)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
 	}
@@ -146,6 +155,7 @@ func run(ctx context.Context, helper string, req request, data *dataFile, progre
 		handed.Close() // the helper has its own copy, or failed to start
 	}
 	if err != nil {
+		stdin.Close()
 		<-copied
 		var host *userns.HostError
 		if errors.As(err, &host) {
@@ -153,7 +163,12 @@ func run(ctx context.Context, helper string, req request, data *dataFile, progre
 		}
 		return fmt.Errorf("starting the user-namespace helper: %w", err)
 	}
+	_, err = stdin.Write(append(body, '\n'))
+	if !req.Approve || err != nil {
+		stdin.Close()
+	}
 	var last *reply
+	var refused error
 	lines := bufio.NewScanner(stdout)
 	lines.Buffer(make([]byte, 64<<10), 64<<20)
 	for lines.Scan() {
@@ -161,15 +176,26 @@ func run(ctx context.Context, helper string, req request, data *dataFile, progre
 		if err := json.Unmarshal(lines.Bytes(), &r); err != nil {
 			continue
 		}
-		if r.Progress != nil && progress != nil {
-			progress(r.Progress[0], r.Progress[1])
-		} else if r.Progress == nil {
+		switch {
+		case r.Measured != nil:
+			// Without "go" the helper stops, writing nothing.
+			if refused = approve(*r.Measured); refused == nil {
+				stdin.Write([]byte("go\n"))
+			}
+			stdin.Close()
+		case r.Progress != nil:
+			if progress != nil {
+				progress(r.Progress[0], r.Progress[1])
+			}
+		default:
 			last = &r
 		}
 	}
 	waitErr := cmd.Wait()
 	copyErr := <-copied
 	switch {
+	case refused != nil:
+		return refused
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case last != nil && last.Error != nil:

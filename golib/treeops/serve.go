@@ -1,8 +1,10 @@
 package treeops
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,13 +21,19 @@ func Serve() int {
 	// The caller ends the helper by killing it: nothing here needs undoing.
 	ctx := context.Background()
 	out := json.NewEncoder(os.Stdout)
+	in := bufio.NewReader(os.Stdin)
+	line, err := in.ReadBytes('\n')
 	var req request
-	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	if err != nil {
 		out.Encode(reply{Error: toWire(fmt.Errorf("reading the request: %w", err))})
 		return 1
 	}
 	data := os.NewFile(3, "data")
-	result, err := serve(ctx, req, data, func(a, b int64) { out.Encode(reply{Progress: &[2]int64{a, b}}) })
+	h := &serving{out: out, in: in}
+	result, err := h.serve(ctx, req, data)
 	if err != nil {
 		out.Encode(reply{Error: toWire(err)})
 		return 1
@@ -39,13 +47,39 @@ func Serve() int {
 	return 0
 }
 
-func serve(ctx context.Context, req request, data *os.File, progress func(a, b int64)) (any, error) {
+// serving is the helper's side of one request: where it reports, and
+// where an export's approval comes from.
+type serving struct {
+	out *json.Encoder
+	in  *bufio.Reader
+}
+
+func (h *serving) progress(a, b int64) { h.out.Encode(reply{Progress: &[2]int64{a, b}}) }
+
+// approved reports the measure and waits for the caller's "go".
+func (h *serving) approved(ctx context.Context, stack rootfs.Stack) error {
+	size, err := stack.Measure(ctx)
+	if err != nil {
+		return err
+	}
+	h.out.Encode(reply{Measured: &size})
+	if line, _ := h.in.ReadString('\n'); line != "go\n" {
+		return errors.New("the export was not approved")
+	}
+	return nil
+}
+
+func (h *serving) serve(ctx context.Context, req request, data *os.File) (any, error) {
+	progress := h.progress
 	switch req.Op {
 	case opUnpack:
 		return unpack(ctx, data, req.Dir, req.Lower, func(n int64) { progress(n, 0) }, req.Way)
-	case opMeasure:
-		return rootfs.Stack(req.Stack).Measure(ctx)
 	case opExport:
+		if req.Approve {
+			if err := h.approved(ctx, rootfs.Stack(req.Stack)); err != nil {
+				return nil, err
+			}
+		}
 		return rootfs.Stack(req.Stack).WriteTar(ctx, io.Writer(data), rootfs.Options{Progress: progress})
 	case opLayer:
 		return writeLayer(ctx, req.Dir, req.Skip, data)

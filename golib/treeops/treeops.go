@@ -66,7 +66,7 @@ func Unpack(ctx context.Context, r io.Reader, dir string, lower []string, progre
 			if progress != nil {
 				progress(n)
 			}
-		}, &stats)
+		}, &stats, nil)
 		return stats, err
 	}
 	return unpack(ctx, r, dir, lower, progress, Way())
@@ -81,28 +81,40 @@ func unpack(ctx context.Context, r io.Reader, dir string, lower []string, progre
 	return stats, err
 }
 
-// Measure is rootfs.Stack.Measure; shifts come from ReadShifts.
-func Measure(ctx context.Context, stack []string, shifts []rootfs.Shift) (rootfs.Stats, error) {
+// Export measures the merged tree of stack (rootfs.Stack.Measure), lets
+// check approve its size, opens the output with open and writes the tree
+// into it (rootfs.Stack.WriteTar). open returns the writer and, when the
+// writes go straight into a file, that file, which the helper then writes
+// itself. shifts come from ReadShifts.
+//
+// In this process the output is opened once the size is approved; the
+// helper needs its output when it starts, so it gets it first, measures,
+// and waits for the approval: one helper for the whole export.
+func Export(ctx context.Context, stack []string, shifts []rootfs.Shift, check func(rootfs.Stats) error,
+	open func() (io.Writer, *os.File, error), progress func(bytes, entries int64)) (rootfs.Stats, error) {
 	if h := helper(); h != "" {
-		var stats rootfs.Stats
-		err := run(ctx, h, request{Op: opMeasure, Stack: stack}, nil, nil, &stats)
-		return stats, err
-	}
-	return rootfs.Stack(stack).Measure(ctx, shifts...)
-}
-
-// Export is rootfs.Stack.WriteTar into w; direct, when not nil, is the
-// file under w, which the helper then writes itself. shifts come from
-// ReadShifts.
-func Export(ctx context.Context, stack []string, shifts []rootfs.Shift, w io.Writer, direct *os.File, progress func(bytes, entries int64)) (rootfs.Stats, error) {
-	if h := helper(); h != "" {
-		var stats rootfs.Stats
+		w, direct, err := open()
+		if err != nil {
+			return rootfs.Stats{}, err
+		}
 		data := &dataFile{f: direct, out: w}
 		if direct != nil {
 			data.out = nil
 		}
-		err := run(ctx, h, request{Op: opExport, Stack: stack}, data, progress, &stats)
+		var stats rootfs.Stats
+		err = run(ctx, h, request{Op: opExport, Stack: stack}, data, progress, &stats, check)
 		return stats, err
+	}
+	size, err := rootfs.Stack(stack).Measure(ctx, shifts...)
+	if err == nil {
+		err = check(size)
+	}
+	if err != nil {
+		return rootfs.Stats{}, err
+	}
+	w, _, err := open()
+	if err != nil {
+		return rootfs.Stats{}, err
 	}
 	return rootfs.Stack(stack).WriteTar(ctx, w, rootfs.Options{Progress: progress, Shifts: shifts})
 }
@@ -119,7 +131,7 @@ type Layer struct {
 func WriteLayer(ctx context.Context, dir string, skip []string, blob *os.File) (Layer, error) {
 	if h := helper(); h != "" {
 		var l Layer
-		err := run(ctx, h, request{Op: opLayer, Dir: dir, Skip: skip}, &dataFile{f: blob}, nil, &l)
+		err := run(ctx, h, request{Op: opLayer, Dir: dir, Skip: skip}, &dataFile{f: blob}, nil, &l, nil)
 		return l, err
 	}
 	return writeLayer(ctx, dir, skip, blob)
@@ -142,7 +154,7 @@ func RemoveAll(path string) error {
 		if _, err := os.Lstat(path); os.IsNotExist(err) {
 			return nil
 		}
-		return run(context.Background(), h, request{Op: opRemoveAll, Dir: path}, nil, nil, nil)
+		return run(context.Background(), h, request{Op: opRemoveAll, Dir: path}, nil, nil, nil, nil)
 	}
 	return os.RemoveAll(path)
 }
@@ -151,7 +163,7 @@ func RemoveAll(path string) error {
 func CopyIn(root bundle.Root, src, dest string) (string, error) {
 	if h := helper(); h != "" {
 		var written string
-		err := run(context.Background(), h, request{Op: opCopyIn, Root: root, Src: src, Dest: dest}, nil, nil, &written)
+		err := run(context.Background(), h, request{Op: opCopyIn, Root: root, Src: src, Dest: dest}, nil, nil, &written, nil)
 		return written, err
 	}
 	return root.CopyIn(src, dest)
@@ -161,7 +173,7 @@ func CopyIn(root bundle.Root, src, dest string) (string, error) {
 func Remove(root bundle.Root, path string) (string, error) {
 	if h := helper(); h != "" {
 		var removed string
-		err := run(context.Background(), h, request{Op: opRemove, Root: root, Dest: path}, nil, nil, &removed)
+		err := run(context.Background(), h, request{Op: opRemove, Root: root, Dest: path}, nil, nil, &removed, nil)
 		return removed, err
 	}
 	return root.Remove(path)
@@ -171,7 +183,7 @@ func Remove(root bundle.Root, path string) (string, error) {
 func Changes(ctx context.Context, upper string, image []string) ([]changes.Change, error) {
 	if h := helper(); h != "" {
 		list := []changes.Change{}
-		err := run(ctx, h, request{Op: opChanges, Dir: upper, Stack: image}, nil, nil, &list)
+		err := run(ctx, h, request{Op: opChanges, Dir: upper, Stack: image}, nil, nil, &list, nil)
 		return list, err
 	}
 	return changes.List(ctx, upper, bundle.Stack(image))

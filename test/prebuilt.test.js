@@ -94,6 +94,9 @@ async function startVerdaccio(dir) {
     '    access: $all',
     '    publish: $authenticated',
     'log: { type: stdout, format: pretty, level: warn }',
+    // A platform package (addon, library, monitor, user-namespace helper) is
+    // over verdaccio's default 10 MB once base64-encoded for publishing.
+    'max_body_size: 100mb',
     '',
   ].join('\n'));
   const child = spawn(process.execPath, [verdaccioBin, '--config', config, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -117,7 +117,7 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 // running without the caller asking for that (pause: false); one that
 // stopped meanwhile needs no pause. It returns what resumes the container.
 func pauseForCommit(st *store.Store, runtimeName string, c store.Container) (func(), error) {
-	runtime, err := ociruntime.Find(runtimeName)
+	runtime, err := runtimeFor(runtimeName, st, c)
 	if err == nil {
 		if err = ociruntime.Pause(runtime, c.ID); err == nil {
 			return func() { ociruntime.Resume(runtime, c.ID) }, nil

@@ -436,7 +436,7 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 		if !force {
 			return nil, errcat.New(op, "ContainerIsRunning", fmt.Sprintf("container %s is running; stop it first or pass {force: true}", c.Name), nil).With("containerId", c.ID)
 		}
-		runtime, err := ociruntime.Find(call.Runtime)
+		runtime, err := runtimeFor(call.Runtime, st, c)
 		if err == nil {
 			err = e.stop(ctx, st, c, runtime, 0)
 		}

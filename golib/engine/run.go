@@ -13,6 +13,7 @@ import (
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/userns"
 )
 
 func init() {
@@ -75,6 +76,7 @@ const (
 	runtimeFailed        // the runtime ran and failed
 	runtimeBundleMissing // the container's bundle directory is gone
 	runtimeStore         // the store's database failed
+	runtimeHost          // the host forbids an ordinary user what it needs (userns.HostError)
 )
 
 // runtimeClasses names, for each operation that runs the OCI runtime, the
@@ -106,6 +108,8 @@ func runtimeRow() map[runtimeFault]string {
 func classifyRuntimeError(err error) runtimeFault {
 	var rerr *ociruntime.RuntimeError
 	switch {
+	case errors.Is(err, userns.ErrHost):
+		return runtimeHost
 	case errors.Is(err, context.Canceled):
 		return runtimeAborted
 	case errors.Is(err, ociruntime.ErrNoRuntime):
@@ -124,7 +128,12 @@ func classifyRuntimeError(err error) runtimeFault {
 
 // runtimeFailure maps a failure to run a container onto op's catalogue.
 func runtimeFailure(op string, c store.Container, err error) error {
-	class, ok := runtimeClasses[op][classifyRuntimeError(err)]
+	fault := classifyRuntimeError(err)
+	var hostErr *userns.HostError
+	if fault == runtimeHost && errors.As(err, &hostErr) {
+		return hostErr.ForOp(op).With("containerId", c.ID)
+	}
+	class, ok := runtimeClasses[op][fault]
 	if !ok {
 		class = errcat.Generic
 	}
@@ -152,7 +161,7 @@ func (e *Engine) startContainer(ctx context.Context, call *Request) (any, error)
 
 // run mounts the container's rootfs and starts it under k3-monitor.
 func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, call *Request) error {
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := runtimeFor(call.Runtime, st, c)
 	if err != nil {
 		return err
 	}
@@ -168,21 +177,14 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 	}
 	bundleDir := st.BundleDir(c.ID)
 	ociruntime.ClearExit(bundleDir)
-	if err := ociruntime.MountRootfs(bundleDir, stack[0], stack[1:]); err != nil {
-		return err
-	}
-	user, err := e.containerUser(st, c)
-	if err == nil {
-		err = bundle.ResolveUser(bundleDir, user)
-	}
-	if err != nil {
-		ociruntime.UnmountRootfs(bundleDir)
-		return &ociruntime.RuntimeError{Message: err.Error()}
-	}
 	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
-	started, err := ociruntime.Start(ctx, runtime, call.Monitor, bundleDir, c.ID, exitAttributes(c))
+	var started ociruntime.Started
+	if runtime.ForUser() {
+		started, err = e.startAsUser(ctx, st, c, call, runtime, stack)
+	} else {
+		started, err = e.startAsRoot(ctx, st, c, call, runtime, stack)
+	}
 	if err != nil {
-		ociruntime.UnmountRootfs(bundleDir)
 		return err
 	}
 	if err := st.SetRunning(c.ID, store.Run{Pid: started.Pid, MonitorPid: started.MonitorPid, BootID: ociruntime.BootID(), StartedAt: startedAt}); err != nil {
@@ -190,6 +192,28 @@ func (e *Engine) run(ctx context.Context, st *store.Store, c store.Container, ca
 	}
 	recordContainerEvent(call.Root, "start", c)
 	return nil
+}
+
+// startAsRoot mounts the rootfs of stack (the writable layer first),
+// resolves the container's user in it and starts the container.
+func (e *Engine) startAsRoot(ctx context.Context, st *store.Store, c store.Container, call *Request, runtime ociruntime.Runtime, stack []string) (ociruntime.Started, error) {
+	bundleDir := st.BundleDir(c.ID)
+	if err := ociruntime.MountRootfs(bundleDir, stack[0], stack[1:]); err != nil {
+		return ociruntime.Started{}, err
+	}
+	user, err := e.containerUser(st, c)
+	if err == nil {
+		err = bundle.ResolveUser(bundleDir, user)
+	}
+	if err != nil {
+		ociruntime.UnmountRootfs(bundleDir)
+		return ociruntime.Started{}, &ociruntime.RuntimeError{Message: err.Error()}
+	}
+	started, err := ociruntime.Start(ctx, runtime, call.Monitor, bundleDir, c.ID, exitAttributes(c))
+	if err != nil {
+		ociruntime.UnmountRootfs(bundleDir)
+	}
+	return started, err
 }
 
 // containerUser is the user the container runs as: the create option, else
@@ -225,7 +249,7 @@ func (e *Engine) refreshed(st *store.Store, id string) (any, error) {
 }
 
 // stop sends SIGTERM, and SIGKILL after timeout, and waits for the exit.
-func (e *Engine) stop(ctx context.Context, st *store.Store, c store.Container, runtime string, timeout time.Duration) error {
+func (e *Engine) stop(ctx context.Context, st *store.Store, c store.Container, runtime ociruntime.Runtime, timeout time.Duration) error {
 	if !alive(c) {
 		return nil
 	}
@@ -278,7 +302,7 @@ func (e *Engine) stopContainer(ctx context.Context, call *Request) (any, error) 
 	if reason != "" {
 		return nil, errcat.New(op, "InvalidStopContainerParameters", reason, nil).With("containerId", c.ID)
 	}
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := runtimeFor(call.Runtime, st, c)
 	if err == nil {
 		err = e.stop(ctx, st, c, runtime, timeout)
 	}
@@ -301,7 +325,7 @@ func (e *Engine) restartContainer(ctx context.Context, call *Request) (any, erro
 	if reason != "" {
 		return nil, errcat.New(op, "InvalidRestartContainerParameters", reason, nil).With("containerId", c.ID)
 	}
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := runtimeFor(call.Runtime, st, c)
 	if err == nil {
 		err = e.stop(ctx, st, c, runtime, timeout)
 	}
@@ -336,7 +360,7 @@ func (e *Engine) killContainer(ctx context.Context, call *Request) (any, error) 
 	if !alive(c) {
 		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
 	}
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := runtimeFor(call.Runtime, st, c)
 	if err == nil {
 		err = resumeIfPaused(st, c, runtime) // a frozen process cannot act on a signal
 	}
@@ -384,7 +408,7 @@ func (e *Engine) waitContainer(ctx context.Context, call *Request) (any, error) 
 }
 
 // resumeIfPaused thaws a paused container.
-func resumeIfPaused(st *store.Store, c store.Container, runtime string) error {
+func resumeIfPaused(st *store.Store, c store.Container, runtime ociruntime.Runtime) error {
 	if c.State != "paused" {
 		return nil
 	}
@@ -404,7 +428,7 @@ func (e *Engine) pauseContainer(ctx context.Context, call *Request) (any, error)
 	if c.State != "running" {
 		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
 	}
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := runtimeFor(call.Runtime, st, c)
 	if err == nil {
 		err = ociruntime.Pause(runtime, c.ID)
 	}
@@ -428,7 +452,7 @@ func (e *Engine) unpauseContainer(ctx context.Context, call *Request) (any, erro
 	if c.State != "paused" {
 		return nil, errcat.New(op, "ContainerNotPaused", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
 	}
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := runtimeFor(call.Runtime, st, c)
 	if err == nil {
 		err = resumeIfPaused(st, c, runtime)
 	}

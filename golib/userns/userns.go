@@ -151,6 +151,12 @@ const (
 	ClassDisabled         = "UserNamespacesDisabled"
 	ClassNewuidmapMissing = "NewuidmapMissing"
 	ClassNoSubordinateIDs = "NoSubordinateIds"
+	// ClassOverlayUnavailable: neither the kernel's overlay nor
+	// fuse-overlayfs can mount a container's rootfs in the namespace.
+	ClassOverlayUnavailable = "OverlayUnavailable"
+	// ClassFreezerNotDelegated: no cgroup freezer for the user's containers,
+	// so they cannot be paused.
+	ClassFreezerNotDelegated = "FreezerNotDelegated"
 )
 
 // ErrHost is what every HostError matches with errors.Is.
@@ -183,6 +189,21 @@ func (h Host) Check() error {
 		return &HostError{Class: ClassDisabled,
 			Reason: "user namespaces are disabled for ordinary users: " + h.Disabled,
 			Fix:    "as root: sysctl -w user.max_user_namespaces=15000 (and on Ubuntu 24.04 sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for node), or run as root"}
+	}
+	return nil
+}
+
+// CheckRanges returns Check's condition, or NewuidmapMissing when the user
+// has subordinate ranges that no newuidmap and newgidmap can install: a
+// namespace of the one ID would show the owners of files stored over those
+// ranges wrong, so the work is refused rather than done with wrong owners.
+// A user with no range gets a namespace of one ID.
+func (h Host) CheckRanges() error {
+	if err := h.Check(); err != nil {
+		return err
+	}
+	if len(h.SubUIDs) > 0 && len(h.SubGIDs) > 0 && !h.multipleIDs() {
+		return h.CheckMultipleIDs()
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/k3-core/k3-core/golib/errcat"
 )
 
 // helperEnv makes the test binary act as the helper: TestMain prints what it
@@ -111,6 +113,20 @@ func TestHostConditionsAreTypedWithReasonAndFix(t *testing.T) {
 	noTool.NewUIDMap = ""
 	if got := hostClass(t, noTool.CheckMultipleIDs()); got != ClassNewuidmapMissing {
 		t.Fatalf("no newuidmap: class %s", got)
+	}
+	if got := hostClass(t, noTool.CheckRanges()); got != ClassNewuidmapMissing {
+		t.Fatalf("ranges without newuidmap: CheckRanges class %s", got)
+	}
+	if err := noSub.CheckRanges(); err != nil {
+		t.Fatalf("no range: a namespace of one ID, not %v", err)
+	}
+	noRangeNoTool := noTool
+	noRangeNoTool.SubUIDs, noRangeNoTool.SubGIDs = nil, nil
+	if err := noRangeNoTool.CheckRanges(); err != nil {
+		t.Fatalf("no range and no newuidmap: a namespace of one ID, not %v", err)
+	}
+	if err := full.CheckRanges(); err != nil {
+		t.Fatal(err)
 	}
 	off := full
 	off.Disabled = "user.max_user_namespaces is 0"
@@ -292,4 +308,14 @@ func startAsUser(t *testing.T) {
 			t.Fatal("the helper was not waited for")
 		}
 	})
+}
+
+func TestEveryClassIsInTheCatalogueForEveryOperation(t *testing.T) {
+	for _, class := range []string{ClassDisabled, ClassNewuidmapMissing, ClassNoSubordinateIDs, ClassOverlayUnavailable, ClassFreezerNotDelegated} {
+		for _, op := range []string{"startContainer", "pauseContainer", "commitContainer", "exportContainer"} {
+			if e, ok := errcat.Lookup(op, class); !ok || e.StatusCode != 403 || len(e.Hint) == 0 {
+				t.Errorf("class %s of %s: %+v, %v", class, op, e, ok)
+			}
+		}
+	}
 }

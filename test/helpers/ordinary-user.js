@@ -69,7 +69,7 @@ function ordinaryUser({ subordinate = true } = {}) {
   } else if (!hasSubordinate('/etc/subuid', name) || !hasSubordinate('/etc/subgid', name)) {
     throw new Error(`useradd gave ${name} no subordinate range in /etc/subuid and /etc/subgid`);
   }
-  const home = path.join('/home', name);
+  const home = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim().split(':')[5];
   return { name, uid: idOf(name, '-u'), gid: idOf(name, '-g'), home, subordinate };
 }
 
@@ -133,7 +133,7 @@ function runAs(user, fn, input = {}, { env = {}, timeout = 120000 } = {}) {
   }
   const args = ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, script];
   return new Promise((resolve, reject) => {
-    const child = spawn('setpriv', args, { cwd: user.home, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(whichSync('setpriv'), args, { cwd: user.home, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
     const out = { stdout: [], stderr: [], report: [] };
     child.stdout.on('data', (d) => out.stdout.push(d));
     child.stderr.on('data', (d) => out.stderr.push(d));

@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+// runtimeFor is the OCI runtime that acts on container c: the host's
+// runtime, and for an ordinary user the same in c's user namespace (joined
+// through its monitor, or through its init once the monitor is gone), with
+// its state under the store (ociruntime/rootless.go).
+func runtimeFor(name string, st *store.Store, c store.Container) (ociruntime.Runtime, error) {
+	runtime, err := ociruntime.Find(name)
+	if err != nil || os.Geteuid() == 0 {
+		return runtime, err
+	}
+	join := c.Run.MonitorPid
+	if !ociruntime.MonitorAlive(join, c.ID) {
+		join = c.Run.Pid
+	}
+	return runtime.AsUser(st.Root(), join), nil
+}
+
+// startAsUser starts an ordinary user's container: its monitor mounts the
+// rootfs of stack (the writable layer first) and resolves the user inside
+// its own user and mount namespaces, where this process cannot reach.
+func (e *Engine) startAsUser(ctx context.Context, st *store.Store, c store.Container, call *Request, runtime ociruntime.Runtime, stack []string) (ociruntime.Started, error) {
+	user, err := e.containerUser(st, c)
+	if err != nil {
+		return ociruntime.Started{}, &ociruntime.RuntimeError{Message: err.Error()}
+	}
+	return ociruntime.StartAsUser(ctx, runtime, call.Monitor, st.BundleDir(c.ID), c.ID, exitAttributes(c), stack[0], stack[1:], user)
+}
+
+// containerRootfs is where this process sees running container c's mounted
+// rootfs: an ordinary user's is mounted in its monitor's mount namespace,
+// reached through /proc/<monitor>/root.
+func containerRootfs(st *store.Store, c store.Container) string {
+	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")
+	if os.Geteuid() == 0 {
+		return rootfs
+	}
+	return fmt.Sprintf("/proc/%d/root%s", c.Run.MonitorPid, rootfs)
+}

@@ -20,7 +20,6 @@ import (
 	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
 	"github.com/k3-core/k3-core/golib/treeops"
-	"github.com/k3-core/k3-core/golib/userns"
 )
 
 // Engine runs operations. One per process is enough; it is safe for
@@ -94,9 +93,9 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	}
 	// A host that refuses the user namespace an ordinary user's file work
 	// runs in is the same condition whatever the operation.
-	var host *userns.HostError
-	if errors.As(err, &host) {
-		return nil, host.ForOp(method)
+	var refused *treeops.RefusedError
+	if errors.As(err, &refused) {
+		return nil, refused.Host.ForOp(method)
 	}
 	var otherwise *treeops.OtherwiseError
 	if errors.As(err, &otherwise) {

@@ -119,6 +119,14 @@ func (w *wireError) err() error {
 	return &remoteError{msg: w.Message, errno: syscall.Errno(w.Errno), kind: kinds[w.Kind]}
 }
 
+// RefusedError is a host that refuses the user namespace the helper needs:
+// whatever operation wanted the helper fails with the host's class.
+type RefusedError struct{ Host *userns.HostError }
+
+func (e *RefusedError) Error() string { return e.Host.Error() }
+
+func (e *RefusedError) Unwrap() error { return e.Host }
+
 // dataFile is the operation's data: a file handed over as it is, or bytes
 // copied in from in or out to out through a pipe.
 type dataFile struct {
@@ -159,7 +167,7 @@ func run(ctx context.Context, helper string, req request, data *dataFile, progre
 		<-copied
 		var host *userns.HostError
 		if errors.As(err, &host) {
-			return err
+			return &RefusedError{Host: host}
 		}
 		return fmt.Errorf("starting the user-namespace helper: %w", err)
 	}

@@ -93,6 +93,10 @@ type writeBehind struct {
 	started int64 // writeback requested up to here
 }
 
+// WriteBehind writes into f, from its current end, as Create's files are
+// written: for a writer given a file straight from Direct.
+func WriteBehind(f *os.File) io.Writer { return &writeBehind{f: f} }
+
 func (w *writeBehind) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.written += int64(n)

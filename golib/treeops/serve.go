@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/changes"
+	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/rootfs"
 )
 
@@ -80,7 +80,8 @@ func (h *serving) serve(ctx context.Context, req request, data *os.File) (any, e
 				return nil, err
 			}
 		}
-		return rootfs.Stack(req.Stack).WriteTar(ctx, io.Writer(data), rootfs.Options{Progress: progress})
+		// Written as the caller's own writes to its files are.
+		return rootfs.Stack(req.Stack).WriteTar(ctx, outfile.WriteBehind(data), rootfs.Options{Progress: progress})
 	case opLayer:
 		return writeLayer(ctx, req.Dir, req.Skip, data)
 	case opRemoveAll:

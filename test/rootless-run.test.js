@@ -242,3 +242,40 @@ test('as a user: the container sees what podman\'s sees as the same user (IDs, m
   const norm = (s) => s.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
   assert.deepEqual(norm(result.ours), norm(result.peer));
 });
+
+test('as a user: the container\'s process sees the image\'s true owners, as podman\'s does', { skip: skip || need(whichSync('podman') ? '' : 'podman is not installed') }, async () => {
+  const images = require('./helpers/images');
+  const owners = path.join(tmp, 'owners');
+  const busybox = [
+    { path: 'bin', type: 'dir' }, { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+    ...['sh', 'stat'].map((a) => ({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })),
+    { path: 'proc', type: 'dir' }, { path: 'sys', type: 'dir' }, { path: 'dev', type: 'dir' },
+  ];
+  const owned = [
+    { path: 'etc', type: 'dir' }, { path: 'etc/shadow', content: 'root:*:1::::::\n', mode: 0o640, uid: 0, gid: 42 },
+    { path: 'home', type: 'dir' }, { path: 'home/app', type: 'dir', uid: 1000, gid: 1000 },
+    { path: 'home/app/file', content: 'x', uid: 1000, gid: 1000 }, { path: 'home/app/setuid', content: 'y', mode: 0o4755, uid: 33, gid: 7 },
+  ];
+  images.writeOciLayout(owners, [{ image: images.makeImage({ layers: [busybox, owned], config: { Env: ['PATH=/bin'] } }), refName: 'owners:1' }]);
+  execFileSync('chmod', ['-R', 'a+rX', owners]);
+  const view = ['stat', '-c', '%n %u:%g %a', '/etc/shadow', '/home/app', '/home/app/file', '/home/app/setuid'];
+  const result = await asUser(ordinaryUser(), async ({ k3, run }, input) => {
+    const { execFileSync } = require('node:child_process');
+    await k3.imageCore.pullAnImage(input.owners, 'owners:1', { containerImageTransport: 'oci' });
+    const c = await k3.containerCore.createContainer('owners:1', { cmd: input.view, network: 'none' });
+    await k3.containerCore.startContainer(c.Id);
+    const { ExitCode } = await k3.containerCore.waitContainer(c.Id);
+    const ours = (await k3.containerCore.containerLogs(c.Id)).map((e) => e.log).join('\n');
+    await k3.containerCore.removeContainer(c.Id);
+    const podman = (args) => execFileSync(input.podman, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    podman(['system', 'migrate']);
+    const image = podman(['pull', '-q', `oci:${input.owners}`]).trim().split('\n').pop();
+    const peer = podman(['--runtime', 'runc', 'run', '--rm', '--network', 'none', image, ...input.view]);
+    podman(['rmi', '-f', image]);
+    return { ExitCode, ours, peer };
+  }, { podman: whichSync('podman'), owners, view });
+  const norm = (s) => s.trim().split('\n').map((l) => l.trim());
+  assert.equal(result.ExitCode, 0, result.ours);
+  assert.deepEqual(norm(result.ours), ['/etc/shadow 0:42 640', '/home/app 1000:1000 755', '/home/app/file 1000:1000 644', '/home/app/setuid 33:7 4755']);
+  assert.deepEqual(norm(result.ours), norm(result.peer));
+});

@@ -279,3 +279,28 @@ test('as a user: the container\'s process sees the image\'s true owners, as podm
   assert.deepEqual(norm(result.ours), ['/etc/shadow 0:42 640', '/home/app 1000:1000 755', '/home/app/file 1000:1000 644', '/home/app/setuid 33:7 4755']);
   assert.deepEqual(norm(result.ours), norm(result.peer));
 });
+
+test('as a user: copyToContainer and removeFromContainer change a running container, seen from inside; what is copied belongs to 0:0', { skip }, async () => {
+  const result = await asUser(ordinaryUser(), async ({ cc }) => {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const src = path.join(require('node:os').homedir(), `copied-${process.pid}`);
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'note'), 'copied in\n');
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sh', '-c', 'echo made > /tmp/made; sleep 600'] });
+    await cc.startContainer(c.Id);
+    const inside = async (script) => (await cc.execContainer(c.Id, ['sh', '-c', script])).stdout.trim();
+    while ((await inside('cat /tmp/made 2>/dev/null')) !== 'made') await new Promise((r) => setTimeout(r, 20));
+    const copied = await cc.copyToContainer(c.Id, src, '/in');
+    const afterCopy = await inside('stat -c "%n %u:%g" /in /in/note; cat /in/note');
+    const removed = await cc.removeFromContainer(c.Id, '/tmp/made');
+    const afterRemove = await inside('ls /tmp/made 2>&1 || echo gone');
+    await cc.removeContainer(c.Id, { force: true });
+    fs.rmSync(src, { recursive: true });
+    return { copied: copied.Path, afterCopy, removed: removed.Path, afterRemove };
+  });
+  assert.equal(result.copied, '/in');
+  assert.deepEqual(result.afterCopy.split('\n'), ['/in 0:0', '/in/note 0:0', 'copied in']);
+  assert.equal(result.removed, '/tmp/made');
+  assert.match(result.afterRemove, /gone$/);
+});

@@ -424,7 +424,7 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("srcPath", src).With("destPath", dest)
 	}
 	var written string
-	err = e.changeFiles(ctx, st, call, c.ID, func(root bundle.Root) (err error) {
+	err = e.changeFiles(ctx, st, call, c.ID, func(root treeops.Root) (err error) {
 		written, err = treeops.CopyIn(ctx, root, src, dest)
 		return err
 	})
@@ -459,7 +459,7 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("path", p)
 	}
 	var removed string
-	err = e.changeFiles(ctx, st, call, c.ID, func(root bundle.Root) (err error) {
+	err = e.changeFiles(ctx, st, call, c.ID, func(root treeops.Root) (err error) {
 		removed, err = treeops.Remove(root, p)
 		return err
 	})
@@ -475,7 +475,7 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 // changeFiles runs change on the root the container's files change
 // through, holding the container's lock: no start, stop or removal comes
 // between finding that root and writing to it.
-func (e *Engine) changeFiles(ctx context.Context, st *store.Store, call *Request, id string, change func(root bundle.Root) error) error {
+func (e *Engine) changeFiles(ctx context.Context, st *store.Store, call *Request, id string, change func(root treeops.Root) error) error {
 	return e.lifecycle(st, call).Change(ctx, id, func(c store.Container) error {
 		root, err := changeRoot(ctx, st, c)
 		if err != nil {
@@ -507,18 +507,24 @@ func changeFailure(op string, c store.Container, err error, fallback string) *er
 // changeRoot is where changes to a container's files go: a running or
 // paused container's mounted root, as docker cp writes through it (never
 // the upper directory of a live overlay), else its layer stack.
-func changeRoot(ctx context.Context, st *store.Store, c store.Container) (bundle.Root, error) {
+func changeRoot(ctx context.Context, st *store.Store, c store.Container) (treeops.Root, error) {
 	if !lifecycle.Alive(c) {
 		stack, err := lifecycle.Stack(ctx, st, c)
-		return bundle.Root{Layers: stack}, err
+		return treeops.Root{Root: bundle.Root{Layers: stack}}, err
 	}
-	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")
+	// An ordinary user's rootfs is mounted only in its monitor's mount
+	// namespace; treeops reaches it there from the user-namespace helper.
+	rootfs := lifecycle.Rootfs(st, c)
 	var mounted unix.Statfs_t
 	if err := unix.Statfs(rootfs, &mounted); err != nil {
-		return bundle.Root{}, fmt.Errorf("%w: the running container's root %s: %v", lifecycle.ErrBundleMissing, rootfs, err)
+		return treeops.Root{}, fmt.Errorf("%w: the running container's root %s: %v", lifecycle.ErrBundleMissing, rootfs, err)
 	}
 	if mounted.Type != unix.OVERLAYFS_SUPER_MAGIC {
-		return bundle.Root{}, fmt.Errorf("the running container's root %s is not mounted", rootfs)
+		return treeops.Root{}, fmt.Errorf("the running container's root %s is not mounted", rootfs)
 	}
-	return bundle.Root{Mounted: rootfs}, nil
+	root := treeops.Root{Root: bundle.Root{Mounted: rootfs}}
+	if os.Geteuid() != 0 {
+		root.Join = c.Run.MonitorPid
+	}
+	return root, nil
 }

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -51,9 +50,7 @@ func (r Runtime) ForUser() bool { return r.user != nil }
 func rootlessArgs(state string) []string { return []string{"--root", state, "--rootless", "true"} }
 
 func (u *userRuntime) command(path string, args []string) *exec.Cmd {
-	full := []string{"--user", "--target", strconv.Itoa(u.join), "--preserve-credentials", "--", path}
-	full = append(append(full, rootlessArgs(u.state)...), args...)
-	return exec.Command("nsenter", full...)
+	return userns.Join(context.Background(), u.join, path, append(rootlessArgs(u.state), args...)...)
 }
 
 var errNoFreezer = &userns.HostError{Class: userns.ClassFreezerNotDelegated,

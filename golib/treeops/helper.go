@@ -51,6 +51,8 @@ type request struct {
 	Src     string      `json:"src,omitempty"`
 	Dest    string      `json:"dest,omitempty"`
 	Way     string      `json:"way,omitempty"` // what the unpacked tree records (see Way)
+	// join is a process whose user namespace the helper joins (see Root).
+	join int
 }
 
 type reply struct {
@@ -144,6 +146,9 @@ func run(ctx context.Context, helper string, req request, data *dataFile, progre
 		return err
 	}
 	cmd := exec.CommandContext(ctx, helper, SubCommand)
+	if req.join != 0 {
+		cmd = userns.Join(ctx, req.join, helper, SubCommand)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -158,7 +163,11 @@ func run(ctx context.Context, helper string, req request, data *dataFile, progre
 	if err != nil {
 		return err
 	}
-	err = userns.Start(userns.Detect(), cmd)
+	if req.join != 0 {
+		err = cmd.Start()
+	} else {
+		err = userns.Start(userns.Detect(), cmd)
+	}
 	if handed != nil {
 		handed.Close() // the helper has its own copy, or failed to start
 	}

@@ -159,21 +159,32 @@ func RemoveAll(path string) error {
 	return os.RemoveAll(path)
 }
 
+// Root is a container's root that CopyIn and Remove change.
+type Root struct {
+	bundle.Root
+	// Join, when set, is the monitor of an ordinary user's running
+	// container: its mount is reached through /proc/<Join>/root, which only
+	// a process of the monitor's own user namespace may enter (the monitor
+	// holds every capability there), so the helper joins that namespace
+	// instead of making one of its own.
+	Join int
+}
+
 // CopyIn is bundle.Root.CopyIn.
-func CopyIn(ctx context.Context, root bundle.Root, src, dest string) (string, error) {
+func CopyIn(ctx context.Context, root Root, src, dest string) (string, error) {
 	if h := helper(); h != "" {
 		var written string
-		err := run(ctx, h, request{Op: opCopyIn, Root: root, Src: src, Dest: dest}, nil, nil, &written, nil)
+		err := run(ctx, h, request{Op: opCopyIn, Root: root.Root, Src: src, Dest: dest, join: root.Join}, nil, nil, &written, nil)
 		return written, err
 	}
 	return root.CopyIn(ctx, src, dest)
 }
 
 // Remove is bundle.Root.Remove.
-func Remove(root bundle.Root, path string) (string, error) {
+func Remove(root Root, path string) (string, error) {
 	if h := helper(); h != "" {
 		var removed string
-		err := run(context.Background(), h, request{Op: opRemove, Root: root, Dest: path}, nil, nil, &removed, nil)
+		err := run(context.Background(), h, request{Op: opRemove, Root: root.Root, Dest: path, join: root.Join}, nil, nil, &removed, nil)
 		return removed, err
 	}
 	return root.Remove(path)

@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,6 +56,14 @@ func Start(h Host, cmd *exec.Cmd) error {
 		return fmt.Errorf("releasing the helper in its user namespace: %w", err)
 	}
 	return nil
+}
+
+// Join is the command that runs path with args in the user namespace of
+// process pid, which this process's user created, as that namespace's root
+// (the user's own ID maps to it), in this process's mount namespace.
+func Join(ctx context.Context, pid int, path string, args ...string) *exec.Cmd {
+	full := append([]string{"--user", "--target", strconv.Itoa(pid), "--preserve-credentials", "--", path}, args...)
+	return exec.CommandContext(ctx, "nsenter", full...)
 }
 
 // Run starts cmd as Start does and waits for it.

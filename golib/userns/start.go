@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // syncEnv names, in the helper's environment, the pipe it waits on until its
@@ -39,6 +43,12 @@ func Start(h Host, cmd *exec.Cmd) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS
+	// The new process holds every capability of its new namespace, but an
+	// execution by an ID that is not the namespace's root drops them, and
+	// its IDs are mapped only once it runs. Raised as ambient capabilities
+	// they survive that execution, so the helper need not execute itself a
+	// second time once its maps are in place.
+	cmd.SysProcAttr.AmbientCaps = everyCapability()
 	err = cmd.Start()
 	syncR.Close()
 	if err != nil {
@@ -80,19 +90,25 @@ func Run(h Host, cmd *exec.Cmd) error {
 // denied).
 func writeMaps(h Host, pid int) error {
 	if h.multipleIDs() {
+		// The two tools are independent: run at once, they start the
+		// helper sooner.
+		maps := safego.NewGroup()
 		for _, m := range []struct {
 			tool string
 			ids  []Range
 		}{{h.NewUIDMap, h.UIDMap()}, {h.NewGIDMap, h.GIDMap()}} {
-			args := []string{strconv.Itoa(pid)}
-			for _, r := range m.ids {
-				args = append(args, strconv.FormatInt(r.Inside, 10), strconv.FormatInt(r.Host, 10), strconv.FormatInt(r.Count, 10))
-			}
-			if out, err := exec.Command(m.tool, args...).CombinedOutput(); err != nil {
-				return fmt.Errorf("%s %s failed: %s", m.tool, strings.Join(args, " "), firstLine(out, err))
-			}
+			maps.Go(func() error {
+				args := []string{strconv.Itoa(pid)}
+				for _, r := range m.ids {
+					args = append(args, strconv.FormatInt(r.Inside, 10), strconv.FormatInt(r.Host, 10), strconv.FormatInt(r.Count, 10))
+				}
+				if out, err := exec.Command(m.tool, args...).CombinedOutput(); err != nil {
+					return fmt.Errorf("%s %s failed: %s", m.tool, strings.Join(args, " "), firstLine(out, err))
+				}
+				return nil
+			})
 		}
-		return nil
+		return maps.Wait()
 	}
 	proc := fmt.Sprintf("/proc/%d/", pid)
 	for _, w := range []struct{ file, data string }{
@@ -118,11 +134,25 @@ func firstLine(out []byte, err error) string {
 	return s
 }
 
+// everyCapability lists every capability this kernel knows.
+func everyCapability() []uintptr {
+	last := unix.CAP_LAST_CAP
+	if text, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(text))); err == nil {
+			last = n
+		}
+	}
+	caps := make([]uintptr, 0, last+1)
+	for c := 0; c <= last; c++ {
+		caps = append(caps, uintptr(c))
+	}
+	return caps
+}
+
 // FinishEntry is the first call of the helper binary's main. In a helper
-// that Start launched it waits until the ID maps are written, then executes
-// the helper again with the same arguments: the kernel grants a process the
-// full capabilities of its user namespace when it executes a program as
-// that namespace's root, and not before. Anywhere else it returns at once.
+// that Start launched it waits until the ID maps are written (it holds its
+// namespace's capabilities already, as ambient ones). Anywhere else it
+// returns at once.
 func FinishEntry() {
 	fdText, ok := os.LookupEnv(syncEnv)
 	if !ok {
@@ -142,7 +172,4 @@ func FinishEntry() {
 		// The starter failed to map the namespace and has said why.
 		os.Exit(125)
 	}
-	err = syscall.Exec("/proc/self/exe", os.Args, os.Environ())
-	fmt.Fprintf(os.Stderr, "k3-core: executing the helper again in its user namespace: %v\n", err)
-	os.Exit(125)
 }

@@ -8,11 +8,12 @@
 //
 // Node and the Go runtime are multi-threaded, and a multi-threaded process
 // cannot unshare(CLONE_NEWUSER) itself. So the kernel creates the namespaces
-// when the helper is cloned (CLONE_NEWUSER|CLONE_NEWNS); the helper, still
-// unmapped, waits on a pipe while this process writes its ID maps (with
-// newuidmap/newgidmap for a subordinate range, or directly for a single ID),
-// then re-executes itself: an execve by a process whose user ID is 0 in its
-// namespace gains that namespace's full capabilities. This needs no cgo and
+// when the helper is cloned (CLONE_NEWUSER|CLONE_NEWNS), with the full
+// capabilities of the new namespace raised as ambient ones so that they
+// survive the helper's execution while its IDs are still unmapped; the
+// helper then waits on a pipe while this process writes its ID maps (with
+// newuidmap and newgidmap at once for a subordinate range, or directly for
+// a single ID). This needs no cgo and
 // no other program than newuidmap/newgidmap, and the caller keeps the
 // started process's stdin, stdout and extra files as with any exec.Cmd.
 package userns

@@ -156,10 +156,11 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	fail := func(class string, err error) error {
 		return errcat.New(op, class, err.Error(), err).With("image", imageRef).With("name", opts.Name)
 	}
-	st, err := e.store(call.Root)
+	st, hold, err := e.heldStore(call.Root)
 	if err != nil {
 		return nil, fail("StoreFailure", err)
 	}
+	defer hold.Release()
 	img, err := st.FindImage(imageCandidates(imageRef)...)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail("ImageNotFoundLocally", fmt.Errorf("no image %s in the local store", imageRef))
@@ -181,17 +182,22 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	optsJSON, _ := json.Marshal(opts)
 	record := store.Container{ID: id, Name: opts.Name, ImageID: img.ID, ImageRef: imageRef, State: "created",
 		Created: time.Now().UTC().Format(time.RFC3339Nano), Config: string(optsJSON)}
-	// The record claims the name first; the bundle follows, and goes if it cannot be made.
-	if err := st.CreateContainer(record); err != nil {
-		if errors.Is(err, store.ErrNameInUse) {
-			return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))
-		}
-		return nil, fail("StoreFailure", err)
-	}
+	// The bundle is made first and the record names it once complete: a
+	// kill between the two leaves a bundle no record names, which the
+	// store's collection deletes (the hold keeps it safe until then).
 	if err := bundle.Create(st.BundleDir(id), config, opts); err != nil {
 		os.RemoveAll(st.BundleDir(id))
-		st.DeleteContainer(id)
 		return nil, fail("CreateContainerFailure", err)
+	}
+	if err := st.CreateContainer(record); err != nil {
+		os.RemoveAll(st.BundleDir(id))
+		switch {
+		case errors.Is(err, store.ErrNameInUse):
+			return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))
+		case errors.Is(err, store.ErrNotFound):
+			return nil, fail("ImageNotFoundLocally", fmt.Errorf("no image %s in the local store: %w", imageRef, err))
+		}
+		return nil, fail("StoreFailure", err)
 	}
 	recordContainerEvent(call.Root, "create", record)
 	return e.summary(st, record), nil
@@ -438,22 +444,14 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 		}
 	}
 	ociruntime.UnmountRootfs(st.BundleDir(c.ID))
-	// Move the bundle aside first, so the container is gone in one step
-	// for every other process, then delete it at leisure.
-	staging, err := st.TempDir("removed-")
-	if err == nil {
-		err = os.Rename(st.BundleDir(c.ID), staging+"/bundle")
-		if errors.Is(err, os.ErrNotExist) {
-			err = nil // its files were already gone: removing it is still right
-		}
-	}
-	if err != nil {
-		return nil, errcat.New(op, "RemoveContainerFailure", err.Error(), err).With("containerId", c.ID)
-	}
-	defer os.RemoveAll(staging)
+	// The record goes first, so the container is gone in one step for
+	// every other process; a kill before its bundle is deleted leaves a
+	// bundle no record names, which the store's collection deletes.
 	if err := st.DeleteContainer(c.ID); err != nil {
-		os.Rename(staging+"/bundle", st.BundleDir(c.ID))
 		return nil, errcat.New(op, "ResolveContainerName", err.Error(), err).With("containerId", c.ID)
+	}
+	if err := st.RemoveBundle(c.ID); err != nil {
+		return nil, errcat.New(op, "RemoveContainerFailure", err.Error(), err).With("containerId", c.ID)
 	}
 	recordContainerEvent(call.Root, "destroy", c)
 	return map[string]any{"Id": c.ID, "Name": c.Name, "Removed": true}, nil

@@ -63,10 +63,11 @@ func (e *Engine) copyImage(ctx context.Context, call *Request) (any, error) {
 	if destTag == "" {
 		destTag = tag
 	}
-	st, err := e.store(call.Root) // staging for oci-archive sources
+	st, hold, err := e.heldStore(call.Root) // staging for oci-archive sources
 	if err != nil {
 		return nil, errcat.New(opCopy, "CopyImageFailure", err.Error(), err)
 	}
+	defer hold.Release()
 	src, cleanup, err := e.pullSource(ctx, st, req)
 	if err != nil {
 		return nil, copyFailure(req.origin(), imageName, dest, err)

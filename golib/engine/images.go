@@ -84,10 +84,11 @@ func (e *Engine) pullAnImage(ctx context.Context, call *Request) (any, error) {
 	if reason != "" {
 		return nil, invalid(reason)
 	}
-	st, err := e.store(call.Root)
+	st, hold, err := e.heldStore(call.Root)
 	if err != nil {
 		return nil, errcat.New(opPull, "StoreFailure", err.Error(), err).With("imageName", imageName)
 	}
+	defer hold.Release()
 	if req.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.timeout)
@@ -444,13 +445,14 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 	}
 	if removed {
 		deleted = append(deleted, img.ID)
-		os.Remove(st.BlobPath(img.ID))
-		os.Remove(st.BlobPath(img.ManifestDigest))
 	}
 	for _, l := range orphans {
-		os.RemoveAll(st.LayerDir(l.ChainID))
-		os.Remove(st.BlobPath(l.BlobDigest))
 		deleted = append(deleted, l.ChainID)
+	}
+	// The files go with the store's collection, now or, while other
+	// operations hold the store, when the last of them is done.
+	if _, _, err := st.Collect(); err != nil {
+		return nil, fail("StoreFailure", err)
 	}
 	recordRemoval(call.Root, img.ID, untagged, removed)
 	return map[string]any{"Untagged": untagged, "Deleted": deleted}, nil

@@ -77,7 +77,18 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
+	// A container another process removed while this one read it fails as
+	// not found, rather than as the missing files its removal left.
+	removed := func(err error) error {
+		if found, ferr := st.FindContainers(c.ID, false); err != nil && ferr == nil && len(found) == 0 {
+			return newErr("ContainerNotFound", fmt.Sprintf("container %s was removed during the export", c.Name), err)
+		}
+		return nil
+	}
 	stack, err := containerStack(st, c)
+	if gone := removed(err); gone != nil {
+		return nil, gone
+	}
 	switch {
 	case errors.Is(err, errBundleMissing):
 		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
@@ -89,6 +100,9 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 
 	tree := rootfs.Stack(stack)
 	size, err := tree.Measure(ctx)
+	if gone := removed(err); gone != nil {
+		return nil, gone
+	}
 	if err != nil {
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
 	}
@@ -108,6 +122,9 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	}})
 	if err != nil {
 		out.Abort()
+		if gone := removed(err); gone != nil {
+			return nil, gone
+		}
 		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
 	}
 	if err := out.Commit(); err != nil {

@@ -114,10 +114,12 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 	reused := 0
 	for i := range plan.layers {
 		l := &plan.layers[i]
-		// A committed layer may be recorded before its directory exists.
+		// A committed layer may be recorded before its directory exists;
+		// a layer unpacked from another blob (a docker save archive's plain
+		// tar) is fetched for this image's own blob, which it records.
 		if have, err := st.HasLayer(l.ChainID); err != nil {
 			return Result{}, err
-		} else if have && dirExists(st.LayerDir(l.ChainID)) {
+		} else if have && dirExists(st.LayerDir(l.ChainID)) && fileExists(st.BlobPath(l.BlobDigest)) {
 			l.present = true
 			reused++
 			progress(Event{Phase: "exists", Layer: l.BlobDigest, Index: i, Count: len(plan.layers)}, true)
@@ -297,6 +299,11 @@ func makePlan(img v1.Image) (plan, error) {
 func dirExists(dir string) bool {
 	fi, err := os.Stat(dir)
 	return err == nil && fi.IsDir()
+}
+
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // errNeedsLower: a layer hardlinks to a file of a lower layer that was not

@@ -110,7 +110,8 @@ func (s *Store) collect() (Collected, error) {
 	if err := s.dropDeadRecords(&c); err != nil {
 		return c, err
 	}
-	blobs, err := s.strings(`SELECT id FROM images UNION SELECT manifest_digest FROM images UNION SELECT blob_digest FROM layers`)
+	blobs, err := s.strings(`SELECT id FROM images UNION SELECT manifest_digest FROM images UNION SELECT blob_digest FROM layers
+		UNION SELECT blob_digest FROM image_layers WHERE blob_digest != ''`)
 	if err != nil {
 		return c, err
 	}

@@ -106,7 +106,8 @@ func (s *Store) AddImage(img Image) error {
 		return dbErr(err)
 	}
 	for i, l := range img.Layers {
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO image_layers (image_id, position, chain_id) VALUES (?, ?, ?)`, img.ID, i, l.ChainID); err != nil {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO image_layers (image_id, position, chain_id, blob_digest, blob_size, media_type) VALUES (?, ?, ?, ?, ?, ?)`,
+			img.ID, i, l.ChainID, l.BlobDigest, l.BlobSize, l.MediaType); err != nil {
 			return dbErr(err)
 		}
 	}
@@ -210,7 +211,11 @@ func fillImage(q querier, img *Image) error {
 	if img.RepoDigests, err = queryStrings(q, `SELECT repository || '@' || digest FROM image_digests WHERE image_id = ? ORDER BY repository`, img.ID); err != nil {
 		return err
 	}
-	rows, err := q.QueryContext(context.Background(), `SELECT l.chain_id, l.diff_id, COALESCE(l.parent, ''), l.blob_digest, l.blob_size, l.media_type, l.size
+	// The image's own blob for a layer, where it recorded one.
+	rows, err := q.QueryContext(context.Background(), `SELECT l.chain_id, l.diff_id, COALESCE(l.parent, ''),
+		CASE il.blob_digest WHEN '' THEN l.blob_digest ELSE il.blob_digest END,
+		CASE il.blob_digest WHEN '' THEN l.blob_size ELSE il.blob_size END,
+		CASE il.blob_digest WHEN '' THEN l.media_type ELSE il.media_type END, l.size
 		FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE il.image_id = ? ORDER BY il.position`, img.ID)
 	if err != nil {
 		return dbErr(err)

@@ -215,6 +215,12 @@ var migrations = []string{
 	ALTER TABLE containers ADD COLUMN exit_code INTEGER NOT NULL DEFAULT 0;`,
 	// 3: an image's parent, as docker load and docker commit record it.
 	`ALTER TABLE images ADD COLUMN parent TEXT NOT NULL DEFAULT '';`,
+	// 4: the blob each image's manifest names for a layer. One unpacked
+	// layer may come from several blobs (gzip from a registry, plain tar
+	// from a docker save archive); '' for images recorded before.
+	`ALTER TABLE image_layers ADD COLUMN blob_digest TEXT NOT NULL DEFAULT '';
+	ALTER TABLE image_layers ADD COLUMN blob_size INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE image_layers ADD COLUMN media_type TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate() error {

@@ -450,10 +450,9 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 		deleted = append(deleted, l.ChainID)
 	}
 	// The files go with the store's collection, now or, while other
-	// operations hold the store, when the last of them is done.
-	if _, _, err := st.Collect(); err != nil {
-		return nil, fail("StoreFailure", err)
-	}
+	// operations hold the store, when the last of them is done. The image
+	// is removed whatever it could not delete: the next collection retries.
+	st.Collect()
 	recordRemoval(call.Root, img.ID, untagged, removed)
 	return map[string]any{"Untagged": untagged, "Deleted": deleted}, nil
 }

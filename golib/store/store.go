@@ -73,11 +73,10 @@ func Open(root string) (*Store, error) {
 		return nil, err
 	}
 	// Repair what a killed process left: staging, and files or records
-	// without their counterpart. Put off while others work on the store.
-	if _, _, err := s.Collect(); err != nil {
-		db.Close()
-		return nil, err
-	}
+	// without their counterpart. Put off while others work on the store;
+	// what it cannot delete now (a file system gone read-only) the next
+	// collection tries again, so it does not keep the store from opening.
+	s.Collect()
 	return s, nil
 }
 

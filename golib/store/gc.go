@@ -88,11 +88,19 @@ func (s *Store) Collect() (c Collected, ran bool, err error) {
 		return c, false, err
 	}
 	defer f.Close()
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			// Put off: written while others hold the lock, so one of them sees it.
-			return c, false, os.WriteFile(s.pendingPath(), nil, 0o600)
+	err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		// Put off. A holder that released the lock before the mark was
+		// written did not see it: so try once more after writing it.
+		if err := os.WriteFile(s.pendingPath(), nil, 0o600); err != nil {
+			return c, false, err
 		}
+		err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return c, false, nil
+		}
+	}
+	if err != nil {
 		return c, false, err
 	}
 	if err := os.Remove(s.pendingPath()); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -71,21 +71,14 @@ func flock(f *os.File, how int) error {
 
 func (s *Store) pendingPath() string { return filepath.Join(s.root, "gc.pending") }
 
-// Collected is what one collection deleted.
-type Collected struct {
-	Layers     []string // chain IDs whose records went
-	Containers []string // records whose bundle was missing
-	Files      int      // blobs, layer directories, bundles and staging entries
-}
-
 // Collect deletes what no record refers to, and records whose files are
 // gone, if it can take the store-wide lock exclusive at once. When another
 // operation holds it, the collection is put off (gc.pending) and the last
 // hold to be released runs it. ran says whether it ran.
-func (s *Store) Collect() (c Collected, ran bool, err error) {
+func (s *Store) Collect() (ran bool, err error) {
 	f, err := s.lockFile()
 	if err != nil {
-		return c, false, err
+		return false, err
 	}
 	defer f.Close()
 	err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
@@ -93,43 +86,41 @@ func (s *Store) Collect() (c Collected, ran bool, err error) {
 		// Put off. A holder that released the lock before the mark was
 		// written did not see it: so try once more after writing it.
 		if err := os.WriteFile(s.pendingPath(), nil, 0o600); err != nil {
-			return c, false, err
+			return false, err
 		}
 		err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return c, false, nil
+			return false, nil
 		}
 	}
 	if err != nil {
-		return c, false, err
+		return false, err
 	}
 	if err := os.Remove(s.pendingPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return c, true, err
+		return true, err
 	}
-	c, err = s.collect()
-	return c, true, err
+	return true, s.collect()
 }
 
 // collect runs under the exclusive lock. Records go first, in one
 // transaction, then the files no record names: a kill at any point leaves
 // only files without records, which the next collection deletes.
-func (s *Store) collect() (Collected, error) {
-	var c Collected
-	if err := s.dropDeadRecords(&c); err != nil {
-		return c, err
+func (s *Store) collect() error {
+	if err := s.dropDeadRecords(); err != nil {
+		return err
 	}
 	blobs, err := s.strings(`SELECT id FROM images UNION SELECT manifest_digest FROM images UNION SELECT blob_digest FROM layers
 		UNION SELECT blob_digest FROM image_layers WHERE blob_digest != ''`)
 	if err != nil {
-		return c, err
+		return err
 	}
 	layers, err := s.strings(`SELECT chain_id FROM layers`)
 	if err != nil {
-		return c, err
+		return err
 	}
 	containers, err := s.strings(`SELECT id FROM containers`)
 	if err != nil {
-		return c, err
+		return err
 	}
 	keep := map[string]bool{}
 	for _, d := range blobs {
@@ -155,51 +146,35 @@ func (s *Store) collect() (Collected, error) {
 			}
 			if err := s.deleteTree(p); err != nil {
 				errs = append(errs, err)
-				continue
 			}
-			c.Files++
 		}
 	}
-	return c, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // dropDeadRecords deletes the layers no image uses, and the containers
 // whose bundle is missing (made by a version that recorded a container
 // before its bundle, and killed between the two).
-func (s *Store) dropDeadRecords(c *Collected) error {
+func (s *Store) dropDeadRecords() error {
 	tx, err := s.db.Begin()
 	if err != nil {
 		return dbErr(err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.Query(`SELECT chain_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)`)
-	if err != nil {
+	if _, err := tx.Exec(`DELETE FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)`); err != nil {
 		return dbErr(err)
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return dbErr(err)
-		}
-		c.Layers = append(c.Layers, id)
-	}
-	rows.Close()
+	var containers []string
 	ids, err := s.strings(`SELECT id FROM containers`)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
 		if _, err := os.Stat(s.BundleDir(id)); errors.Is(err, os.ErrNotExist) {
-			c.Containers = append(c.Containers, id)
+			containers = append(containers, id)
 		}
 	}
-	for _, id := range c.Layers {
-		if _, err := tx.Exec(`DELETE FROM layers WHERE chain_id = ?`, id); err != nil {
-			return dbErr(err)
-		}
-	}
-	for _, id := range c.Containers {
+	for _, id := range containers {
 		if _, err := tx.Exec(`DELETE FROM containers WHERE id = ?`, id); err != nil {
 			return dbErr(err)
 		}

@@ -64,7 +64,7 @@ func TestCollectDeletesOnlyWhatNoRecordNames(t *testing.T) {
 	if err := s.CreateContainer(Container{ID: "c2", Name: "two", ImageID: "sha256:aa", State: "created"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ran, err := s.Collect(); err != nil || !ran {
+	if ran, err := s.Collect(); err != nil || !ran {
 		t.Fatalf("Collect: ran %v, %v", ran, err)
 	}
 	for _, p := range []string{"tmp/layer-1", "layers/dd", "containers/c1", "blobs/sha256/ee"} {
@@ -92,7 +92,7 @@ func TestCollectWaitsForTheLastHold(t *testing.T) {
 	if _, _, err := s.RemoveImage("sha256:aa", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, ran, err := s.Collect(); err != nil || ran {
+	if ran, err := s.Collect(); err != nil || ran {
 		t.Fatalf("Collect under a hold: ran %v, %v", ran, err)
 	}
 	if !exists(s.LayerDir("sha256:cc")) || !exists(s.BlobPath("sha256:bb")) {

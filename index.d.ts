@@ -391,7 +391,8 @@ declare namespace K3Core {
     removeContainer(containerId: string, options?: { force?: boolean }): Promise<{ Id: string; Name: string; Removed: boolean }>;
     copyToContainer(containerId: string, hostPath: string, containerPath: string): Promise<{ Id: string; Path: string }>;
     removeFromContainer(containerId: string, containerPath: string): Promise<{ Id: string; Path: string }>;
-    startContainer(containerId: string): Promise<ContainerSummary>;
+    /** An aborted start settles once no process or mount of it is left. */
+    startContainer(containerId: string, options?: { signal?: AbortSignal }): Promise<ContainerSummary>;
     pauseContainer(containerId: string): Promise<ContainerSummary>;
     unpauseContainer(containerId: string): Promise<ContainerSummary>;
     stopContainer(containerId: string, options?: { timeout?: number }): Promise<ContainerSummary>;
@@ -531,6 +532,7 @@ declare namespace K3Core {
     InvalidStartContainerParameters: typeof K3Error;
     RuntimeNotFound: typeof K3Error;
     RuntimeNotPermitted: typeof K3Error;
+    ContainerStateChanged: typeof K3Error;
     InvalidStopContainerParameters: typeof K3Error;
     InvalidKillContainerParameters: typeof K3Error;
     ContainerNotRunning: typeof K3Error;

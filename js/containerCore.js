@@ -66,8 +66,10 @@ class ContainerCore {
   }
 
   // Starts a container with the host's OCI runtime (runc or crun).
-  startContainer(containerId) {
-    return run(this._ctx, 'startContainer', [containerId], undefined, { containerId: str(containerId) });
+  // startContainer(id, {signal}): an aborted start settles once no process
+  // or mount of it is left.
+  startContainer(containerId, options) {
+    return run(this._ctx, 'startContainer', [containerId], options, { containerId: str(containerId) });
   }
 
   // stopContainer(id, {timeout}): SIGTERM, then SIGKILL after timeout seconds (default 10).

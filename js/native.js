@@ -58,13 +58,19 @@ function call(op, args, { root, runtime, signal, onProgress, details = {} } = {}
     },
   );
   if (!signal) return settled;
+  // An aborted call settles once the engine has stopped its work (an
+  // aborted start first kills what it started): the caller may rely on
+  // nothing of it running on. Work that ended before the abort reached it
+  // resolves as usual.
   return new Promise((resolve, reject) => {
+    let aborted = false;
     const onAbort = () => {
+      aborted = true;
       addon.cancel(id);
-      reject(errors.abortError(op, details, signal.reason));
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    settled.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    settled.then(resolve, (err) => reject(aborted ? errors.abortError(op, details, signal.reason) : err))
+      .finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 

@@ -12,10 +12,6 @@ import (
 	"github.com/k3-core/k3-core/golib/errcat"
 )
 
-func init() {
-	operations["containerChanges"] = (*Engine).containerChanges
-}
-
 // containerChanges(id) lists what the container changed against its image,
 // as docker diff: [{Path, Kind}], Kind 0 modified, 1 added, 2 deleted. It
 // only reads: a layer a commit left unpacked is not unpacked for it.

@@ -16,13 +16,10 @@ import (
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-func init() {
-	operations["commitContainer"] = (*Engine).commitContainer
-}
 
 // commitOptions are commitContainer's options, as docker commit takes them.
 type commitOptions struct {
@@ -71,34 +68,21 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, fail("StoreFailure", err)
 	}
-	config, err := readImageConfig(st, img)
+	config, err := lifecycle.ImageConfig(st, img)
 	if err != nil {
 		return nil, fail("CommitContainerFailure", err)
 	}
 	if err := configchange.Apply(&config.Config, opts.Changes); err != nil {
 		return nil, invalid("changes: " + err.Error())
 	}
-	bundleDir := st.BundleDir(c.ID)
-	if _, err := os.Stat(bundle.DiffDir(bundleDir)); err != nil {
-		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
-	}
-	if c.State == "running" && (opts.Pause == nil || *opts.Pause) {
-		resume, err := pauseForCommit(st, call.Runtime, c)
-		if err != nil {
-			return nil, fail("CommitContainerFailure", err)
-		}
-		defer resume()
-	}
-	spec, _ := bundle.ReadSpec(bundleDir)
-	var skip []string
-	if spec != nil {
-		for _, m := range spec.Mounts {
-			skip = append(skip, m.Destination)
-		}
-	}
-	newLayer, err := packDiff(ctx, st, bundle.DiffDir(bundleDir), skip, img)
+	// The lock keeps a start, a stop or a removal from meeting the pack.
+	var newLayer store.Layer
+	err = e.lifecycle(st, call).Change(ctx, c.ID, func(c store.Container) (err error) {
+		newLayer, err = commitDiff(ctx, st, call.Runtime, c, img, opts)
+		return err
+	})
 	if err != nil {
-		return nil, fail("CommitContainerFailure", err)
+		return nil, changeFailure(op, c, err, "CommitContainerFailure")
 	}
 	now := time.Now().UTC()
 	config.Created = v1.Time{Time: now}
@@ -117,6 +101,30 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 	return result, nil
 }
 
+// commitDiff packs the container's writable layer, paused unless opts
+// says not to.
+func commitDiff(ctx context.Context, st *store.Store, runtime string, c store.Container, img store.Image, opts commitOptions) (store.Layer, error) {
+	bundleDir := st.BundleDir(c.ID)
+	if _, err := os.Stat(bundle.DiffDir(bundleDir)); err != nil {
+		return store.Layer{}, fmt.Errorf("%w: %v", lifecycle.ErrBundleMissing, err)
+	}
+	if c.State == "running" && (opts.Pause == nil || *opts.Pause) {
+		resume, err := pauseForCommit(st, runtime, c)
+		if err != nil {
+			return store.Layer{}, err
+		}
+		defer resume()
+	}
+	spec, _ := bundle.ReadSpec(bundleDir)
+	var skip []string
+	if spec != nil {
+		for _, m := range spec.Mounts {
+			skip = append(skip, m.Destination)
+		}
+	}
+	return packDiff(ctx, st, bundle.DiffDir(bundleDir), skip, img)
+}
+
 // pauseForCommit pauses a running container, as docker commit does, so the
 // layer is one moment and the container cannot change it under the pack.
 // A container that cannot be paused fails the commit rather than be packed
@@ -129,7 +137,7 @@ func pauseForCommit(st *store.Store, runtimeName string, c store.Container) (fun
 			return func() { ociruntime.Resume(runtime, c.ID) }, nil
 		}
 	}
-	if now, rerr := reconcile(st, c); rerr == nil && now.State != "running" {
+	if now, rerr := lifecycle.Reconcile(st, c); rerr == nil && now.State != "running" {
 		return func() {}, nil
 	}
 	return nil, fmt.Errorf("cannot pause the running container to commit it (pass pause: false to commit it running): %w", err)

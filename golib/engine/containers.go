@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"os"
 	"path"
@@ -17,25 +16,13 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
-	"github.com/k3-core/k3-core/golib/imageconfig"
-	"github.com/k3-core/k3-core/golib/ociruntime"
-	"github.com/k3-core/k3-core/golib/pull"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-func init() {
-	operations["createContainer"] = (*Engine).createContainer
-	operations["listContainers"] = (*Engine).listContainers
-	operations["inspectContainer"] = (*Engine).inspectContainer
-	operations["removeContainer"] = (*Engine).removeContainer
-	operations["copyToContainer"] = (*Engine).copyToContainer
-	operations["removeFromContainer"] = (*Engine).removeFromContainer
-}
 
 var (
 	// Letters, digits, '-' and '_'; '.' only inside (a name).
@@ -103,7 +90,7 @@ func (e *Engine) resolveContainer(op, invalidClass string, st *store.Store, idOr
 	case 0:
 		return store.Container{}, with(errcat.New(op, "ContainerNotFound", "Container not found", nil))
 	case 1:
-		c, err := reconcile(st, found[0])
+		c, err := lifecycle.Reconcile(st, found[0])
 		if err != nil {
 			return store.Container{}, with(errcat.New(op, "ResolveContainerName", err.Error(), err))
 		}
@@ -168,7 +155,7 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, fail("StoreFailure", err)
 	}
-	config, err := readImageConfig(st, img)
+	config, err := lifecycle.ImageConfig(st, img)
 	if err != nil {
 		return nil, fail("CreateContainerFailure", err)
 	}
@@ -182,24 +169,19 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	optsJSON, _ := json.Marshal(opts)
 	record := store.Container{ID: id, Name: opts.Name, ImageID: img.ID, ImageRef: imageRef, State: "created",
 		Created: time.Now().UTC().Format(time.RFC3339Nano), Config: string(optsJSON)}
-	// The bundle is made first and the record names it once complete: a
-	// kill between the two leaves a bundle no record names, which the
-	// store's collection deletes (the hold keeps it safe until then).
-	if err := bundle.Create(st.BundleDir(id), config, opts); err != nil {
-		os.RemoveAll(st.BundleDir(id))
+	err = e.lifecycle(st, call).Create(ctx, record, config, opts)
+	switch {
+	case errors.Is(err, store.ErrNameInUse):
+		return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))
+	case errors.Is(err, store.ErrNotFound): // another process removed the image meanwhile
+		return nil, fail("ImageNotFoundLocally", fmt.Errorf("no image %s in the local store: %w", imageRef, err))
+	case errors.Is(err, store.ErrDatabase):
+		return nil, fail("StoreFailure", err)
+	case errors.Is(err, context.Canceled):
+		return nil, fail("AbortError", err)
+	case err != nil:
 		return nil, fail("CreateContainerFailure", err)
 	}
-	if err := st.CreateContainer(record); err != nil {
-		os.RemoveAll(st.BundleDir(id))
-		switch {
-		case errors.Is(err, store.ErrNameInUse):
-			return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))
-		case errors.Is(err, store.ErrNotFound):
-			return nil, fail("ImageNotFoundLocally", fmt.Errorf("no image %s in the local store: %w", imageRef, err))
-		}
-		return nil, fail("StoreFailure", err)
-	}
-	recordContainerEvent(call.Root, "create", record)
 	return e.summary(st, record), nil
 }
 
@@ -283,18 +265,6 @@ func parseCreateOptions(raw json.RawMessage) (bundle.Options, string) {
 	return opts, ""
 }
 
-func readImageConfig(st *store.Store, img store.Image) (*v1.ConfigFile, error) {
-	raw, err := os.ReadFile(st.BlobPath(img.ID))
-	if err != nil {
-		return nil, fmt.Errorf("image config is missing from the store: %w", err)
-	}
-	cfg, err := imageconfig.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("image config is corrupt: %w", err)
-	}
-	return cfg, nil
-}
-
 func randomID() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -354,7 +324,7 @@ func (e *Engine) listContainers(ctx context.Context, call *Request) (any, error)
 	}
 	out := []ContainerSummary{}
 	for _, c := range all {
-		if c, err = reconcile(st, c); err != nil {
+		if c, err = lifecycle.Reconcile(st, c); err != nil {
 			return nil, errcat.New(op, "StoreFailure", err.Error(), err)
 		}
 		if (state != "" && c.State != state) || (nameFilter != "" && !strings.Contains(c.Name, nameFilter)) ||
@@ -431,79 +401,11 @@ func (e *Engine) removeContainer(ctx context.Context, call *Request) (any, error
 			return nil, errcat.New(op, "InvalidRemoveContainerParameters", err.Error(), nil).With("containerId", c.ID)
 		}
 	}
-	if alive(c) {
-		if !force {
-			return nil, errcat.New(op, "ContainerIsRunning", fmt.Sprintf("container %s is running; stop it first or pass {force: true}", c.Name), nil).With("containerId", c.ID)
-		}
-		runtime, err := ociruntime.Find(call.Runtime)
-		if err == nil {
-			err = e.stop(ctx, st, c, runtime, 0)
-		}
-		if err != nil {
-			return nil, runtimeFailure(op, c, err)
-		}
+	if _, err := e.lifecycle(st, call).Remove(ctx, c.ID, force); err != nil {
+		return nil, runtimeFailure(op, c, err)
 	}
-	ociruntime.UnmountRootfs(st.BundleDir(c.ID))
-	// The record goes first, so the container is gone in one step for
-	// every other process; a kill before its bundle is deleted leaves a
-	// bundle no record names, which the store's collection deletes.
-	if err := st.DeleteContainer(c.ID); err != nil {
-		return nil, errcat.New(op, "ResolveContainerName", err.Error(), err).With("containerId", c.ID)
-	}
-	if err := st.RemoveBundle(c.ID); err != nil {
-		return nil, errcat.New(op, "RemoveContainerFailure", err.Error(), err).With("containerId", c.ID)
-	}
-	recordContainerEvent(call.Root, "destroy", c)
 	return map[string]any{"Id": c.ID, "Name": c.Name, "Removed": true}, nil
 }
-
-// stack returns the container's layer directories, top first, checking
-// that its files exist.
-func containerStack(st *store.Store, c store.Container) (bundle.Stack, error) {
-	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
-		return nil, fmt.Errorf("%w: bundle directory %s: %v", errBundleMissing, st.BundleDir(c.ID), err)
-	}
-	img, err := st.FindImage(c.ImageID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: image record: %v", errInfo, err)
-	}
-	if err := unpackCommitted(st, img); err != nil {
-		return nil, err
-	}
-	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
-	for i := len(img.Layers) - 1; i >= 0; i-- {
-		dir := st.LayerDir(img.Layers[i].ChainID)
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("%w: layer directory %s: %v", errBundleMissing, dir, err)
-		}
-		stack = append(stack, dir)
-	}
-	return stack, nil
-}
-
-// unpackCommitted unpacks the layers a commit stored only as blobs (see
-// packDiff), base first, the first time a container needs their directories.
-func unpackCommitted(st *store.Store, img store.Image) error {
-	var lower []string // top first
-	for _, l := range img.Layers {
-		dir := st.LayerDir(l.ChainID)
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err != nil {
-				return fmt.Errorf("%w: layer directory %s and its blob: %v", errBundleMissing, dir, err)
-			}
-			if _, err := pull.UnpackBlob(context.Background(), st, l, lower); err != nil {
-				return fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
-			}
-		}
-		lower = append([]string{dir}, lower...)
-	}
-	return nil
-}
-
-var (
-	errBundleMissing = errors.New("container files are missing")
-	errInfo          = errors.New("container information is unreadable")
-)
 
 func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error) {
 	const op = "copyToContainer"
@@ -523,20 +425,18 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 	fail := func(class string, err error) *errcat.Error {
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("srcPath", src).With("destPath", dest)
 	}
-	root, err := changeRoot(st, c)
-	if errors.Is(err, errBundleMissing) {
-		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
-	} else if err != nil {
-		return nil, fail("CopyFailure", err)
-	}
-	written, err := root.CopyIn(src, dest)
+	var written string
+	err = e.changeFiles(ctx, st, call, c.ID, func(root bundle.Root) (err error) {
+		written, err = root.CopyIn(src, dest)
+		return err
+	})
 	switch {
 	case errors.Is(err, bundle.ErrSourceNotFound):
 		return nil, fail("CopySourceNotFound", err)
 	case errors.Is(err, bundle.ErrDestinationNotFound):
 		return nil, fail("CopyDestinationNotFound", err)
 	case err != nil:
-		return nil, fail("CopyFailure", err)
+		return nil, changeFailure(op, c, err, "CopyFailure").With("srcPath", src).With("destPath", dest)
 	}
 	return map[string]any{"Id": c.ID, "Path": written}, nil
 }
@@ -558,33 +458,64 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 	fail := func(class string, err error) *errcat.Error {
 		return errcat.New(op, class, err.Error(), err).With("containerId", c.ID).With("path", p)
 	}
-	root, err := changeRoot(st, c)
-	if errors.Is(err, errBundleMissing) {
-		return nil, fail("ContainerBundleNotFound", err).With("bundleHashId", c.ID)
-	} else if err != nil {
-		return nil, fail("RemovePathFailure", err)
-	}
-	removed, err := root.Remove(p)
-	if errors.Is(err, bundle.ErrPathNotFound) {
+	var removed string
+	err = e.changeFiles(ctx, st, call, c.ID, func(root bundle.Root) (err error) {
+		removed, err = root.Remove(p)
+		return err
+	})
+	switch {
+	case errors.Is(err, bundle.ErrPathNotFound):
 		return nil, fail("PathNotFoundInContainer", err)
-	} else if err != nil {
-		return nil, fail("RemovePathFailure", err)
+	case err != nil:
+		return nil, changeFailure(op, c, err, "RemovePathFailure").With("path", p)
 	}
 	return map[string]any{"Id": c.ID, "Path": removed}, nil
+}
+
+// changeFiles runs change on the root the container's files change
+// through, holding the container's lock: no start, stop or removal comes
+// between finding that root and writing to it.
+func (e *Engine) changeFiles(ctx context.Context, st *store.Store, call *Request, id string, change func(root bundle.Root) error) error {
+	return e.lifecycle(st, call).Change(ctx, id, func(c store.Container) error {
+		root, err := changeRoot(st, c)
+		if err != nil {
+			return err
+		}
+		return change(root)
+	})
+}
+
+// changeFailure is op's error for a failure to change container c's files,
+// of class fallback when it is none of the lifecycle's own.
+func changeFailure(op string, c store.Container, err error, fallback string) *errcat.Error {
+	class := fallback
+	switch {
+	case errors.Is(err, context.Canceled):
+		class = "AbortError"
+	case errors.Is(err, lifecycle.ErrBundleMissing):
+		class = "ContainerBundleNotFound"
+	case errors.Is(err, lifecycle.ErrGone):
+		class = "ContainerNotFound"
+	}
+	e := errcat.New(op, class, err.Error(), err).With("containerId", c.ID)
+	if class == "ContainerBundleNotFound" {
+		e.With("bundleHashId", c.ID)
+	}
+	return e
 }
 
 // changeRoot is where changes to a container's files go: a running or
 // paused container's mounted root, as docker cp writes through it (never
 // the upper directory of a live overlay), else its layer stack.
 func changeRoot(st *store.Store, c store.Container) (bundle.Root, error) {
-	if !alive(c) {
-		stack, err := containerStack(st, c)
+	if !lifecycle.Alive(c) {
+		stack, err := lifecycle.Stack(st, c)
 		return bundle.Root{Layers: stack}, err
 	}
 	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")
 	var mounted unix.Statfs_t
 	if err := unix.Statfs(rootfs, &mounted); err != nil {
-		return bundle.Root{}, fmt.Errorf("%w: the running container's root %s: %v", errBundleMissing, rootfs, err)
+		return bundle.Root{}, fmt.Errorf("%w: the running container's root %s: %v", lifecycle.ErrBundleMissing, rootfs, err)
 	}
 	if mounted.Type != unix.OVERLAYFS_SUPER_MAGIC {
 		return bundle.Root{}, fmt.Errorf("the running container's root %s is not mounted", rootfs)

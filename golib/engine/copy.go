@@ -16,10 +16,6 @@ import (
 	"github.com/k3-core/k3-core/golib/errcat"
 )
 
-func init() {
-	operations[opCopy] = (*Engine).copyImage
-}
-
 const opCopy = "copyImage"
 
 // copyImage(imageName, tag, layoutDir, options) copies an image, as

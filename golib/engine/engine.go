@@ -1,6 +1,7 @@
 // Package engine owns k3-core's operations as the outside world calls them:
 // a method name and JSON arguments in, a JSON-able result or a catalogued
-// *errcat.Error out. It holds the state shared by all calls of one process
+// *errcat.Error out; ops.go lists every operation and where its handler
+// is. It holds the state shared by all calls of one process
 // (registry clients, the inspect cache) and turns panics into GenericFailure,
 // since a panic in a library loaded into Node would end the user's process:
 // the operation's own, and, through package safego, those of the goroutines
@@ -49,13 +50,6 @@ type Request struct {
 	Emit func(event any) `json:"-"`
 }
 
-type operation func(e *Engine, ctx context.Context, req *Request) (any, error)
-
-var operations = map[string]operation{
-	"inspectAnImage": (*Engine).inspectAnImage,
-	"ping":           (*Engine).ping,
-}
-
 // Call runs method with its JSON request ({args, root}). Every error it
 // returns is an *errcat.Error.
 func (e *Engine) Call(ctx context.Context, method string, request []byte, emit func(any)) (result any, err error) {
@@ -72,7 +66,7 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	}
 	err = safego.Run(func() error {
 		var opErr error
-		result, opErr = op(e, ctx, req)
+		result, opErr = op.run(e, ctx, req)
 		return opErr
 	})
 	if err == nil {

@@ -10,12 +10,9 @@ import (
 
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/events"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-func init() {
-	operations["events"] = (*Engine).events
-}
 
 // recordEvent adds one event to the store's journal. A journal that cannot
 // be written never fails the change it records: the change has happened.
@@ -23,13 +20,8 @@ func recordEvent(root, kind, action, id string, attributes map[string]string) {
 	_ = events.Append(root, events.New(kind, action, id, attributes))
 }
 
-// containerAttributes are what every container event carries.
-func containerAttributes(c store.Container) map[string]string {
-	return map[string]string{"name": c.Name, "image": c.ImageRef}
-}
-
 func recordContainerEvent(root, action string, c store.Container) {
-	recordEvent(root, "container", action, c.ID, containerAttributes(c))
+	recordEvent(root, "container", action, c.ID, lifecycle.Attributes(c))
 }
 
 // events(options) streams the store's events through Emit, as `docker
@@ -114,12 +106,6 @@ func stringOrList(raw json.RawMessage) ([]string, bool) {
 	}
 	var list []string
 	return list, json.Unmarshal(raw, &list) == nil
-}
-
-// exitAttributes are a container's attributes as its monitor records its die.
-func exitAttributes(c store.Container) string {
-	data, _ := json.Marshal(containerAttributes(c))
-	return string(data)
 }
 
 // recordImageEvent records a change to image id under the names given.

@@ -17,14 +17,10 @@ import (
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-func init() {
-	operations["execContainer"] = (*Engine).execContainer
-	runtimeClasses["execContainer"] = runtimeRow()
-}
 
 // execOptions is what the caller asked of one exec.
 type execOptions struct {
@@ -125,7 +121,7 @@ func stillRunning(st *store.Store, id string) bool {
 	if err != nil || len(found) != 1 {
 		return false
 	}
-	c, err := reconcile(st, found[0])
+	c, err := lifecycle.Reconcile(st, found[0])
 	return err == nil && c.State == "running"
 }
 
@@ -144,7 +140,7 @@ func initGone(pid int) bool {
 // bundleGone says that the container's files are missing, when they are.
 func bundleGone(bundleDir string, err error) error {
 	if _, statErr := os.Stat(bundleDir); errors.Is(statErr, os.ErrNotExist) {
-		return fmt.Errorf("%w: %v", errBundleMissing, err)
+		return fmt.Errorf("%w: %v", lifecycle.ErrBundleMissing, err)
 	}
 	return err
 }

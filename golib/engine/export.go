@@ -13,14 +13,11 @@ import (
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-func init() {
-	operations["exportContainer"] = (*Engine).exportContainer
-}
 
 const opExport = "exportContainer"
 
@@ -85,14 +82,14 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		}
 		return nil
 	}
-	stack, err := containerStack(st, c)
+	stack, err := lifecycle.Stack(st, c)
 	if gone := removed(err); gone != nil {
 		return nil, gone
 	}
 	switch {
-	case errors.Is(err, errBundleMissing):
+	case errors.Is(err, lifecycle.ErrBundleMissing):
 		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
-	case errors.Is(err, errInfo), errors.Is(err, store.ErrDatabase):
+	case errors.Is(err, lifecycle.ErrUnreadable), errors.Is(err, store.ErrDatabase):
 		return nil, newErr("FetchContainerInfoFailure", err.Error(), err)
 	case err != nil:
 		return nil, newErr("ExportContainerFailure", err.Error(), err)

@@ -28,16 +28,16 @@ func TestAPanicInAnOperationsGoroutineIsGenericFailure(t *testing.T) {
 		})
 		return g.Wait()
 	}
-	operations["panicsInBackground"] = func(*Engine, context.Context, *Request) (any, error) {
+	operations["panicsInBackground"] = op{run: func(*Engine, context.Context, *Request) (any, error) {
 		return nil, background()
-	}
+	}}
 	// The same failure after an operation's mapping made it ExportContainerFailure.
-	operations[opExport+"Panics"] = func(*Engine, context.Context, *Request) (any, error) {
+	operations[opExport+"Panics"] = op{run: func(*Engine, context.Context, *Request) (any, error) {
 		newErr := func(class, reason string, cause error) *errcat.Error {
 			return errcat.New(opExport, class, reason, cause)
 		}
 		return nil, outputFailure(newErr, exportOutputClasses, background(), "/tmp/out.tar", 0)
-	}
+	}}
 	defer delete(operations, "panicsInBackground")
 	defer delete(operations, opExport+"Panics")
 

@@ -19,16 +19,11 @@ import (
 
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/inspect"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-func init() {
-	operations["pullAnImage"] = (*Engine).pullAnImage
-	operations["listImages"] = (*Engine).listImages
-	operations["removeImage"] = (*Engine).removeImage
-}
 
 const opPull = "pullAnImage"
 
@@ -423,7 +418,7 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 		force = true // the last name went: the image goes unless a container keeps it
 	} else if !force && !singleReference(refs) {
 		for _, c := range users {
-			if alive(c) {
+			if lifecycle.Alive(c) {
 				return nil, fail("ImageInUse", fmt.Errorf("container %s is running it", c.Name))
 			}
 		}

@@ -30,10 +30,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["importImage"] = (*Engine).importImage
-}
-
 const opImport = "importImage"
 
 // importOptions are importImage's options, as docker import takes them.

@@ -68,7 +68,7 @@ func TestReferenceCombinesNameAndTag(t *testing.T) {
 }
 
 func TestPanicsBecomeGenericFailure(t *testing.T) {
-	operations["panics"] = func(*Engine, context.Context, *Request) (any, error) { panic("boom") }
+	operations["panics"] = op{run: func(*Engine, context.Context, *Request) (any, error) { panic("boom") }}
 	defer delete(operations, "panics")
 	_, err := New().Call(context.Background(), "panics", []byte(`{"args":[]}`), nil)
 	cerr, ok := err.(*errcat.Error)

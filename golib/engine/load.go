@@ -23,10 +23,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["loadImage"] = (*Engine).loadImage
-}
-
 const opLoad = "loadImage"
 
 // loadImage(filePath) loads every image of a `docker save` tarball (the

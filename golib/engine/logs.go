@@ -17,13 +17,9 @@ import (
 	"time"
 
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-func init() {
-	operations["containerLogs"] = (*Engine).containerLogs
-	operations["containerLogsAck"] = (*Engine).containerLogsAck
-}
 
 // LogLine is one line a container wrote. A line longer than 16 KiB arrives
 // as several LogLines, as docker's json-file driver splits it (the monitor
@@ -213,7 +209,7 @@ func followLog(ctx context.Context, call *Request, st *store.Store, c store.Cont
 	for {
 		// The state is read before the log is drained: once the container
 		// is seen exited, all it wrote is already in the file.
-		ended := !alive(c)
+		ended := !lifecycle.Alive(c)
 		var err error
 		if f == nil {
 			if f, r, err = openLog(path, opts); errors.Is(err, os.ErrNotExist) {
@@ -257,7 +253,7 @@ func followLog(ctx context.Context, call *Request, st *store.Store, c store.Cont
 		if err != nil || len(found) != 1 {
 			return map[string]any{"Id": c.ID}, nil // removed: nothing more will be written
 		}
-		if c, err = reconcile(st, found[0]); err != nil {
+		if c, err = lifecycle.Reconcile(st, found[0]); err != nil {
 			return nil, failed(err)
 		}
 	}

@@ -24,11 +24,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["tagImage"] = (*Engine).tagImage
-	operations[opPush] = (*Engine).pushAnImage
-}
-
 const opPush = "pushAnImage"
 
 // storedImage is an image of the store seen as a v1.Image, so that

@@ -19,10 +19,6 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-func init() {
-	operations["saveImage"] = (*Engine).saveImage
-}
-
 const opSave = "saveImage"
 
 var saveOutputClasses = outputClasses{invalid: "InvalidSaveImageParameters", noSpace: "InsufficientDiskSpaceForSave",

@@ -9,10 +9,6 @@ import (
 	"github.com/k3-core/k3-core/golib/errcat"
 )
 
-func init() {
-	operations["containerStats"] = (*Engine).containerStats
-}
-
 // StatsSample is one reading of a container's cgroups, shaped as docker's
 // stats (the JS layer adds precpu_stats and the computed figures).
 type StatsSample struct {

@@ -103,11 +103,26 @@ func UnmountRootfs(bundle string) {
 type Started struct {
 	Pid        int // the container's init, in the host's pid namespace
 	MonitorPid int
+
+	runtime, id string
+	monitorDone <-chan struct{}
+}
+
+// Undo kills a container Start started and waits until its monitor has
+// ended, which deletes the runtime's record and unmounts the root.
+func (s Started) Undo() {
+	Kill(s.runtime, s.id, "SIGKILL")
+	<-s.monitorDone
 }
 
 // Start runs the bundle as container id under k3-monitor and returns once
 // the container process exists (or the runtime has said why it cannot).
 // attributes (a JSON object) go into the die event the monitor records.
+//
+// When ctx ends first, Start still waits for the monitor's report, since
+// the runtime may be creating the container at that moment, and undoes
+// what it started: it returns ctx's error only once no process of this
+// start is left.
 func Start(ctx context.Context, runtime, monitor, bundle, id, attributes string) (Started, error) {
 	reportR, reportW, err := os.Pipe()
 	if err != nil {
@@ -131,36 +146,29 @@ func Start(ctx context.Context, runtime, monitor, bundle, id, attributes string)
 		return Started{}, fmt.Errorf("starting k3-monitor: %w", err)
 	}
 	// Reap it when it ends, so it never lingers as a zombie of ours.
-	safego.Go(cmd.Wait, nil)
-
-	line := make(chan string, 1)
-	readFailed := make(chan error, 1)
+	monitorDone := make(chan struct{})
 	safego.Go(func() error {
-		s, _ := bufio.NewReader(reportR).ReadString('\n')
-		line <- strings.TrimSpace(s)
-		return nil
-	}, func(err error) {
-		if err != nil {
-			readFailed <- err
-		}
-	})
-	var report string
-	select {
-	case report = <-line:
-	case err := <-readFailed:
-		cmd.Process.Kill()
-		return Started{}, err
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		return Started{}, ctx.Err()
-	}
+		defer close(monitorDone)
+		return cmd.Wait()
+	}, nil)
+	started := Started{MonitorPid: cmd.Process.Pid, runtime: runtime, id: id, monitorDone: monitorDone}
+
+	// The report is one line; the pipe ends at the latest when the monitor does.
+	report, _ := bufio.NewReader(reportR).ReadString('\n')
+	report = strings.TrimSpace(report)
 	switch {
 	case strings.HasPrefix(report, "started "):
-		pid, _ := strconv.Atoi(strings.TrimPrefix(report, "started "))
-		return Started{Pid: pid, MonitorPid: cmd.Process.Pid}, nil
+		started.Pid, _ = strconv.Atoi(strings.TrimPrefix(report, "started "))
+		if err := ctx.Err(); err != nil {
+			started.Undo()
+			return Started{}, err
+		}
+		return started, nil
 	case strings.HasPrefix(report, "failed "):
+		<-monitorDone
 		return Started{}, &RuntimeError{Message: strings.TrimPrefix(report, "failed ")}
 	}
+	<-monitorDone
 	return Started{}, &RuntimeError{Message: "k3-monitor ended without a report"}
 }
 

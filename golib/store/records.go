@@ -68,6 +68,9 @@ var (
 	ErrNameInUse = errors.New("name already in use")
 	// ErrInUse: an image is used by containers.
 	ErrInUse = errors.New("image is in use")
+	// ErrStateChanged: a container was not in the state a change expected
+	// (it is gone, or another writer changed it first).
+	ErrStateChanged = errors.New("the container's state changed meanwhile")
 )
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
@@ -417,6 +420,18 @@ func (s *Store) queryContainers(where string, args ...any) ([]Container, error) 
 	return out, dbErr(rows.Err())
 }
 
+// Container returns the container with this full ID, or ErrNotFound.
+func (s *Store) Container(id string) (Container, error) {
+	found, err := s.queryContainers(`WHERE id = ?`, id)
+	if err != nil {
+		return Container{}, err
+	}
+	if len(found) == 0 {
+		return Container{}, fmt.Errorf("%w: container %s", ErrNotFound, id)
+	}
+	return found[0], nil
+}
+
 // Containers lists every container, newest first.
 func (s *Store) Containers() ([]Container, error) { return s.queryContainers("") }
 
@@ -447,34 +462,52 @@ func (s *Store) FindContainers(idOrName string, partialNames bool) ([]Container,
 	return []Container{}, nil
 }
 
-// SetRunning records that a container runs.
+// SetRunning records that a container runs; only a container recorded as
+// created or exited starts, else ErrStateChanged.
 func (s *Store) SetRunning(id string, run Run) error {
-	_, err := s.db.Exec(`UPDATE containers SET state = 'running', pid = ?, monitor_pid = ?, boot_id = ?, started_at = ?, finished_at = '', exit_code = 0 WHERE id = ?`,
-		run.Pid, run.MonitorPid, run.BootID, run.StartedAt, id)
-	return dbErr(err)
+	return s.transition(`UPDATE containers SET state = 'running', pid = ?, monitor_pid = ?, boot_id = ?, started_at = ?, finished_at = '', exit_code = 0
+		WHERE id = ? AND state IN ('created', 'exited')`, run.Pid, run.MonitorPid, run.BootID, run.StartedAt, id)
 }
 
-// SetExited records that a container's run ended; only a container still
-// recorded as alive changes, so two processes reconciling agree.
-func (s *Store) SetExited(id string, exitCode int, finishedAt string) error {
-	_, err := s.db.Exec(`UPDATE containers SET state = 'exited', exit_code = ?, finished_at = ?, pid = 0 WHERE id = ? AND state IN ('running', 'paused')`,
-		exitCode, finishedAt, id)
-	return dbErr(err)
+// SetExited records that the run watched by monitorPid ended; only that
+// run, still recorded as alive, changes, else ErrStateChanged. A reader
+// holding an older record so never ends a newer run.
+func (s *Store) SetExited(id string, monitorPid, exitCode int, finishedAt string) error {
+	return s.transition(`UPDATE containers SET state = 'exited', exit_code = ?, finished_at = ?, pid = 0
+		WHERE id = ? AND state IN ('running', 'paused') AND monitor_pid = ?`, exitCode, finishedAt, id, monitorPid)
 }
 
-// SetPaused moves a live container between running and paused.
+// SetPaused moves a live container between running and paused; a container
+// not in the state it moves from is ErrStateChanged.
 func (s *Store) SetPaused(id string, paused bool) error {
 	from, to := "running", "paused"
 	if !paused {
 		from, to = to, from
 	}
-	_, err := s.db.Exec(`UPDATE containers SET state = ? WHERE id = ? AND state = ?`, to, id, from)
-	return dbErr(err)
+	return s.transition(`UPDATE containers SET state = ? WHERE id = ? AND state = ?`, to, id, from)
 }
 
-// DeleteContainer removes a container's record, before its bundle goes:
-// a bundle no record names is the collector's.
+// DeleteContainer removes the record of a container that has no process
+// (created or exited); any other is ErrStateChanged. The record goes
+// before its bundle: a bundle no record names is the collector's.
 func (s *Store) DeleteContainer(id string) error {
-	_, err := s.db.Exec(`DELETE FROM containers WHERE id = ?`, id)
-	return dbErr(err)
+	return s.transition(`DELETE FROM containers WHERE id = ? AND state IN ('created', 'exited')`, id)
+}
+
+// transition runs one conditional change of a container's state: the
+// condition and the change are one statement, so no other writer comes
+// between them, and no row changed means the state was not the one expected.
+func (s *Store) transition(query string, args ...any) error {
+	res, err := s.db.Exec(query, args...)
+	if err != nil {
+		return dbErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return dbErr(err)
+	}
+	if n == 0 {
+		return ErrStateChanged
+	}
+	return nil
 }

@@ -16,6 +16,7 @@
 //	<root>/blobs/sha256/<hex>      manifests, configs, compressed layers
 //	<root>/layers/<chain hex>/     one unpacked layer (its own diff only)
 //	<root>/containers/<id>/        bundle: config.json, diff/ (writable layer)
+//	<root>/locks/<id>              the container's lock (package lifecycle)
 //	<root>/tmp/                    staging, same file system as the rest
 //	<root>/gc.lock                 the store-wide lock (flock)
 package store
@@ -100,6 +101,11 @@ func (s *Store) LayerDir(chainID string) string {
 
 // BundleDir is the bundle directory of a container.
 func (s *Store) BundleDir(id string) string { return filepath.Join(s.root, "containers", id) }
+
+// ContainerLockPath is the file package lifecycle locks for a container. It
+// lives apart from the bundle, so a container whose bundle is not made yet,
+// or is gone, can still be locked.
+func (s *Store) ContainerLockPath(id string) string { return filepath.Join(s.root, "locks", id) }
 
 // PutBlob stores small content (a config, a manifest) under its digest; the
 // file appears by rename, and content already there is kept. The caller

@@ -1,0 +1,195 @@
+// Package lifecycle owns a container's life in the store: creating it,
+// starting it under k3-monitor, stopping, killing, pausing, restarting and
+// removing it, and reconciling its record with the world (a run whose
+// monitor recorded an exit, or died, is exited).
+//
+// Each container has one owner at a time, across every process using the
+// store: every change takes the container's Lock, reads the record again,
+// checks the state it expects, and records the new state with one
+// conditional statement (store.SetRunning and the like), which fails with
+// store.ErrStateChanged rather than overwrite a state it did not expect.
+// So two processes starting one container start it once: the second finds
+// it running, as docker start does, and no one unmounts a root another run
+// is using.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/k3-core/k3-core/golib/bundle"
+	"github.com/k3-core/k3-core/golib/events"
+	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/pull"
+	"github.com/k3-core/k3-core/golib/store"
+)
+
+var (
+	// ErrGone: the container was removed while the caller waited for it.
+	ErrGone = errors.New("the container was removed")
+	// ErrNotRunning: the change needs a running (or paused) container.
+	ErrNotRunning = errors.New("the container is not running")
+	// ErrNotPaused: unpause needs a paused container.
+	ErrNotPaused = errors.New("the container is not paused")
+	// ErrRunning: removing a running container needs force.
+	ErrRunning = errors.New("the container is running")
+	// ErrBundleMissing: the container's files are gone.
+	ErrBundleMissing = errors.New("container files are missing")
+	// ErrUnreadable: the container's image record cannot be read.
+	ErrUnreadable = errors.New("container information is unreadable")
+)
+
+// stateError is a refusal in plain words that still matches its kind.
+type stateError struct {
+	kind error
+	msg  string
+}
+
+func (e *stateError) Error() string { return e.msg }
+func (e *stateError) Unwrap() error { return e.kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &stateError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// Alive is true of a container that has a process: running or paused.
+func Alive(c store.Container) bool { return c.State == "running" || c.State == "paused" }
+
+// exitUnknown is the exit code of a run whose end nobody saw (its monitor
+// was killed, or the host rebooted), as docker reports it.
+const exitUnknown = 255
+
+// ended is what a live container's run left: its exit, and whether its
+// monitor recorded it (else the monitor died, and its mount may remain).
+// It is nil while the run goes on.
+func ended(st *store.Store, c store.Container) (exit *ociruntime.Exit, recorded bool, err error) {
+	if !Alive(c) {
+		return nil, false, nil
+	}
+	bundleDir := st.BundleDir(c.ID)
+	if exit, err = ociruntime.ReadExit(bundleDir); exit != nil || err != nil {
+		return exit, true, err
+	}
+	if c.Run.BootID == ociruntime.BootID() && ociruntime.MonitorAlive(c.Run.MonitorPid, c.ID) {
+		return nil, false, nil
+	}
+	// The monitor may have recorded the exit just before it ended.
+	if exit, err = ociruntime.ReadExit(bundleDir); exit != nil || err != nil {
+		return exit, true, err
+	}
+	return &ociruntime.Exit{ExitCode: exitUnknown, FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)}, false, nil
+}
+
+func withExit(c store.Container, exit *ociruntime.Exit) store.Container {
+	c.State, c.Run.ExitCode, c.Run.FinishedAt, c.Run.Pid = "exited", exit.ExitCode, exit.FinishedAt, 0
+	return c
+}
+
+// Reconcile brings a container's recorded state in line with the world: a
+// container recorded as running whose monitor recorded an exit, or whose
+// monitor is gone, is exited. Every read of a container goes through here,
+// so none is ever shown running after it died. Only the container's owner
+// writes: when another caller holds its lock, the exit is shown but left
+// for that owner to record.
+func Reconcile(st *store.Store, c store.Container) (store.Container, error) {
+	exit, _, err := ended(st, c)
+	if exit == nil || err != nil {
+		return c, err
+	}
+	l, err := TryAcquire(st, c.ID)
+	if err != nil || l == nil {
+		return withExit(c, exit), err
+	}
+	defer l.Release()
+	fresh, err := st.Container(c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		l.Discard()
+		return withExit(c, exit), nil
+	}
+	if err != nil {
+		return c, err
+	}
+	return settle(st, fresh)
+}
+
+// settle is Reconcile for the holder of the container's lock: it records
+// an ended run, and unmounts the root a dead monitor left mounted.
+func settle(st *store.Store, c store.Container) (store.Container, error) {
+	exit, recorded, err := ended(st, c)
+	if exit == nil || err != nil {
+		return c, err
+	}
+	err = st.SetExited(c.ID, c.Run.MonitorPid, exit.ExitCode, exit.FinishedAt)
+	if errors.Is(err, store.ErrStateChanged) {
+		// A writer that holds no lock (a repair) recorded it first.
+		return st.Container(c.ID)
+	}
+	if err != nil {
+		return c, err
+	}
+	if !recorded {
+		ociruntime.UnmountRootfs(st.BundleDir(c.ID))
+	}
+	return withExit(c, exit), nil
+}
+
+// Stack returns the container's layer directories, top first (its own
+// writable layer, then its image's), checking that they exist.
+func Stack(st *store.Store, c store.Container) (bundle.Stack, error) {
+	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
+		return nil, fmt.Errorf("%w: bundle directory %s: %v", ErrBundleMissing, st.BundleDir(c.ID), err)
+	}
+	img, err := st.FindImage(c.ImageID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: image record: %v", ErrUnreadable, err)
+	}
+	if err := unpackCommitted(st, img); err != nil {
+		return nil, err
+	}
+	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		dir := st.LayerDir(img.Layers[i].ChainID)
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("%w: layer directory %s: %v", ErrBundleMissing, dir, err)
+		}
+		stack = append(stack, dir)
+	}
+	return stack, nil
+}
+
+// unpackCommitted unpacks the layers a commit stored only as blobs, base
+// first, the first time a container needs their directories.
+func unpackCommitted(st *store.Store, img store.Image) error {
+	var lower []string // top first
+	for _, l := range img.Layers {
+		dir := st.LayerDir(l.ChainID)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err != nil {
+				return fmt.Errorf("%w: layer directory %s and its blob: %v", ErrBundleMissing, dir, err)
+			}
+			if _, err := pull.UnpackBlob(context.Background(), st, l, lower); err != nil {
+				return fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
+			}
+		}
+		lower = append([]string{dir}, lower...)
+	}
+	return nil
+}
+
+// Attributes are what every event of a container carries.
+func Attributes(c store.Container) map[string]string {
+	return map[string]string{"name": c.Name, "image": c.ImageRef}
+}
+
+// record journals a change of container c (best effort, as docker's events).
+func record(st *store.Store, action string, c store.Container, extra map[string]string) {
+	attributes := Attributes(c)
+	for k, v := range extra {
+		attributes[k] = v
+	}
+	_ = events.Append(st.Root(), events.New("container", action, c.ID, attributes))
+}

@@ -1,0 +1,178 @@
+'use strict';
+// One owner per container lifecycle: several processes changing one
+// container at once each get a documented result, one of them makes each
+// change, and the mounts and the runtime's containers agree with the store
+// after; an aborted start leaves no process and no mount. Real runc.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const K3Core = require('..');
+const { runInChild } = require('./helpers/child');
+const { containerRunReasons, busyboxStore } = require('./helpers/runc');
+const { need } = require('./helpers/need');
+
+const skip = need(containerRunReasons());
+const PROCESSES = 4;
+
+let box;
+let k3;
+let root;
+
+before(async () => {
+  if (skip) return;
+  box = await busyboxStore('k3-lifecycle-', 'busybox:lifecycle', ['sh', 'sleep']);
+  k3 = box.k3;
+  root = path.join(box.tmp, 'store');
+});
+
+after(async () => {
+  if (box) await box.remove();
+});
+
+// Runs op(name) in n fresh Node processes at the same moment; each result
+// is {ok: value} or {err: class name}.
+async function atOnce(n, name, op) {
+  const at = Date.now() + 1500; // every child has loaded the library by then
+  const snippet = `
+    const k3 = new K3Core({ root: ${JSON.stringify(root)} });
+    while (Date.now() < ${at}) await new Promise((r) => setTimeout(r, 1));
+    done(await k3.containerCore.${op}.then((ok) => ({ ok }), (e) => ({ err: e.name, error: e.details && e.details.error })));`;
+  return Promise.all(Array.from({ length: n }, () => runInChild(snippet.replace('NAME', JSON.stringify(name)))));
+}
+
+async function events(id, since) {
+  const seen = [];
+  for await (const ev of k3.events({ since, until: Date.now() / 1000 + 0.5, filters: { container: id } })) seen.push(ev.Action);
+  return seen;
+}
+
+function mountsOf(id) {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(id)).length;
+}
+function runcHas(id) {
+  return execFileSync('runc', ['list', '-q'], { encoding: 'utf8' }).split('\n').includes(id);
+}
+function monitorsOf(id) {
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return args[0].endsWith('k3-monitor') && args[3] === id;
+    } catch {
+      return false; // it ended while we looked
+    }
+  }).length;
+}
+
+// What the world shows of container id: its mounts, the runtime's record
+// and its monitors, beside what the store records.
+async function world(id) {
+  const c = (await k3.containerCore.listContainers()).find((x) => x.Id === id);
+  return { state: c ? c.State : 'gone', mounts: mountsOf(id), runc: runcHas(id), monitors: monitorsOf(id) };
+}
+
+test(`${PROCESSES} processes start, then stop, then remove one container at once: one makes each change`, { skip }, async () => {
+  const { Id: id } = await k3.containerCore.createContainer('busybox:lifecycle', { name: 'contended' });
+  const since = Date.now() / 1000 - 1;
+
+  const starts = await atOnce(PROCESSES, 'contended', 'startContainer(NAME)');
+  for (const r of starts) assert.equal(r.ok && r.ok.State, 'running', `every start sees the container running: ${JSON.stringify(r)}`);
+  assert.equal(new Set(starts.map((r) => r.ok.Pid)).size, 1, 'all were given the one run');
+  assert.deepEqual(await world(id), { state: 'running', mounts: 1, runc: true, monitors: 1 });
+
+  const stops = await atOnce(PROCESSES, 'contended', 'stopContainer(NAME, { timeout: 0 })');
+  for (const r of stops) assert.equal(r.ok && r.ok.State, 'exited', `every stop sees the container exited: ${JSON.stringify(r)}`);
+  assert.deepEqual(await world(id), { state: 'exited', mounts: 0, runc: false, monitors: 0 });
+
+  const removes = await atOnce(PROCESSES, 'contended', 'removeContainer(NAME)');
+  assert.equal(removes.filter((r) => r.ok && r.ok.Removed).length, 1, `one remove removes it: ${JSON.stringify(removes)}`);
+  for (const r of removes.filter((x) => !x.ok)) assert.equal(r.err, 'ContainerNotFound', JSON.stringify(r));
+  assert.deepEqual(await world(id), { state: 'gone', mounts: 0, runc: false, monitors: 0 });
+  assert.ok(!fs.existsSync(path.join(root, 'containers', id)), 'its bundle is gone');
+  assert.ok(!fs.existsSync(path.join(root, 'locks', id)), 'its lock is gone');
+
+  const seen = await events(id, since);
+  for (const action of ['create', 'start', 'stop', 'destroy']) {
+    assert.equal(seen.filter((a) => a === action).length, 1, `one ${action} event in ${seen.join(', ')}`);
+  }
+});
+
+test(`${PROCESSES} processes start and force-remove one container at once: it ends removed, with nothing left`, { skip }, async () => {
+  const { Id: id } = await k3.containerCore.createContainer('busybox:lifecycle', { name: 'raced' });
+  const at = Date.now() + 1500;
+  const results = await Promise.all(Array.from({ length: PROCESSES }, (_, i) => runInChild(`
+    const k3 = new K3Core({ root: ${JSON.stringify(root)} });
+    while (Date.now() < ${at}) await new Promise((r) => setTimeout(r, 1));
+    const op = ${i % 2} ? k3.containerCore.startContainer('raced') : k3.containerCore.removeContainer('raced', { force: true });
+    done(await op.then((ok) => ({ ok }), (e) => ({ err: e.name, error: e.details && e.details.error })));`)));
+  for (const r of results) {
+    assert.ok(r.ok || r.err === 'ContainerNotFound', `a documented result: ${JSON.stringify(r)}`);
+  }
+  // A start that came after every remove leaves a running container; remove it too.
+  await k3.containerCore.removeContainer(id, { force: true }).catch((e) => assert.equal(e.name, 'ContainerNotFound'));
+  assert.deepEqual(await world(id), { state: 'gone', mounts: 0, runc: false, monitors: 0 });
+});
+
+test('an aborted start settles with nothing of it left: no runtime process, no monitor, no mount', { skip }, async (t) => {
+  const outcomes = [];
+  for (const delay of [-1, 0, 2, 5, 10, 20, 40, 80, 160, 320, 640, 3000]) {
+    const name = `aborted${delay}`;
+    const { Id: id } = await k3.containerCore.createContainer('busybox:lifecycle', { name });
+    const abort = new AbortController();
+    if (delay < 0) abort.abort();
+    const started = k3.containerCore.startContainer(name, { signal: abort.signal });
+    if (delay >= 0) setTimeout(() => abort.abort(), delay);
+    const result = await started.then((c) => c.State, (e) => e.name);
+    const now = await world(id);
+    if (result === 'AbortError') {
+      outcomes.push('aborted');
+      assert.deepEqual(now, { state: 'created', mounts: 0, runc: false, monitors: 0 }, `abort after ${delay} ms`);
+    } else {
+      outcomes.push('started');
+      assert.equal(result, 'running', `abort after ${delay} ms came after the start`);
+      assert.deepEqual(now, { state: 'running', mounts: 1, runc: true, monitors: 1 }, `abort after ${delay} ms`);
+    }
+    // The container is whole: it starts, and goes, as any other.
+    assert.equal((await k3.containerCore.startContainer(name)).State, 'running');
+    await k3.containerCore.removeContainer(name, { force: true });
+    assert.deepEqual(await world(id), { state: 'gone', mounts: 0, runc: false, monitors: 0 });
+  }
+  t.diagnostic(`outcomes: ${outcomes.join(', ')}`);
+  assert.ok(outcomes.filter((o) => o === 'aborted').length >= 3, `starts were aborted on the way: ${outcomes.join(', ')}`);
+});
+
+test('a start that waits for the container lock is aborted by its signal', { skip }, async () => {
+  // Another process holds the lock for as long as a slow stop lasts.
+  const { Id: id } = await k3.containerCore.createContainer('busybox:lifecycle', { name: 'held', cmd: ['sh', '-c', 'trap "" TERM; sleep 600'] });
+  await k3.containerCore.startContainer('held');
+  const stopping = runInChild(`
+    const k3 = new K3Core({ root: ${JSON.stringify(root)} });
+    done((await k3.containerCore.stopContainer('held', { timeout: 3 })).State);`);
+  const lock = path.join(root, 'locks', id);
+  const end = Date.now() + 10000;
+  while (Date.now() < end && !isLocked(lock)) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(isLocked(lock), 'the stopping process holds the container lock');
+  const t0 = Date.now();
+  const err = await k3.containerCore.startContainer('held', { signal: AbortSignal.timeout(300) }).then(
+    (v) => assert.fail(`expected an abort, got ${JSON.stringify(v)}`), (e) => e);
+  assert.ok(err instanceof K3Core.errors.AbortError, err.name);
+  assert.ok(Date.now() - t0 < 2500, 'the abort ended the wait, not the stop');
+  assert.equal(await stopping, 'exited');
+  assert.deepEqual(await world(id), { state: 'exited', mounts: 0, runc: false, monitors: 0 });
+});
+
+// isLocked says whether another holder has the lock file locked, using
+// flock(1) without waiting.
+function isLocked(file) {
+  if (!fs.existsSync(file)) return false;
+  try {
+    execFileSync('flock', ['-n', file, 'true']);
+    return false;
+  } catch {
+    return true;
+  }
+}

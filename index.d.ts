@@ -389,7 +389,7 @@ declare namespace K3Core {
     listContainers(filters?: { state?: ContainerState; name?: string; image?: string }): Promise<ContainerSummary[]>;
     inspectContainer(containerId: string): Promise<ContainerDetails>;
     removeContainer(containerId: string, options?: { force?: boolean }): Promise<{ Id: string; Name: string; Removed: boolean }>;
-    copyToContainer(containerId: string, hostPath: string, containerPath: string): Promise<{ Id: string; Path: string }>;
+    copyToContainer(containerId: string, hostPath: string, containerPath: string, options?: { signal?: AbortSignal }): Promise<{ Id: string; Path: string }>;
     removeFromContainer(containerId: string, containerPath: string): Promise<{ Id: string; Path: string }>;
     /** An aborted start settles once no process or mount of it is left. */
     startContainer(containerId: string, options?: { signal?: AbortSignal }): Promise<ContainerSummary>;

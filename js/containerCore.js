@@ -55,9 +55,10 @@ class ContainerCore {
     return run(this._ctx, 'removeContainer', [containerId, options], options, { containerId: str(containerId) });
   }
 
-  // Copies a host file or directory into the container, as `docker cp` does.
-  copyToContainer(containerId, srcPath, destPath) {
-    return run(this._ctx, 'copyToContainer', [containerId, srcPath, destPath], undefined, { containerId: str(containerId) });
+  // Copies a host file or directory into the container, as `docker cp` does:
+  // copyToContainer(id, srcPath, destPath, {signal}).
+  copyToContainer(containerId, srcPath, destPath, options) {
+    return run(this._ctx, 'copyToContainer', [containerId, srcPath, destPath], options, { containerId: str(containerId) });
   }
 
   // Deletes a path from the container's filesystem (recorded as a whiteout).

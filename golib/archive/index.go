@@ -98,6 +98,16 @@ func (x *Index) ReadFile(n string, limit int64) ([]byte, error) {
 	return buf, nil
 }
 
+// Section returns a reader of member n's bytes, which may be read while
+// other members are.
+func (x *Index) Section(n string) (*io.SectionReader, error) {
+	m, err := x.Stat(n)
+	if err != nil {
+		return nil, err
+	}
+	return io.NewSectionReader(x.file, m.Offset, m.Size), nil
+}
+
 // countingReader tracks the offset tar.Reader has reached, and passes seeks
 // through so that skipping member data costs no reads.
 type countingReader struct {

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,8 +55,10 @@ const maxSymlinks = 40
 // dest is followed inside the container. What stands at a name being
 // written is removed first, never written through. Files belong to the
 // container's root user. It returns the path written, as the container
-// sees it.
-func (r Root) CopyIn(src, dest string) (string, error) {
+// sees it. When ctx ends the copy stops, between entries or within a file,
+// and returns ctx's error: the file being written is removed, what was
+// copied before it stays.
+func (r Root) CopyIn(ctx context.Context, src, dest string) (string, error) {
 	srcInfo, err := os.Lstat(src)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", ErrSourceNotFound, src)
@@ -82,14 +85,14 @@ func (r Root) CopyIn(src, dest string) (string, error) {
 			return "", err
 		}
 		defer unix.Close(root)
-		return "/", t.copyChildren(src, root, "")
+		return "/", t.copyChildren(ctx, src, root, "")
 	}
 	dir, err := t.parentDir(rel)
 	if err != nil {
 		return "", err
 	}
 	defer unix.Close(dir)
-	if err := t.copyEntry(src, srcInfo, dir, path.Base(rel), rel); err != nil {
+	if err := t.copyEntry(ctx, src, srcInfo, dir, path.Base(rel), rel); err != nil {
 		return "", err
 	}
 	return "/" + rel, nil
@@ -372,7 +375,10 @@ func (t *tree) copyUp(dir int, name, rel string) (int, error) {
 // copyEntry copies the host file, symlink or directory tree src, whose
 // status is fi, to name in the top layer's directory dir (rel in the
 // container). Devices, FIFOs and sockets are not copied, as with docker cp.
-func (t *tree) copyEntry(src string, fi fs.FileInfo, dir int, name, rel string) error {
+func (t *tree) copyEntry(ctx context.Context, src string, fi fs.FileInfo, dir int, name, rel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if !fi.IsDir() && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
 		return nil
 	}
@@ -422,7 +428,7 @@ func (t *tree) copyEntry(src string, fi fs.FileInfo, dir int, name, rel string) 
 				}
 			}
 		}
-		if err := t.copyChildren(src, fd, rel); err != nil {
+		if err := t.copyChildren(ctx, src, fd, rel); err != nil {
 			return err
 		}
 		// Set last: its children changed its times.
@@ -437,12 +443,12 @@ func (t *tree) copyEntry(src string, fi fs.FileInfo, dir int, name, rel string) 
 		}
 		return setMetadata(dir, name, -1, 0, 0, st.Mode, mtime)
 	}
-	return copyFile(src, dir, name, st.Mode, mtime)
+	return copyFile(ctx, src, dir, name, st.Mode, mtime)
 }
 
 // copyChildren copies the entries of the host directory src into the top
 // layer's directory dir, which is rel in the container.
-func (t *tree) copyChildren(src string, dir int, rel string) error {
+func (t *tree) copyChildren(ctx context.Context, src string, dir int, rel string) error {
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return err
@@ -452,15 +458,20 @@ func (t *tree) copyChildren(src string, dir int, rel string) error {
 		if err != nil {
 			return err
 		}
-		if err := t.copyEntry(filepath.Join(src, e.Name()), fi, dir, e.Name(), path.Join(rel, e.Name())); err != nil {
+		if err := t.copyEntry(ctx, filepath.Join(src, e.Name()), fi, dir, e.Name(), path.Join(rel, e.Name())); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// copyFile copies the host file src to a new file name in dir.
-func copyFile(src string, dir int, name string, mode uint32, mtime unix.Timespec) error {
+// copyChunk is how much of a file is copied between two looks at ctx: the
+// kernel copies each chunk in one call.
+const copyChunk = 32 << 20
+
+// copyFile copies the host file src to a new file name in dir. A copy that
+// fails or is cancelled removes the file.
+func copyFile(ctx context.Context, src string, dir int, name string, mode uint32, mtime unix.Timespec) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -474,8 +485,21 @@ func copyFile(src string, dir int, name string, mode uint32, mtime unix.Timespec
 	}
 	out := os.NewFile(uintptr(fd), name)
 	defer out.Close()
-	if _, err := io.Copy(out, in); err != nil {
-		return err
+	defer func() {
+		if err != nil {
+			unix.Unlinkat(dir, name, 0)
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// CopyN hands the file a LimitedReader, which it copies in the kernel.
+		if _, err := io.CopyN(out, in, copyChunk); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
 	}
 	return setMetadata(dir, name, fd, 0, 0, mode, mtime)
 }

@@ -116,7 +116,7 @@ func TestCopyInReplacesTheContainersSymlinksInsteadOfFollowingThem(t *testing.T)
 			root = Root{Mounted: upper}
 		}
 		src := files(t, t.TempDir(), "d/x", "d/rel", "e/victim", "f/g/x")
-		written, err := root.CopyIn(src+"/.", "/")
+		written, err := root.CopyIn(context.Background(), src+"/.", "/")
 		must(t, err)
 		if written != "/" {
 			t.Errorf("written %q, want /", written)
@@ -140,13 +140,13 @@ func TestCopyInFollowsTheDestinationInsideTheRoot(t *testing.T) {
 		"/file-link":       "/inside/keep",
 		"to-inside/../new": "/new",
 	} {
-		got, err := root.CopyIn(filepath.Join(src, "payload"), dest)
+		got, err := root.CopyIn(context.Background(), filepath.Join(src, "payload"), dest)
 		if err != nil || got != want {
 			t.Errorf("CopyIn to %s = %q, %v; want %q", dest, got, err, want)
 		}
 	}
 	for _, dest := range []string{"/to-host/payload", "/to-host/", "/loop/y", "/inside/keep/x"} {
-		if got, err := root.CopyIn(filepath.Join(src, "payload"), dest); !errors.Is(err, ErrDestinationNotFound) {
+		if got, err := root.CopyIn(context.Background(), filepath.Join(src, "payload"), dest); !errors.Is(err, ErrDestinationNotFound) {
 			t.Errorf("CopyIn to %s = %q, %v; want ErrDestinationNotFound", dest, got, err)
 		}
 	}
@@ -193,7 +193,7 @@ func TestCopyInOverDeletedOrCoveredDirectoryHidesItsLowerContents(t *testing.T) 
 	// A whiteout left in the upper layer's own copy of sub, as a deletion
 	// nested inside a copied tree meets it.
 	src := files(t, t.TempDir(), "gone/new", "covered/new", "kept/new", "sub/gone/new")
-	_, err := root.CopyIn(src+"/.", "/")
+	_, err := root.CopyIn(context.Background(), src+"/.", "/")
 	must(t, err)
 	equal(t, merged(t, root.Layers), []string{"gone/", "gone/new=new gone/new", "covered/", "covered/new=new covered/new",
 		"kept/", "kept/old=new kept/old", "kept/new=new kept/new", "sub/", "sub/gone/", "sub/gone/new=new sub/gone/new"})
@@ -208,10 +208,10 @@ func TestRootErrors(t *testing.T) {
 	upper, lower := t.TempDir(), files(t, t.TempDir(), "etc/")
 	root := Root{Layers: Stack{upper, lower}}
 	src := files(t, t.TempDir(), "f")
-	if _, err := root.CopyIn(filepath.Join(src, "missing"), "/etc"); !errors.Is(err, ErrSourceNotFound) {
+	if _, err := root.CopyIn(context.Background(), filepath.Join(src, "missing"), "/etc"); !errors.Is(err, ErrSourceNotFound) {
 		t.Errorf("missing source: %v", err)
 	}
-	if _, err := root.CopyIn(filepath.Join(src, "f"), "/"); err != nil {
+	if _, err := root.CopyIn(context.Background(), filepath.Join(src, "f"), "/"); err != nil {
 		t.Errorf("a file into /: %v", err)
 	}
 	if _, err := root.Remove("/"); !errors.Is(err, ErrPathNotFound) {

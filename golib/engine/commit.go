@@ -169,6 +169,11 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 	if err != nil {
 		return store.Layer{}, err
 	}
+	// The last moment an abort stops the commit: from here on it is
+	// recorded, and the caller is told so.
+	if err := ctx.Err(); err != nil {
+		return store.Layer{}, err
+	}
 	parent := ""
 	if n := len(img.Layers); n > 0 {
 		parent = img.Layers[n-1].ChainID

@@ -427,10 +427,12 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 	}
 	var written string
 	err = e.changeFiles(ctx, st, call, c.ID, func(root bundle.Root) (err error) {
-		written, err = root.CopyIn(src, dest)
+		written, err = root.CopyIn(ctx, src, dest)
 		return err
 	})
 	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, fail("AbortError", err)
 	case errors.Is(err, bundle.ErrSourceNotFound):
 		return nil, fail("CopySourceNotFound", err)
 	case errors.Is(err, bundle.ErrDestinationNotFound):
@@ -477,7 +479,7 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 // between finding that root and writing to it.
 func (e *Engine) changeFiles(ctx context.Context, st *store.Store, call *Request, id string, change func(root bundle.Root) error) error {
 	return e.lifecycle(st, call).Change(ctx, id, func(c store.Container) error {
-		root, err := changeRoot(st, c)
+		root, err := changeRoot(ctx, st, c)
 		if err != nil {
 			return err
 		}
@@ -507,9 +509,9 @@ func changeFailure(op string, c store.Container, err error, fallback string) *er
 // changeRoot is where changes to a container's files go: a running or
 // paused container's mounted root, as docker cp writes through it (never
 // the upper directory of a live overlay), else its layer stack.
-func changeRoot(st *store.Store, c store.Container) (bundle.Root, error) {
+func changeRoot(ctx context.Context, st *store.Store, c store.Container) (bundle.Root, error) {
 	if !lifecycle.Alive(c) {
-		stack, err := lifecycle.Stack(st, c)
+		stack, err := lifecycle.Stack(ctx, st, c)
 		return bundle.Root{Layers: stack}, err
 	}
 	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")

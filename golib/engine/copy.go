@@ -59,16 +59,11 @@ func (e *Engine) copyImage(ctx context.Context, call *Request) (any, error) {
 	if destTag == "" {
 		destTag = tag
 	}
-	st, hold, err := e.heldStore(call.Root) // staging for oci-archive sources
-	if err != nil {
-		return nil, errcat.New(opCopy, "CopyImageFailure", err.Error(), err)
-	}
-	defer hold.Release()
-	src, cleanup, err := e.pullSource(ctx, st, req)
+	src, done, err := e.sourceImage(ctx, req)
 	if err != nil {
 		return nil, copyFailure(req.origin(), imageName, dest, err)
 	}
-	defer cleanup()
+	defer done()
 	path, err := layout.FromPath(dest)
 	if err != nil {
 		if err := os.MkdirAll(dest, 0o755); err != nil {

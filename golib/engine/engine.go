@@ -6,6 +6,17 @@
 // since a panic in a library loaded into Node would end the user's process:
 // the operation's own, and, through package safego, those of the goroutines
 // it starts.
+//
+// Errors follow one scheme. A failure an operation foresees (its arguments,
+// a container that does not exist, a state that forbids the call) names its
+// class where it is found. Any other failure is read as a fault, what went
+// wrong in the engine's own words (faults.go), by one of three readers,
+// after what the operation was doing: reading an image
+// (classifyImageError), writing an output file (classifyOutputError) or
+// running the OCI runtime (classifyRuntimeError). faultClasses then names
+// the class each operation documents for that fault; a fault it does not
+// list is its GenericFailure. Tests check every class against the
+// catalogue.
 package engine
 
 import (

@@ -82,11 +82,13 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		}
 		return nil
 	}
-	stack, err := lifecycle.Stack(st, c)
+	stack, err := lifecycle.Stack(ctx, st, c)
 	if gone := removed(err); gone != nil {
 		return nil, gone
 	}
 	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, newErr("AbortError", "the operation was aborted", err)
 	case errors.Is(err, lifecycle.ErrBundleMissing):
 		return nil, newErr("ContainerBundleNotFound", "Bundle directory not found: "+err.Error(), err).With("bundleHashId", c.ID)
 	case errors.Is(err, lifecycle.ErrUnreadable), errors.Is(err, store.ErrDatabase):
@@ -101,7 +103,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, gone
 	}
 	if err != nil {
-		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, 0)
+		return nil, outputFailure(opExport, newErr, err, filePath, 0)
 	}
 	required := requiredSpace(size.TarBytes, filePath)
 	if available, known := target.room(); known && available < uint64(required) {
@@ -111,7 +113,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 
 	out, err := target.create(ctx, durable)
 	if err != nil {
-		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
+		return nil, outputFailure(opExport, newErr, err, filePath, required)
 	}
 	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
 	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: func(bytes, entries int64) {
@@ -122,10 +124,10 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		if gone := removed(err); gone != nil {
 			return nil, gone
 		}
-		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
+		return nil, outputFailure(opExport, newErr, err, filePath, required)
 	}
 	if err := out.Commit(); err != nil {
-		return nil, outputFailure(newErr, exportOutputClasses, err, filePath, required)
+		return nil, outputFailure(opExport, newErr, err, filePath, required)
 	}
 	call.Emit(ExportProgress{Phase: "done", Current: size.Bytes, Total: size.Bytes, Entries: size.Entries})
 	return fmt.Sprintf("%s has exported successfully to %s", c.Name, filePath), nil
@@ -231,59 +233,6 @@ func requiredSpace(tarBytes int64, filePath string) int64 {
 		return tarBytes / 4
 	}
 	return tarBytes
-}
-
-// outputClasses names, for one operation, the classes of failures to write
-// its output file.
-type outputClasses struct{ invalid, noSpace, denied, ioFailure, other string }
-
-var exportOutputClasses = outputClasses{invalid: "InvalidExportContainerParameters", noSpace: "InsufficientDiskSpaceForExport",
-	denied: "ExportContainerPermissionDenied", ioFailure: "ExportContainerIOFailure", other: "ExportContainerFailure"}
-
-// outputFailure maps a failure to write an output file onto the catalogue.
-func outputFailure(newErr func(class, reason string, cause error) *errcat.Error, classes outputClasses, err error, filePath string, required int64) error {
-	var cerr *errcat.Error
-	if errors.As(err, &cerr) {
-		return cerr
-	}
-	var unusable *outfile.UnusableError
-	if errors.As(err, &unusable) {
-		return newErr(classes.invalid, unusable.Error(), err)
-	}
-	var errno syscall.Errno
-	errors.As(err, &errno)
-	switch {
-	case errors.Is(err, context.Canceled):
-		return newErr("AbortError", "the operation was aborted", err)
-	case errno == syscall.ENOSPC || errno == syscall.EDQUOT:
-		// A device that is full (its own room unknown) has none left.
-		available, _ := outfile.Room(filePath)
-		e := newErr(classes.noSpace, "No space left on device (ENOSPC)", err).With("availableSpace", humanSize(available))
-		if required >= 0 { // unknown (-1) for outputs whose size is not known ahead
-			e.With("requiredSpace", humanSize(uint64(required)))
-		}
-		return e
-	case errno == syscall.EROFS:
-		return newErr("ReadOnlyFileSystem", "Read-only file system (EROFS)", err)
-	case errno == syscall.EACCES:
-		return newErr(classes.denied, "Permission denied (EACCES)", err)
-	case errno == syscall.EPERM:
-		return newErr(classes.denied, "Operation not permitted (EPERM)", err)
-	case errno == syscall.EIO:
-		return newErr(classes.ioFailure, "Input/output error (EIO)", err)
-	case errno != 0:
-		return newErr(classes.ioFailure, fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno)), err)
-	}
-	return newErr(classes.other, err.Error(), err)
-}
-
-func errnoName(errno syscall.Errno) string {
-	names := map[syscall.Errno]string{syscall.ENOENT: "ENOENT", syscall.EISDIR: "EISDIR", syscall.ENOTDIR: "ENOTDIR",
-		syscall.EEXIST: "EEXIST", syscall.EFBIG: "EFBIG", syscall.EMFILE: "EMFILE", syscall.ENAMETOOLONG: "ENAMETOOLONG", syscall.EPIPE: "EPIPE"}
-	if n, ok := names[errno]; ok {
-		return n
-	}
-	return fmt.Sprintf("errno %d", int(errno))
 }
 
 // humanSize formats bytes as the documents do ("5 GB").

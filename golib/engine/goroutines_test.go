@@ -36,7 +36,7 @@ func TestAPanicInAnOperationsGoroutineIsGenericFailure(t *testing.T) {
 		newErr := func(class, reason string, cause error) *errcat.Error {
 			return errcat.New(opExport, class, reason, cause)
 		}
-		return nil, outputFailure(newErr, exportOutputClasses, background(), "/tmp/out.tar", 0)
+		return nil, outputFailure(opExport, newErr, background(), "/tmp/out.tar", 0)
 	}}
 	defer delete(operations, "panicsInBackground")
 	defer delete(operations, opExport+"Panics")

@@ -1,24 +1,16 @@
 package engine
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/k3-core/k3-core/golib/errcat"
-	"github.com/k3-core/k3-core/golib/inspect"
+	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/registry"
@@ -27,14 +19,12 @@ import (
 
 const opPull = "pullAnImage"
 
-// displayName spells a reference as docker does: docker.io/library/alpine:latest.
-func displayName(ref name.Reference) string {
-	repo := dockerName(ref)
-	if d, ok := ref.(name.Digest); ok {
-		return repo + "@" + d.DigestStr()
-	}
-	return repo + ":" + ref.Identifier()
-}
+// displayName and dockerName spell references as docker does; package
+// imagesrc owns the rules.
+var (
+	displayName = imagesrc.DisplayName
+	dockerName  = imagesrc.DockerName
+)
 
 // imageCandidates lists the spellings under which the store may know ref.
 func imageCandidates(ref string) []string {
@@ -89,11 +79,11 @@ func (e *Engine) pullAnImage(ctx context.Context, call *Request) (any, error) {
 		ctx, cancel = context.WithTimeout(ctx, req.timeout)
 		defer cancel()
 	}
-	src, cleanup, err := e.pullSource(ctx, st, req)
+	src, done, err := e.sourceImage(ctx, req)
 	if err == nil {
-		defer cleanup()
+		defer done()
 		var result pull.Result
-		result, err = pull.Into(ctx, st, src, pull.Options{Progress: func(ev pull.Event) { call.Emit(ev) }})
+		result, err = pull.Into(ctx, st, pull.Source(src), pull.Options{Progress: func(ev pull.Event) { call.Emit(ev) }})
 		if err == nil {
 			recordImageEvent(call.Root, "pull", result.ID, strings.Join(result.RepoTags, ", "))
 			return result, nil
@@ -110,211 +100,46 @@ func asObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
 	return m, true
 }
 
-// pullSource opens the image req names in its transport.
-func (e *Engine) pullSource(ctx context.Context, st *store.Store, req inspectRequest) (pull.Source, func(), error) {
-	none := func() {}
-	switch req.transport {
-	case "oci":
-		img, err := ociImage(req.imageName, req.imageTag, req.platform)
-		return pull.Source{Image: img, Names: localNames(req.imageTag)}, none, err
-	case "oci-archive":
-		dir, err := extractArchive(st, req.imageName)
-		if err != nil {
-			return pull.Source{}, none, err
-		}
-		cleanup := func() { os.RemoveAll(dir) }
-		img, err := ociImage(dir, req.imageTag, req.platform)
-		return pull.Source{Image: img, Names: localNames(req.imageTag)}, cleanup, err
-	case "docker-archive":
-		return dockerArchiveSource(req)
-	}
-	opts := registry.Options{Credentials: req.credentials, Insecure: !req.tlsVerify}
-	client, err := e.registries.Client(opts)
-	if err != nil {
-		return pull.Source{}, none, err
-	}
-	ref, err := req.reference(client.ParseOptions())
-	if err != nil {
-		return pull.Source{}, none, err
-	}
-	desc, err := client.Get(ctx, ref)
-	if err != nil {
-		if registry.Classify(err).Kind == registry.Unauthorized {
-			e.registries.Forget(opts)
-		}
-		return pull.Source{}, none, err
-	}
-	src := pull.Source{RepoDigests: []string{dockerName(ref) + "@" + desc.Digest.String()}}
-	if _, isTag := ref.(name.Tag); isTag {
-		src.Names = []string{displayName(ref)}
-	}
-	if desc.MediaType.IsIndex() {
-		index, err := desc.ImageIndex()
-		if err != nil {
-			return pull.Source{}, none, err
-		}
-		manifest, err := index.IndexManifest()
-		if err != nil {
-			return pull.Source{}, none, &inspect.ContentError{Reason: "malformed index: " + err.Error()}
-		}
-		chosen, err := inspect.ChoosePlatform(manifest, req.platform)
-		if err != nil {
-			return pull.Source{}, none, err
-		}
-		if desc, err = client.Get(ctx, ref.Context().Digest(chosen.Digest.String())); err != nil {
-			return pull.Source{}, none, err
-		}
-	}
-	if desc.MediaType.IsSchema1() {
-		return pull.Source{}, none, &inspect.ContentError{Reason: "Docker schema 1 images can be inspected but not pulled; push the image again with a current tool"}
-	}
-	src.Image, err = desc.Image()
-	return src, none, err
-}
-
-// localNames names an image read from a layout by its ref name, when that
-// is a valid image reference.
-func localNames(refName string) []string {
-	if refName == "" {
-		return nil
-	}
-	if ref, err := name.NewTag(refName); err == nil {
-		return []string{displayName(ref)}
-	}
-	return nil
-}
-
-func ociImage(dir, refName string, platform inspect.Platform) (v1.Image, error) {
-	index, manifest, err := openLayout(dir)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range manifest.Manifests {
-		if (refName == "" && len(manifest.Manifests) == 1) || (refName != "" && d.Annotations[imagespec.AnnotationRefName] == refName) {
-			return layoutImage(index, d, platform)
-		}
-	}
-	return nil, &inspect.NotFoundError{Reason: fmt.Sprintf("no image named %q in the layout", refName)}
-}
-
-func openLayout(dir string) (v1.ImageIndex, *v1.IndexManifest, error) {
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, nil, &inspect.NotFoundError{Reason: fmt.Sprintf("no OCI layout directory at %s", dir)}
-	}
-	path, err := layout.FromPath(dir)
-	if err != nil {
-		return nil, nil, &inspect.NotFoundError{Reason: fmt.Sprintf("not an OCI layout: %v", err)}
-	}
-	index, err := path.ImageIndex()
-	if err != nil {
-		return nil, nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
-	}
-	manifest, err := index.IndexManifest()
-	if err != nil {
-		return nil, nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
-	}
-	return index, manifest, nil
-}
-
-// layoutImage is the image an index.json entry names: the entry itself, or
-// for a multi-platform entry the platform's.
-func layoutImage(index v1.ImageIndex, chosen v1.Descriptor, platform inspect.Platform) (v1.Image, error) {
-	if chosen.MediaType.IsIndex() {
-		child, err := index.ImageIndex(chosen.Digest)
+// openImage opens the image req names in its transport.
+func (e *Engine) openImage(req inspectRequest) (*imagesrc.Source, error) {
+	loc := imagesrc.Location{Transport: req.transport, Path: req.imageName, RefName: req.imageTag}
+	if req.transport == "docker" {
+		client, err := e.registries.Client(req.registryOptions())
 		if err != nil {
 			return nil, err
 		}
-		childManifest, err := child.IndexManifest()
-		if err != nil {
-			return nil, &inspect.ContentError{Reason: "malformed index: " + err.Error()}
+		if loc.Ref, err = req.reference(client.ParseOptions()); err != nil {
+			return nil, &referenceError{err}
 		}
-		d, err := inspect.ChoosePlatform(childManifest, platform)
-		if err != nil {
-			return nil, err
-		}
-		return child.Image(d.Digest)
+		loc.Client = client
 	}
-	return index.Image(chosen.Digest)
+	return imagesrc.Open(loc)
 }
 
-// extractArchive unpacks an OCI archive's layout into a staging directory
-// (only the layout's own files; it is an archive of blobs, not a rootfs).
-func extractArchive(st *store.Store, archivePath string) (string, error) {
-	f, err := os.Open(archivePath)
-	if err != nil {
-		return "", &inspect.NotFoundError{Reason: fmt.Sprintf("no OCI archive at %s", archivePath)}
-	}
-	defer f.Close()
-	dir, err := st.TempDir("oci-archive-")
-	if err != nil {
-		return "", err
-	}
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return dir, nil
-		}
-		if err != nil {
-			os.RemoveAll(dir)
-			return "", &inspect.ContentError{Reason: "not a readable OCI archive: " + err.Error()}
-		}
-		rel := bundleSafe(hdr.Name)
-		if hdr.Typeflag != tar.TypeReg || rel == "" || !(rel == "index.json" || rel == "oci-layout" || strings.HasPrefix(rel, "blobs/")) {
-			continue
-		}
-		target := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			os.RemoveAll(dir)
-			return "", err
-		}
-		out, err := os.Create(target)
-		if err == nil {
-			_, err = io.Copy(out, tr)
-			out.Close()
-		}
-		if err != nil {
-			os.RemoveAll(dir)
-			return "", err
-		}
+// referenceError is an imageName and imageTag that make no reference.
+type referenceError struct{ error }
+
+// forgetRefused drops the registry client of req when err says the
+// registry refused its credentials, so that the next call logs in again.
+func (e *Engine) forgetRefused(req inspectRequest, err error) {
+	if err != nil && req.transport == "docker" && registry.Classify(err).Kind == registry.Unauthorized {
+		e.registries.Forget(req.registryOptions())
 	}
 }
 
-// bundleSafe cleans an archive member name to a relative path that cannot
-// leave the directory it is extracted into ("" when it would).
-func bundleSafe(n string) string {
-	clean := filepath.ToSlash(filepath.Clean("/" + n))[1:]
-	if strings.Contains(clean, "..") {
-		return ""
-	}
-	return clean
-}
-
-func dockerArchiveSource(req inspectRequest) (pull.Source, func(), error) {
-	none := func() {}
-	if _, err := os.Stat(req.imageName); err != nil {
-		return pull.Source{}, none, &inspect.NotFoundError{Reason: fmt.Sprintf("no docker archive at %s", req.imageName)}
-	}
-	var tag *name.Tag
-	if req.imageTag != "" {
-		t, err := name.NewTag(req.imageTag)
-		if err != nil {
-			return pull.Source{}, none, &inspect.NotFoundError{Reason: fmt.Sprintf("%q is not an image reference", req.imageTag)}
-		}
-		tag = &t
-	}
-	img, err := tarball.ImageFromPath(req.imageName, tag)
+// sourceImage opens the image req names for a pull, a copy or a save;
+// done releases it once the image has been read.
+func (e *Engine) sourceImage(ctx context.Context, req inspectRequest) (img imagesrc.Image, done func(), err error) {
+	src, err := e.openImage(req)
 	if err != nil {
-		if strings.Contains(err.Error(), "tag") || strings.Contains(err.Error(), "multiple images") {
-			return pull.Source{}, none, &inspect.NotFoundError{Reason: err.Error()}
-		}
-		return pull.Source{}, none, &inspect.ContentError{Reason: "not a readable docker archive: " + err.Error()}
+		return imagesrc.Image{}, nil, err
 	}
-	src := pull.Source{Image: img}
-	if tag != nil {
-		src.Names = []string{displayName(*tag)}
+	if img, err = src.Image(ctx, req.platform); err != nil {
+		src.Close()
+		e.forgetRefused(req, err)
+		return imagesrc.Image{}, nil, err
 	}
-	return src, none, nil
+	return img, func() { src.Close() }, nil
 }
 
 // pullFailure maps a failure of pulling onto the catalogue.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,10 +14,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/k3-core/k3-core/golib/dockerarchive"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/inspect"
-	"github.com/k3-core/k3-core/golib/ocilayout"
 	"github.com/k3-core/k3-core/golib/registry"
 )
 
@@ -41,8 +41,8 @@ var (
 	tagPattern     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	platformWord   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 	// The transports an image is read from; inspect also reads this store.
-	sourceTransports  = []string{"docker", "oci", "oci-archive", "docker-archive"}
-	inspectTransports = []string{"docker", "oci", "oci-archive", "docker-archive", "k3"}
+	sourceTransports  = imagesrc.Transports
+	inspectTransports = append(slices.Clone(imagesrc.Transports), "k3")
 )
 
 func invalidInspect(imageName, reason string) *errcat.Error {
@@ -293,16 +293,6 @@ func (req inspectRequest) reference(opts []name.Option) (name.Reference, error) 
 	return name.NewTag(repo+":"+tag, opts...)
 }
 
-// dockerName is skopeo's Name: the repository with the registry spelled as
-// docker spells it.
-func dockerName(ref name.Reference) string {
-	reg := ref.Context().RegistryStr()
-	if reg == name.DefaultRegistry {
-		reg = "docker.io"
-	}
-	return reg + "/" + ref.Context().RepositoryStr()
-}
-
 func (e *Engine) inspectAnImage(ctx context.Context, call *Request) (any, error) {
 	req, verr := parseInspectRequest(call.Args)
 	if verr != nil {
@@ -325,62 +315,29 @@ func (e *Engine) inspectAnImage(ctx context.Context, call *Request) (any, error)
 }
 
 func (e *Engine) inspectByTransport(ctx context.Context, req inspectRequest, root string) (inspect.Output, error) {
-	switch req.transport {
-	case "k3":
+	if req.transport == "k3" {
 		return e.inspectStored(ctx, req, root)
-	case "oci", "oci-archive":
-		open := ocilayout.OpenDir
-		if req.transport == "oci-archive" {
-			open = ocilayout.OpenArchive
-		}
-		src, err := open(req.imageName, req.imageTag)
-		if err != nil {
-			return inspect.Output{}, err
-		}
-		defer src.Close()
-		return inspect.Read(ctx, src, req.platform)
-	case "docker-archive":
-		src, err := dockerarchive.Open(req.imageName, req.imageTag)
-		if err != nil {
-			return inspect.Output{}, err
-		}
-		defer src.Close()
-		out, err := inspect.Read(ctx, src, req.platform)
-		if err == nil {
-			out.Name = src.Name()
-		}
-		return out, err
 	}
-	opts := registry.Options{Credentials: req.credentials, Insecure: !req.tlsVerify}
-	client, err := e.registries.Client(opts)
+	src, err := e.openImage(req)
+	var badRef *referenceError
+	if errors.As(err, &badRef) {
+		return inspect.Output{}, invalidInspect(req.imageName, err.Error())
+	}
 	if err != nil {
 		return inspect.Output{}, err
 	}
-	out, err := e.inspectRemote(ctx, req, client)
-	if err != nil && registry.Classify(err).Kind == registry.Unauthorized {
-		e.registries.Forget(opts)
+	defer src.Close()
+	out, err := src.Inspect(ctx, e.inspector, req.platform)
+	if err == nil && req.listTags && req.transport == "docker" {
+		out.RepoTags, err = src.Tags(ctx)
 	}
+	e.forgetRefused(req, err)
 	return out, err
 }
 
-func (e *Engine) inspectRemote(ctx context.Context, req inspectRequest, client *registry.Client) (inspect.Output, error) {
-	ref, err := req.reference(client.ParseOptions())
-	if err != nil {
-		return inspect.Output{}, invalidInspect(req.imageName, err.Error())
-	}
-	out, err := e.inspector.Inspect(ctx, registry.Source{Client: client, Ref: ref}, req.platform)
-	if err != nil {
-		return inspect.Output{}, err
-	}
-	out.Name = dockerName(ref)
-	if req.listTags {
-		tags, err := client.Tags(ctx, ref.Context())
-		if err != nil {
-			return inspect.Output{}, err
-		}
-		out.RepoTags = tags
-	}
-	return out, nil
+// registryOptions is how req reaches its registry.
+func (req inspectRequest) registryOptions() registry.Options {
+	return registry.Options{Credentials: req.credentials, Insecure: !req.tlsVerify}
 }
 
 // inspectFailure maps a failure of inspection onto the catalogue.

@@ -6,18 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
@@ -70,22 +67,22 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 		return nil, failArchive(err)
 	}
 	defer cleanup()
-	sources, parents, closeAll, err := archiveImages(st, tarPath)
+	archived, err := imagesrc.OpenArchive(tarPath)
 	if err != nil {
 		return nil, failArchive(err)
 	}
-	defer closeAll()
+	defer archived.Close()
 	loaded := []map[string]any{}
 	var ids []string
-	for _, src := range sources {
-		result, err := pull.Into(ctx, st, src, pull.Options{Progress: func(ev pull.Event) { call.Emit(ev) }})
+	for _, src := range archived.Images {
+		result, err := pull.Into(ctx, st, pull.Source(src), pull.Options{Progress: func(ev pull.Event) { call.Emit(ev) }})
 		if err != nil {
 			return nil, fail(err)
 		}
 		loaded = append(loaded, map[string]any{"Id": result.ID, "RepoTags": result.RepoTags})
 		ids = append(ids, result.ID)
 	}
-	if err := linkParents(st, sources, ids, parents); err != nil {
+	if err := linkParents(st, archived.Images, ids, archived.Parents); err != nil {
 		return nil, failArchive(err)
 	}
 	for _, image := range loaded {
@@ -97,7 +94,7 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 // linkParents records the parents manifest.json names (parents[i] for
 // sources[i], loaded as ids[i]) as docker load does: only a parent loaded
 // from the same archive counts, and it must be one the image was built on.
-func linkParents(st *store.Store, sources []pull.Source, ids, parents []string) error {
+func linkParents(st *store.Store, sources []imagesrc.Image, ids, parents []string) error {
 	for i, parent := range parents {
 		p := slices.Index(ids, parent)
 		if p < 0 || parent == ids[i] {
@@ -198,136 +195,4 @@ func decompressedCopy(st *store.Store, src io.Reader) (string, func(), error) {
 		return "", nil, &inspect.ContentError{Reason: "the archive could not be decompressed: " + err.Error()}
 	}
 	return tmp.Name(), cleanup, nil
-}
-
-// archiveImages lists the images of a plain tar: from manifest.json when it
-// has one (every docker save, which Docker 25+ writes beside an OCI layout),
-// else from an OCI layout's index.json. Each image's manifest and config
-// are read here (readArchiveImage).
-func archiveImages(st *store.Store, tarPath string) ([]pull.Source, []string, func(), error) {
-	idx, err := archive.Open(tarPath)
-	if err != nil {
-		return nil, nil, nil, &inspect.ContentError{Reason: err.Error()}
-	}
-	raw, manifestErr := idx.ReadFile("manifest.json", 16<<20)
-	_, indexErr := idx.Stat("index.json")
-	idx.Close()
-	switch {
-	case manifestErr == nil:
-		sources, parents, err := dockerArchiveImages(tarPath, raw)
-		return sources, parents, func() {}, err
-	case indexErr == nil:
-		dir, err := extractArchive(st, tarPath)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		sources, err := layoutImages(dir)
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, nil, nil, err
-		}
-		return sources, nil, func() { os.RemoveAll(dir) }, nil
-	}
-	return nil, nil, nil, &inspect.NotFoundError{Reason: "neither a docker save archive (manifest.json) nor an OCI archive (index.json)"}
-}
-
-// readArchiveImage reads an archive image's manifest and config, which
-// go-containerregistry otherwise reads only when the pull asks, so that an
-// archive lacking or garbling them fails as an invalid archive rather than
-// as a generic failure halfway through the load.
-func readArchiveImage(img v1.Image) error {
-	if _, err := img.Manifest(); err != nil {
-		return err
-	}
-	_, err := img.RawConfigFile()
-	return err
-}
-
-// layoutHasLayers checks that the layout holds every layer blob of img,
-// which go-containerregistry would find missing only when the pull opens it.
-func layoutHasLayers(dir string, img v1.Image) error {
-	m, err := img.Manifest()
-	if err != nil {
-		return err
-	}
-	for _, l := range m.Layers {
-		fi, err := os.Stat(filepath.Join(dir, "blobs", l.Digest.Algorithm, l.Digest.Hex))
-		if err != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("layer %s is not in the archive", l.Digest)
-		}
-	}
-	return nil
-}
-
-// dockerArchiveImages lists the images of a docker save archive and the
-// parent manifest.json names for each ("" for none).
-func dockerArchiveImages(tarPath string, manifestJSON []byte) ([]pull.Source, []string, error) {
-	var entries []struct {
-		RepoTags []string `json:"RepoTags"`
-		Parent   string   `json:"Parent"`
-	}
-	if err := json.Unmarshal(manifestJSON, &entries); err != nil {
-		return nil, nil, &inspect.ContentError{Reason: "malformed manifest.json: " + err.Error()}
-	}
-	opener := func() (io.ReadCloser, error) { return os.Open(tarPath) }
-	var sources []pull.Source
-	var parents []string
-	for i, entry := range entries {
-		var tag *name.Tag
-		var names []string
-		for _, t := range entry.RepoTags {
-			parsed, err := name.NewTag(t)
-			if err != nil {
-				return nil, nil, &inspect.ContentError{Reason: fmt.Sprintf("manifest.json names %q, which is not an image name", t)}
-			}
-			if tag == nil {
-				tag = &parsed
-			}
-			names = append(names, displayName(parsed))
-		}
-		if tag == nil && len(entries) > 1 {
-			return nil, nil, &inspect.ContentError{Reason: fmt.Sprintf("image %d of %d in manifest.json has no name to select it by", i+1, len(entries))}
-		}
-		img, err := tarball.Image(opener, tag)
-		if err == nil {
-			err = readArchiveImage(img)
-		}
-		if err != nil {
-			return nil, nil, &inspect.ContentError{Reason: "not a readable docker archive: " + err.Error()}
-		}
-		sources = append(sources, pull.Source{Image: img, Names: names})
-		parents = append(parents, entry.Parent)
-	}
-	return sources, parents, nil
-}
-
-// layoutImages lists the images of an OCI layout directory, each under its
-// ref name when it has one (indexes give the host's platform).
-func layoutImages(dir string) ([]pull.Source, error) {
-	index, manifest, err := openLayout(dir)
-	if err != nil {
-		return nil, err
-	}
-	var sources []pull.Source
-	for _, d := range manifest.Manifests {
-		img, err := layoutImage(index, d, inspect.Platform{}.Normalize())
-		if err != nil {
-			return nil, err
-		}
-		err = readArchiveImage(img)
-		if err == nil {
-			err = layoutHasLayers(dir, img)
-		}
-		if err != nil {
-			return nil, &inspect.ContentError{Reason: "not a readable OCI archive: " + err.Error()}
-		}
-		// containerd and Docker 25+ give the full name; the ref name alone
-		// may be just a tag that several images share.
-		names := localNames(d.Annotations["io.containerd.image.name"])
-		if names == nil {
-			names = localNames(d.Annotations[imagespec.AnnotationRefName])
-		}
-		sources = append(sources, pull.Source{Image: img, Names: names})
-	}
-	return sources, nil
 }

@@ -4,8 +4,9 @@ import "context"
 
 // operations is every operation the engine runs, by the name the JS layer
 // calls it with; it is the only list. Each handler lives in the file named
-// after its concept. A test (ops_test.go) checks this table against the
-// error catalogue and against the calls in js/.
+// after its concept; the classes its unforeseen failures take are in
+// faultClasses (faults.go). Tests (ops_test.go) check this table against the
+// error catalogue, the calls in js/ and the methods of index.d.ts.
 var operations = map[string]op{
 	// Images
 	"inspectAnImage": {run: (*Engine).inspectAnImage}, // inspect.go
@@ -46,8 +47,9 @@ var operations = map[string]op{
 	"events": {run: (*Engine).events}, // events.go
 
 	// Plumbing: not public methods, so not in the catalogue
-	"containerLogsAck": {run: (*Engine).containerLogsAck, internal: "a log follow acknowledges what it has read (js/follow.js)"}, // logs.go
-	"ping":             {run: (*Engine).ping, internal: "the binding's tests measure the cost of a call with it"},                // engine.go
+	"containerLogsAck": {run: (*Engine).containerLogsAck, internal: "a log follow acknowledges what it has read (js/follow.js)"},        // logs.go
+	"engineGoroutines": {run: (*Engine).engineGoroutines, internal: "the cancellation tests count the goroutines an aborted call left"}, // goroutines.go
+	"ping":             {run: (*Engine).ping, internal: "the binding's tests measure the cost of a call with it"},                       // engine.go
 }
 
 // op is one entry of the table.

@@ -91,3 +91,24 @@ func TestOperationsMatchTheJSLayer(t *testing.T) {
 		t.Errorf("operation %s is called by nothing in js/", name)
 	}
 }
+
+// dtsMethod matches a method declared in index.d.ts.
+var dtsMethod = regexp.MustCompile(`(?m)^\s+(\w+)\(`)
+
+// TestOperationsAreTyped: every public operation is a method index.d.ts
+// declares under its own name.
+func TestOperationsAreTyped(t *testing.T) {
+	src, err := os.ReadFile("../../index.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string]bool{}
+	for _, m := range dtsMethod.FindAllStringSubmatch(string(src), -1) {
+		declared[m[1]] = true
+	}
+	for name, o := range operations {
+		if o.internal == "" && !declared[name] {
+			t.Errorf("operation %s is public but index.d.ts declares no method %s", name, name)
+		}
+	}
+}

@@ -17,8 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/pgzip"
 
-	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
@@ -26,62 +26,28 @@ import (
 
 const opPush = "pushAnImage"
 
-// storedImage is an image of the store seen as a v1.Image, so that
-// go-containerregistry can push it: its manifest, config and compressed
-// layers are the store's blobs, byte for byte, so digests do not change.
+// storedImage is an image of the store as go-containerregistry pushes
+// it: the store's own blobs (imagesrc.Stored), except that for a push of
+// uncompressed layers, manifest names their gzipped copies, in extra.
 type storedImage struct {
-	st  *store.Store
-	img store.Image
-	// For a push of uncompressed layers: the manifest naming their gzipped
-	// copies, and those copies.
+	imagesrc.Stored
 	manifest []byte
-	extra    map[v1.Hash]storedLayer
+	extra    map[v1.Hash]imagesrc.FileLayer
 }
 
-func (s storedImage) RawConfigFile() ([]byte, error) { return s.verified(s.img.ID) }
 func (s storedImage) RawManifest() ([]byte, error) {
 	if s.manifest != nil {
 		return s.manifest, nil
 	}
-	return s.verified(s.img.ManifestDigest)
-}
-func (s storedImage) MediaType() (types.MediaType, error) {
-	return types.MediaType(s.img.ManifestMediaType), nil
-}
-
-func (s storedImage) verified(digest string) ([]byte, error) {
-	raw, err := os.ReadFile(s.st.BlobPath(digest))
-	if err != nil {
-		return nil, err
-	}
-	return raw, content.Verify("blob "+digest, raw, digest)
+	return s.Stored.RawManifest()
 }
 
 func (s storedImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if l, ok := s.extra[h]; ok {
 		return l, nil
 	}
-	for _, l := range s.img.Layers {
-		if l.BlobDigest == h.String() {
-			return storedLayer{path: s.st.BlobPath(l.BlobDigest), digest: h, size: l.BlobSize, mediaType: types.MediaType(l.MediaType)}, nil
-		}
-	}
-	return nil, fmt.Errorf("blob %s is not a layer of image %s", h, s.img.ID)
+	return s.Stored.LayerByDigest(h)
 }
-
-type storedLayer struct {
-	path      string
-	digest    v1.Hash
-	size      int64
-	mediaType types.MediaType
-}
-
-func (l storedLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
-func (l storedLayer) Size() (int64, error)                { return l.size, nil }
-func (l storedLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
-
-// Compressed opens the blob; the registry checks it against its digest.
-func (l storedLayer) Compressed() (io.ReadCloser, error) { return os.Open(l.path) }
 
 // tagImage(image, newName) gives a store image another name, as docker tag.
 func (e *Engine) tagImage(ctx context.Context, call *Request) (any, error) {
@@ -234,7 +200,7 @@ var uncompressedToGzip = map[types.MediaType]types.MediaType{
 // first, as docker push does, in a new manifest; the config, and so the
 // image ID, does not change. cleanup removes the compressed copies.
 func compressForPush(ctx context.Context, st *store.Store, img store.Image) (storedImage, func(), error) {
-	image := storedImage{st: st, img: img}
+	image := storedImage{Stored: imagesrc.Stored{Store: st, Image: img}}
 	raw, err := image.RawManifest()
 	if err != nil {
 		return image, func() {}, err
@@ -263,9 +229,9 @@ func compressForPush(ctx context.Context, st *store.Store, img store.Image) (sto
 		tmp = append(tmp, file)
 		manifest.Layers[i] = v1.Descriptor{MediaType: gzipType, Digest: digest, Size: size}
 		if image.extra == nil {
-			image.extra = map[v1.Hash]storedLayer{}
+			image.extra = map[v1.Hash]imagesrc.FileLayer{}
 		}
-		image.extra[digest] = storedLayer{path: file, digest: digest, size: size, mediaType: gzipType}
+		image.extra[digest] = imagesrc.NewFileLayer(file, digest, size, gzipType)
 		changed = true
 	}
 	if changed {

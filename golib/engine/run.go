@@ -3,114 +3,14 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
 
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/lifecycle"
-	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-// runtimeFault is what went wrong while an operation ran the OCI runtime.
-type runtimeFault int
-
-const (
-	runtimeOther runtimeFault = iota
-	runtimeAborted
-	runtimeMissing       // no runc or crun on the host
-	runtimeNotPermitted  // the host does not let this process run containers
-	runtimeFailed        // the runtime ran and failed
-	runtimeBundleMissing // the container's bundle directory is gone
-	runtimeStore         // the store's database failed
-	runtimeGone          // the container was removed meanwhile
-	runtimeNotRunning    // the change needs a running container
-	runtimeNotPaused     // the change needs a paused container
-	runtimeRunning       // the change needs a container with no process
-	runtimeStateChanged  // the state was not the one the change expected
-)
-
-// runtimeClasses names, for each operation that runs the OCI runtime, the
-// class of each runtime fault; every class must be in that operation's
-// catalogue (a test checks). removeContainer stops a running container
-// only when forced, and documents fewer classes for it.
-var runtimeClasses = map[string]map[runtimeFault]string{
-	"startContainer":   runtimeRow(nil),
-	"stopContainer":    runtimeRow(nil),
-	"killContainer":    runtimeRow(map[runtimeFault]string{runtimeNotRunning: "ContainerNotRunning"}),
-	"waitContainer":    runtimeRow(map[runtimeFault]string{runtimeStateChanged: ""}), // wait changes no state
-	"restartContainer": runtimeRow(nil),
-	"pauseContainer":   runtimeRow(map[runtimeFault]string{runtimeNotRunning: "ContainerNotRunning"}),
-	"unpauseContainer": runtimeRow(map[runtimeFault]string{runtimeNotPaused: "ContainerNotPaused"}),
-	"execContainer":    runtimeRow(map[runtimeFault]string{runtimeStateChanged: ""}), // exec changes no state
-	"removeContainer": {
-		runtimeAborted: "AbortError", runtimeMissing: "RuntimeFailure", runtimeNotPermitted: "RuntimeFailure",
-		runtimeFailed: "RuntimeFailure", runtimeBundleMissing: "RemoveContainerFailure", runtimeStore: "ResolveContainerName",
-		runtimeGone: "ContainerNotFound", runtimeRunning: "ContainerIsRunning", runtimeStateChanged: "ContainerStateChanged",
-	},
-}
-
-// runtimeRow is the classes of the operations that document every runtime
-// fault, with own's classes added ("" for a fault the operation cannot meet).
-func runtimeRow(own map[runtimeFault]string) map[runtimeFault]string {
-	row := map[runtimeFault]string{
-		runtimeAborted: "AbortError", runtimeMissing: "RuntimeNotFound", runtimeNotPermitted: "RuntimeNotPermitted",
-		runtimeFailed: "RuntimeFailure", runtimeBundleMissing: "ContainerBundleNotFound", runtimeStore: "ResolveContainerName",
-		runtimeGone: "ContainerNotFound", runtimeStateChanged: "ContainerStateChanged",
-	}
-	for fault, class := range own {
-		if row[fault] = class; class == "" {
-			delete(row, fault)
-		}
-	}
-	return row
-}
-
-// runtimeFaults is the fault each error of the runtime and of the
-// lifecycle means, tried in order.
-var runtimeFaults = []struct {
-	err   error
-	fault runtimeFault
-}{
-	{context.Canceled, runtimeAborted},
-	{ociruntime.ErrNoRuntime, runtimeMissing},
-	{ociruntime.ErrNotPermitted, runtimeNotPermitted},
-	{lifecycle.ErrBundleMissing, runtimeBundleMissing},
-	{store.ErrDatabase, runtimeStore},
-	{lifecycle.ErrGone, runtimeGone},
-	{lifecycle.ErrNotRunning, runtimeNotRunning},
-	{lifecycle.ErrNotPaused, runtimeNotPaused},
-	{lifecycle.ErrRunning, runtimeRunning},
-	{store.ErrStateChanged, runtimeStateChanged},
-}
-
-func classifyRuntimeError(err error) runtimeFault {
-	for _, f := range runtimeFaults {
-		if errors.Is(err, f.err) {
-			return f.fault
-		}
-	}
-	var rerr *ociruntime.RuntimeError
-	if errors.As(err, &rerr) {
-		return runtimeFailed
-	}
-	return runtimeOther
-}
-
-// runtimeFailure maps a failure to run a container onto op's catalogue.
-func runtimeFailure(op string, c store.Container, err error) error {
-	class, ok := runtimeClasses[op][classifyRuntimeError(err)]
-	if !ok {
-		class = errcat.Generic
-	}
-	e := errcat.New(op, class, err.Error(), err).With("containerId", c.ID)
-	if class == "ContainerBundleNotFound" {
-		e.With("bundleHashId", c.ID)
-	}
-	return e
-}
 
 // lifecycle is the state changes of the containers of st, as this call runs them.
 func (e *Engine) lifecycle(st *store.Store, call *Request) lifecycle.Containers {

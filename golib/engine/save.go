@@ -11,18 +11,15 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/imagetar"
 	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/store"
 )
 
 const opSave = "saveImage"
-
-var saveOutputClasses = outputClasses{invalid: "InvalidSaveImageParameters", noSpace: "InsufficientDiskSpaceForSave",
-	denied: "SaveImagePermissionDenied", ioFailure: "SaveImageIOFailure", other: "SaveImageFailure"}
 
 // registryOptionKeys are the saveImage options that reach the registry,
 // read by the same rules as inspectAnImage's postData.
@@ -133,7 +130,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 	}
 	out, err := target.create(ctx, durable)
 	if err != nil {
-		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
+		return nil, outputFailure(opSave, newErr, err, filePath, -1)
 	}
 	saved, err := imagetar.Write(ctx, out.Writer(), images, opts)
 	if err == nil {
@@ -145,7 +142,7 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		if fault, _, _ := classifyImageError(err, from); fault != faultOther && fault != faultNoSpace && fault != faultStore && fault != faultAborted {
 			return nil, details(imageFailure(opSave, from, err))
 		}
-		return nil, outputFailure(newErr, saveOutputClasses, err, filePath, -1)
+		return nil, outputFailure(opSave, newErr, err, filePath, -1)
 	}
 	format := opts.Format
 	if format == "" {
@@ -207,7 +204,7 @@ func (e *Engine) storeImages(root string, refs []string) ([]imagetar.Image, erro
 			return nil, err
 		}
 		for _, f := range found {
-			img, err := partial.CompressedToImage(storedImage{st: st, img: f.image})
+			img, err := imagesrc.StoredImage(st, f.image)
 			if err != nil {
 				return nil, err
 			}
@@ -293,11 +290,11 @@ func sortedTags(tags []name.Tag) []name.Tag {
 func (e *Engine) registryImages(ctx context.Context, reqs []inspectRequest) ([]imagetar.Image, error) {
 	var out []imagetar.Image
 	for _, req := range reqs {
-		src, cleanup, err := e.pullSource(ctx, nil, req)
+		src, done, err := e.sourceImage(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		cleanup()
+		done()
 		img := imagetar.Image{Image: src.Image}
 		for _, n := range src.Names {
 			if tag, err := name.NewTag(n); err == nil {

@@ -4,43 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/inspect"
 	"github.com/k3-core/k3-core/golib/store"
 )
-
-// storedSource reads an image of the local store for inspection; it
-// satisfies inspect.Source, verifying every blob it reads.
-type storedSource struct {
-	st  *store.Store
-	img store.Image
-}
-
-func (s storedSource) Resolve(context.Context) (v1.Descriptor, error) {
-	h, err := v1.NewHash(s.img.ManifestDigest)
-	return v1.Descriptor{Digest: h, MediaType: types.MediaType(s.img.ManifestMediaType)}, err
-}
-
-func (s storedSource) Manifest(_ context.Context, d v1.Hash) ([]byte, types.MediaType, error) {
-	raw, err := s.blob(d)
-	return raw, types.MediaType(s.img.ManifestMediaType), err
-}
-
-func (s storedSource) Config(_ context.Context, d v1.Hash) ([]byte, error) { return s.blob(d) }
-
-func (s storedSource) blob(d v1.Hash) ([]byte, error) {
-	raw, err := os.ReadFile(s.st.BlobPath(d.String()))
-	if err != nil {
-		return nil, &inspect.ContentError{Reason: fmt.Sprintf("blob %s is missing from the store: %v", d, err)}
-	}
-	return raw, content.Verify("blob "+d.String(), raw, d.String())
-}
 
 // inspectStored answers inspectAnImage for containerImageTransport "k3":
 // an image of the local store, by name, ID or ID prefix; RepoTags are its
@@ -65,7 +35,7 @@ func (e *Engine) inspectStored(ctx context.Context, req inspectRequest, root str
 	if err != nil {
 		return inspect.Output{}, err
 	}
-	out, err := inspect.Read(ctx, storedSource{st: st, img: img}, req.platform)
+	out, err := inspect.Read(ctx, imagesrc.Stored{Store: st, Image: img}, req.platform)
 	if err != nil {
 		return inspect.Output{}, err
 	}

@@ -69,9 +69,10 @@ const maxParallelLayers = 4
 // size before its bytes and only inflating tells the size. The archive is
 // written while later layers are still being staged.
 type stager struct {
-	layers map[digest.Digest]*stagedLayer
-	cancel context.CancelFunc
-	group  *safego.Group
+	layers    map[digest.Digest]*stagedLayer
+	cancel    context.CancelFunc
+	group     *safego.Group
+	scheduled chan struct{} // closed once every layer has been handed to group
 
 	mu    sync.Mutex
 	first error // the failure that stopped the others
@@ -113,6 +114,7 @@ func startStaging(ctx context.Context, dir string, order []digest.Digest, layers
 	ctx, st.cancel = context.WithCancel(ctx)
 	st.group = safego.NewGroup()
 	st.group.SetLimit(maxParallelLayers)
+	st.scheduled = make(chan struct{})
 	started := map[digest.Digest]bool{}
 	safego.Go(func() error {
 		for _, diffID := range order {
@@ -130,6 +132,7 @@ func startStaging(ctx context.Context, dir string, order []digest.Digest, layers
 		}
 		return nil
 	}, func(err error) {
+		defer close(st.scheduled)
 		if err == nil {
 			return
 		}
@@ -168,13 +171,13 @@ func (st *stager) waitAll(ctx context.Context) error {
 	return nil
 }
 
-// close stops what is still running and frees every staged file.
+// close stops what is still running, waits until every goroutine of the
+// stager has ended, and frees every staged file.
 func (st *stager) close() {
 	if st.cancel != nil {
 		st.cancel()
-		for _, s := range st.layers {
-			<-s.done
-		}
+		<-st.scheduled
+		st.group.Wait()
 	}
 	for _, s := range st.layers {
 		s.file.Close()

@@ -115,7 +115,7 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 	if _, err := os.Stat(cs.Monitor); err != nil {
 		return c, fmt.Errorf("k3-monitor is missing beside the library (%s): rebuild with npm install", cs.Monitor)
 	}
-	stack, err := Stack(cs.Store, c)
+	stack, err := Stack(ctx, cs.Store, c)
 	if err != nil {
 		return c, err
 	}

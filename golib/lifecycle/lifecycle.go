@@ -139,7 +139,7 @@ func settle(st *store.Store, c store.Container) (store.Container, error) {
 
 // Stack returns the container's layer directories, top first (its own
 // writable layer, then its image's), checking that they exist.
-func Stack(st *store.Store, c store.Container) (bundle.Stack, error) {
+func Stack(ctx context.Context, st *store.Store, c store.Container) (bundle.Stack, error) {
 	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
 		return nil, fmt.Errorf("%w: bundle directory %s: %v", ErrBundleMissing, st.BundleDir(c.ID), err)
 	}
@@ -147,7 +147,7 @@ func Stack(st *store.Store, c store.Container) (bundle.Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: image record: %v", ErrUnreadable, err)
 	}
-	if err := unpackCommitted(st, img); err != nil {
+	if err := unpackCommitted(ctx, st, img); err != nil {
 		return nil, err
 	}
 	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
@@ -163,7 +163,7 @@ func Stack(st *store.Store, c store.Container) (bundle.Stack, error) {
 
 // unpackCommitted unpacks the layers a commit stored only as blobs, base
 // first, the first time a container needs their directories.
-func unpackCommitted(st *store.Store, img store.Image) error {
+func unpackCommitted(ctx context.Context, st *store.Store, img store.Image) error {
 	var lower []string // top first
 	for _, l := range img.Layers {
 		dir := st.LayerDir(l.ChainID)
@@ -171,7 +171,7 @@ func unpackCommitted(st *store.Store, img store.Image) error {
 			if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err != nil {
 				return fmt.Errorf("%w: layer directory %s and its blob: %v", ErrBundleMissing, dir, err)
 			}
-			if _, err := pull.UnpackBlob(context.Background(), st, l, lower); err != nil {
+			if _, err := pull.UnpackBlob(ctx, st, l, lower); err != nil {
 				return fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
 			}
 		}

@@ -1,5 +1,7 @@
 // Package ocilayout owns reading OCI image layouts, as a directory (skopeo's
-// `oci:` transport) or as a tar of one (`oci-archive:`), for inspection.
+// `oci:` transport) or as a tar of one (`oci-archive:`, read in place): the
+// manifests and configs for inspection, and each image as a v1.Image for
+// pull, copy, save and load.
 package ocilayout
 
 import (
@@ -27,8 +29,13 @@ const refNameAnnotation = imagespec.AnnotationRefName
 // maxMetadataSize bounds index.json, manifests and configs read into memory.
 const maxMetadataSize = 16 << 20
 
+// files is a layout's files, in a directory or an archive.
 type files interface {
 	ReadFile(name string, limit int64) ([]byte, error)
+	// Open opens a blob to stream it; Size is its size (an error if it is
+	// missing or not a regular file).
+	Open(name string) (io.ReadCloser, error)
+	Size(name string) (int64, error)
 }
 
 // Source reads one image of a layout; it satisfies inspect.Source.
@@ -58,7 +65,7 @@ func OpenArchive(p, refName string) (*Source, error) {
 	if err != nil {
 		return nil, &inspect.ContentError{Reason: err.Error()}
 	}
-	return &Source{files: idx, refName: refName, closer: idx, labelled: map[v1.Hash]types.MediaType{}}, nil
+	return &Source{files: archiveFiles{idx}, refName: refName, closer: idx, labelled: map[v1.Hash]types.MediaType{}}, nil
 }
 
 // Close releases an archive; a directory holds nothing open.
@@ -69,29 +76,39 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// Resolve picks the image's descriptor from index.json.
-func (s *Source) Resolve(context.Context) (v1.Descriptor, error) {
+// Entries returns index.json's entries: the layout's images, each an image
+// manifest or an index.
+func (s *Source) Entries() ([]v1.Descriptor, error) {
 	raw, err := s.files.ReadFile("index.json", maxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return v1.Descriptor{}, &inspect.NotFoundError{Reason: "not an OCI layout: index.json is missing"}
+		return nil, &inspect.NotFoundError{Reason: "not an OCI layout: index.json is missing"}
 	}
 	if err != nil {
-		return v1.Descriptor{}, err
+		return nil, err
 	}
 	index, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return v1.Descriptor{}, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
+		return nil, &inspect.ContentError{Reason: "malformed index.json: " + err.Error()}
 	}
 	for _, d := range index.Manifests {
 		s.labelled[d.Digest] = d.MediaType
 	}
-	if s.refName == "" {
-		if len(index.Manifests) == 1 {
-			return index.Manifests[0], nil
-		}
-		return v1.Descriptor{}, &inspect.NotFoundError{Reason: fmt.Sprintf("the layout holds %d images; name one with imageTag", len(index.Manifests))}
+	return index.Manifests, nil
+}
+
+// Resolve picks the image's descriptor from index.json.
+func (s *Source) Resolve(context.Context) (v1.Descriptor, error) {
+	entries, err := s.Entries()
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
-	for _, d := range index.Manifests {
+	if s.refName == "" {
+		if len(entries) == 1 {
+			return entries[0], nil
+		}
+		return v1.Descriptor{}, &inspect.NotFoundError{Reason: fmt.Sprintf("the layout holds %d images; name one with imageTag", len(entries))}
+	}
+	for _, d := range entries {
 		if d.Annotations[refNameAnnotation] == s.refName {
 			return d, nil
 		}
@@ -111,14 +128,31 @@ func (s *Source) Config(_ context.Context, d v1.Hash) ([]byte, error) {
 }
 
 func (s *Source) blob(d v1.Hash) ([]byte, error) {
-	raw, err := s.files.ReadFile(filepath.Join("blobs", d.Algorithm, d.Hex), maxMetadataSize)
+	raw, err := s.files.ReadFile(blobName(d), maxMetadataSize)
 	if err != nil {
 		return nil, &inspect.ContentError{Reason: fmt.Sprintf("blob %s: %v", d, err)}
 	}
 	return raw, content.Verify("blob "+d.String(), raw, d.String())
 }
 
+func blobName(d v1.Hash) string { return filepath.Join("blobs", d.Algorithm, d.Hex) }
+
 type dirFiles string
+
+func (d dirFiles) Open(name string) (io.ReadCloser, error) {
+	return os.Open(filepath.Join(string(d), name))
+}
+
+func (d dirFiles) Size(name string) (int64, error) {
+	fi, err := os.Stat(filepath.Join(string(d), name))
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
 
 func (d dirFiles) ReadFile(name string, limit int64) ([]byte, error) {
 	f, err := os.Open(filepath.Join(string(d), name))
@@ -134,4 +168,19 @@ func (d dirFiles) ReadFile(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
 	}
 	return raw, nil
+}
+
+type archiveFiles struct{ *archive.Index }
+
+func (a archiveFiles) Open(name string) (io.ReadCloser, error) {
+	r, err := a.Section(name)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(r), nil
+}
+
+func (a archiveFiles) Size(name string) (int64, error) {
+	m, err := a.Stat(name)
+	return m.Size, err
 }

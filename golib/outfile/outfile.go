@@ -68,6 +68,7 @@ func CompressionFor(path string) Compression {
 
 // File is an output in progress.
 type File struct {
+	ctx       context.Context // the call's: once it ends, Commit refuses
 	target    string
 	durable   bool
 	file      *os.File
@@ -116,7 +117,7 @@ func Create(ctx context.Context, target string, durable bool) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &File{target: target, durable: durable, names: k}
+	f := &File{ctx: ctx, target: target, durable: durable, names: k}
 	if k == replaced {
 		err = f.createUnnamed()
 	} else {
@@ -138,7 +139,7 @@ func Connect(ctx context.Context, socketPath string, c Compression) (*File, erro
 	if err != nil {
 		return nil, err
 	}
-	f := &File{target: socketPath, names: socket}
+	f := &File{ctx: ctx, target: socketPath, names: socket}
 	f.writeInto(ctx, file)
 	if err := f.compress(c); err != nil {
 		return nil, err
@@ -231,6 +232,8 @@ func (f *File) Writer() io.Writer {
 // Commit finishes the file and gives it the target's name, replacing any
 // file there in one rename; a durable file is synced first, its directory
 // after. A device or FIFO target just has the last bytes written into it.
+// Once the ctx given to Create or Connect has ended, Commit aborts instead
+// and returns ctx's error.
 func (f *File) Commit() error {
 	if f.encoder != nil {
 		if err := f.encoder.Close(); err != nil {
@@ -243,6 +246,12 @@ func (f *File) Commit() error {
 			f.Abort()
 			return err
 		}
+	}
+	// The last moment an abort stops the output: after it, the output is
+	// whole and named, and the caller is told so.
+	if err := f.ctx.Err(); err != nil {
+		f.Abort()
+		return err
 	}
 	if f.names != replaced {
 		f.committed = true
@@ -284,8 +293,20 @@ func (f *File) Abort() {
 		f.stopWatch()
 	}
 	f.file.Close()
+	f.stopEncoder()
 	if f.named != "" {
 		os.Remove(f.named)
+	}
+}
+
+// stopEncoder ends the compressor's goroutines, once the file is closed so
+// that none of them can be left waiting on a write. Neither encoder's
+// Close does it on every path: pgzip's returns at once after a failed
+// write, leaving its writer goroutine blocked for ever, and zstd's keeps
+// its workers after an error. Both Resets stop everything and wait.
+func (f *File) stopEncoder() {
+	if enc, ok := f.encoder.(interface{ Reset(io.Writer) }); ok {
+		enc.Reset(io.Discard)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -46,13 +47,24 @@ func Run(fn func() error) (err error) {
 // for fn hears of its end however fn ended. done only hands the result
 // on (a channel send, a WaitGroup's Done); it is not itself recovered.
 func Go(fn func() error, done func(error)) {
+	running.Add(1)
 	go func() {
+		defer running.Add(-1)
 		err := Run(fn)
 		if done != nil {
 			done(err)
 		}
 	}()
 }
+
+// running counts the goroutines Go and Group.Go started that have not
+// ended yet.
+var running atomic.Int64
+
+// Running is how many goroutines this package started are still running:
+// with nothing in flight it is back to what it was, which is how the tests
+// check that an aborted operation stopped all of its work.
+func Running() int { return int(running.Load()) }
 
 // Group is an errgroup.Group whose goroutines recover: a function that
 // panics returns its *PanicError, which Wait reports like any error.
@@ -72,7 +84,13 @@ func WithContext(ctx context.Context) (*Group, context.Context) {
 
 // Go runs fn on a new goroutine of the group, waiting first for a free
 // slot when the group has a limit.
-func (g *Group) Go(fn func() error) { g.group.Go(func() error { return Run(fn) }) }
+func (g *Group) Go(fn func() error) {
+	g.group.Go(func() error {
+		running.Add(1)
+		defer running.Add(-1)
+		return Run(fn)
+	})
+}
 
 // SetLimit bounds the group's goroutines running at once (n < 0: no bound).
 func (g *Group) SetLimit(n int) { g.group.SetLimit(n) }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func panicMessage(t *testing.T, err error) string {
@@ -121,5 +122,32 @@ func TestEveryGoroutineInGolibRecovers(t *testing.T) {
 	}
 	if checked < 20 {
 		t.Fatalf("only %d files checked: is %s golib?", checked, root)
+	}
+}
+
+func TestRunningCountsTheGoroutinesStillRunning(t *testing.T) {
+	before := Running()
+	release := make(chan struct{})
+	ended := make(chan error, 2)
+	Go(func() error { <-release; return nil }, func(err error) { ended <- err })
+	g := NewGroup()
+	started := make(chan struct{})
+	g.Go(func() error { close(started); <-release; return nil })
+	<-started
+	if got := Running(); got != before+2 {
+		t.Fatalf("Running() = %d with two goroutines blocked, want %d", got, before+2)
+	}
+	close(release)
+	<-ended
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// Go's goroutine counts itself down after done has run.
+	deadline := time.Now().Add(5 * time.Second)
+	for Running() != before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := Running(); got != before {
+		t.Fatalf("Running() = %d once both ended, want %d", got, before)
 	}
 }

@@ -1,0 +1,396 @@
+'use strict';
+// Cancellation: an AbortSignal stops all of an operation's work. Each long
+// operation is aborted at a few moments; once its promise has settled with
+// AbortError, the engine runs as many goroutines as before it began (read
+// through the internal engineGoroutines call), the Node process has the
+// same child processes (from /proc), and no partial output file or staging
+// directory is left.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Writable } = require('node:stream');
+
+const K3Core = require('..');
+const { call } = require('../js/native');
+const images = require('./helpers/images');
+const { startRegistry, registryAvailable } = require('./helpers/registry');
+const { containerRunReasons, busyboxStore } = require('./helpers/runc');
+const { need } = require('./helpers/need');
+
+const skip = need(containerRunReasons()) || need(registryAvailable());
+const APPLETS = ['sh', 'sleep', 'cat', 'echo', 'head', 'dd'];
+const LAYER_BYTES = 16 << 20;
+const LAYERS = 3;
+const MANY = 4000; // files in a directory to copy and commit
+
+let store;
+let k3;
+let tmp;
+let registry;
+const BIG = 'big:1';
+
+// Random bytes: they neither compress nor deduplicate, so every step of
+// every operation takes long enough to be caught in the middle.
+function randomLayer(name) {
+  return images.makeLayer([{ path: name, content: crypto.randomBytes(LAYER_BYTES), mode: 0o644 }]);
+}
+
+before(async () => {
+  if (skip) return;
+  store = await busyboxStore('k3-cancel-', 'busybox:cancel', APPLETS);
+  ({ k3, tmp } = store);
+  // Three images with layers of their own, so that no step finds its
+  // layers already stored: one to export and save, one to pull, one to load.
+  const image = (name) => images.makeImage({ layers: Array.from({ length: LAYERS }, (_, i) => randomLayer(`${name}${i}`)) });
+  images.writeDockerArchive(path.join(tmp, 'big.tar'), [{ image: image('big'), repoTags: [BIG] }]);
+  fs.mkdirSync(path.join(tmp, 'many'));
+  for (let i = 0; i < MANY; i++) fs.writeFileSync(path.join(tmp, 'many', `f${i}`), crypto.randomBytes(4096));
+  images.writeDockerArchive(path.join(tmp, 'load.tar'), [{ image: image('load'), repoTags: ['loaded:1'] }]);
+  registry = await startRegistry();
+  await images.pushImage(registry, 'cancel/pulled', '1', image('pulled'));
+  await k3.imageCore.loadImage(path.join(tmp, 'big.tar'));
+  await k3.containerCore.createContainer(BIG, { name: 'big' });
+  await k3.containerCore.createContainer('busybox:cancel', { name: 'runner' });
+  await k3.containerCore.startContainer('runner');
+});
+
+after(async () => {
+  if (registry) await registry.stop();
+  if (store) await store.remove();
+});
+
+// The Node process's children, by pid, from every thread's list.
+function children() {
+  const pids = new Set();
+  for (const task of fs.readdirSync('/proc/self/task')) {
+    const list = fs.readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+    for (const pid of list ? list.split(/\s+/) : []) pids.add(Number(pid));
+  }
+  return pids;
+}
+
+// The engine's goroutines at rest. The goroutine of each call ends just
+// after it hands back its answer, so that of the previous read may still be
+// counted: the least of a few reads is the count.
+async function goroutines() {
+  let least;
+  for (let i = 0; i < 3; i++) {
+    const now = await call('engineGoroutines', []);
+    least = least ? { started: Math.min(least.started, now.started), total: Math.min(least.total, now.total) } : now;
+    await sleep(2);
+  }
+  return least;
+}
+
+async function baseline() {
+  return { goroutines: await goroutines(), children: children() };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The promise settled: the work has stopped, so the child processes are
+// those of before and so are the goroutines (given a tenth of a second for
+// the call's own to end).
+async function assertStopped(base, what) {
+  assert.deepEqual([...children()].sort(), [...base.children].sort(), `${what}: the child processes changed`);
+  let now;
+  for (let i = 0; i < 10; i++) {
+    now = await goroutines();
+    if (now.started === base.goroutines.started && now.total === base.goroutines.total) return;
+    await sleep(10);
+  }
+  const { stacks } = await call('engineGoroutines', [{ stacks: true }]);
+  assert.deepEqual(now, base.goroutines, `${what}: goroutines still running after the abort:\n${stacks.join('\n\n')}`);
+}
+
+// What a store or output directory holds, but for the names keep allows.
+function leftovers(dir) {
+  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+}
+
+function storeStaging() {
+  return leftovers(path.join(k3.root, 'tmp'));
+}
+
+// Runs start(signal, onProgress) and aborts it at moment: 'at once',
+// 'first progress' (the first progress event), 'midway' (the first event
+// past half its total), or a number of milliseconds. Resolves with the
+// error the call rejected with and whether the abort came before the end.
+async function abortAt(moment, start) {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  let seen = 0;
+  const onProgress = (ev) => {
+    seen++;
+    if (moment === 'first progress') abort();
+    if (moment === 'midway' && ev.total > 0 && ev.current > ev.total / 2) abort();
+  };
+  const promise = start(controller.signal, onProgress);
+  if (moment === 'at once') abort();
+  if (typeof moment === 'number') setTimeout(abort, moment);
+  const err = await promise.then(() => null, (e) => e);
+  return { err, aborted: controller.signal.aborted, seen };
+}
+
+function assertAbortError({ err, aborted }, what) {
+  assert.ok(aborted, `${what}: the operation ended before the abort came`);
+  assert.ok(err instanceof K3Core.errors.AbortError, `${what}: ${err && err.name}: ${err && err.message}`);
+}
+
+const MOMENTS = ['at once', 'first progress', 'midway'];
+// A pull's progress comes a few times a second, per layer: too seldom to
+// catch the middle by, so times stand in for it.
+const PULL_MOMENTS = ['at once', 'first progress', 20, 80];
+
+test('an aborted pull stops its downloads and unpacks, and records nothing', { skip }, async () => {
+  for (const moment of PULL_MOMENTS) {
+    const what = `pull aborted ${moment}`;
+    // A store of its own each time: none finds layers of the one before.
+    const puller = new K3Core({ root: path.join(tmp, `pull-${moment}`) });
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal, onProgress) =>
+      puller.imageCore.pullAnImage(`${registry.host}/cancel/pulled`, '1', { signal, onProgress }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(leftovers(path.join(puller.root, 'tmp')), [], `${what}: staging left`);
+    assert.deepEqual(await puller.imageCore.listImages(), [], `${what}: the image was recorded`);
+  }
+});
+
+test('an aborted load stops and records nothing', { skip }, async () => {
+  for (const moment of PULL_MOMENTS) {
+    const what = `load aborted ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal, onProgress) =>
+      k3.imageCore.loadImage(path.join(tmp, 'load.tar'), { signal, onProgress }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+    const names = (await k3.imageCore.listImages()).flatMap((i) => i.RepoTags || []);
+    assert.ok(!names.includes('loaded:1'), `${what}: the image was recorded`);
+  }
+});
+
+test('an aborted load from a stream stops reading it and records nothing', { skip }, async () => {
+  for (const moment of PULL_MOMENTS) {
+    const what = `load from a stream aborted ${moment}`;
+    const base = await baseline();
+    const source = fs.createReadStream(path.join(tmp, 'load.tar'));
+    const outcome = await abortAt(moment, (signal, onProgress) => k3.imageCore.loadImage(source, { signal, onProgress }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.ok(source.destroyed, `${what}: the stream was not destroyed`);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
+test('an aborted import stops and records nothing', { skip }, async () => {
+  const before = (await k3.imageCore.listImages()).length;
+  for (const moment of MOMENTS) {
+    const what = `import aborted ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal, onProgress) =>
+      k3.imageCore.importImage(path.join(tmp, 'load.tar'), { repository: 'imported', signal, onProgress }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.equal((await k3.imageCore.listImages()).length, before, `${what}: an image was recorded`);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
+test('an aborted push stops its uploads', { skip }, async () => {
+  for (const moment of ['at once', 20, 200]) {
+    const what = `push aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.imageCore.pushAnImage(BIG, `${registry.host}/cancel/pushed-${moment}:1`, { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
+// A Writable that takes what it is given slowly, so a stream's writer is
+// caught waiting for it too.
+function slowSink() {
+  return new Writable({ highWaterMark: 1 << 16, write(_chunk, _enc, cb) { setTimeout(cb, 1); } });
+}
+
+const OUTPUTS = [
+  { name: 'out.tar' }, { name: 'out.tar.gz' }, { name: 'out.tar.zst' },
+  { stream: 'gzip' }, { stream: 'zstd' }, { stream: 'none' },
+];
+
+function describe(output) {
+  return output.name || `a Writable (${output.stream})`;
+}
+
+// Runs write(target, extraOptions, signal, onProgress) for each output at
+// each moment: an abort leaves no output file, and no temporary file beside it.
+async function abortOutputs(opName, write) {
+  const dir = path.join(tmp, `${opName}-out`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const output of OUTPUTS) {
+    for (const moment of MOMENTS) {
+      const what = `${opName} to ${describe(output)} aborted ${moment}`;
+      const base = await baseline();
+      const sink = output.stream && slowSink();
+      const target = output.name ? path.join(dir, output.name) : sink;
+      const extra = output.stream ? { compression: output.stream } : {};
+      const outcome = await abortAt(moment, (signal, onProgress) => write(target, { ...extra, signal, onProgress }));
+      assertAbortError(outcome, what);
+      await assertStopped(base, what);
+      assert.deepEqual(leftovers(dir), [], `${what}: output left`);
+      if (sink) assert.ok(sink.destroyed, `${what}: the Writable was not destroyed`);
+      assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+    }
+  }
+}
+
+test('an aborted export stops its compressor and leaves no output', { skip }, async () => {
+  await abortOutputs('exportContainer', (target, options) => k3.containerCore.exportContainer('big', target, options));
+});
+
+test('an aborted save stops its compressor and leaves no output', { skip }, async () => {
+  await abortOutputs('saveImage', (target, options) => k3.imageCore.saveImage(BIG, target, options));
+});
+
+test('an aborted commit stops packing and records no image', { skip }, async () => {
+  await k3.containerCore.createContainer('busybox:cancel', { name: 'changed' });
+  // Many files: the pack stops between entries.
+  await k3.containerCore.copyToContainer('changed', path.join(tmp, 'many'), '/many');
+  const before = (await k3.imageCore.listImages()).length;
+  for (const moment of ['at once', 5, 30]) {
+    const what = `commit aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.containerCore.commitContainer('changed', { repository: 'committed', tag: 'x', signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.equal((await k3.imageCore.listImages()).length, before, `${what}: an image was recorded`);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+  }
+});
+
+test('an export that unpacks a committed layer stops there when aborted', { skip }, async () => {
+  // A commit stores its layer as a blob; the first export of a container
+  // of its image unpacks it into the store.
+  const { Id } = await k3.containerCore.commitContainer('changed', { repository: 'committed', tag: 'unpack' });
+  await k3.containerCore.createContainer(Id, { name: 'of-committed' });
+  const dir = path.join(tmp, 'unpack-out');
+  fs.mkdirSync(dir);
+  const layers = () => leftovers(path.join(k3.root, 'layers')).length;
+  const packed = layers();
+  for (const moment of [1, 10]) {
+    const what = `export of a committed container aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.containerCore.exportContainer('of-committed', path.join(dir, 'out.tar'), { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(leftovers(dir), [], `${what}: output left`);
+    assert.deepEqual(storeStaging(), [], `${what}: staging left`);
+    assert.equal(layers(), packed, `${what}: the committed layer was unpacked all the same`);
+  }
+  await k3.containerCore.exportContainer('of-committed', path.join(dir, 'out.tar'));
+  assert.equal(layers(), packed + 1, 'the export unpacked the committed layer');
+  assert.ok(fs.statSync(path.join(dir, 'out.tar')).size > MANY * 4096, 'the export after the aborts is whole');
+});
+
+test('an aborted copy into a container stops, and removes the file it was writing', { skip }, async () => {
+  await k3.containerCore.createContainer('busybox:cancel', { name: 'copied' });
+  const diff = path.join((await k3.containerCore.inspectContainer('copied')).BundleDir, 'diff');
+  for (const moment of ['at once', 2]) {
+    const what = `copy of a file aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.containerCore.copyToContainer('copied', path.join(tmp, 'big.tar'), '/big.tar', { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.deepEqual(leftovers(diff), [], `${what}: the container changed`);
+  }
+  // A directory stops between its files: those copied before stay.
+  for (const moment of [5, 30]) {
+    const what = `copy of a directory aborted after ${moment}`;
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) =>
+      k3.containerCore.copyToContainer('copied', path.join(tmp, 'many'), `/many${moment}`, { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    const copied = leftovers(path.join(diff, `many${moment}`));
+    assert.ok(copied.length < MANY, `${what}: all ${copied.length} files were copied`);
+    for (const name of copied) assert.equal(fs.statSync(path.join(diff, `many${moment}`, name)).size, 4096, `${what}: ${name}`);
+  }
+});
+
+// Whether a process runs whose command line is argv.
+function running(argv) {
+  const want = argv.join('\0');
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '') === want;
+    } catch {
+      return false;
+    }
+  });
+}
+
+test('an aborted exec ends runc exec and the process it ran', { skip }, async () => {
+  for (const moment of ['at once', 50, 500]) {
+    const what = `exec aborted after ${moment}`;
+    const cmd = ['sleep', `77${typeof moment === 'number' ? moment : 0}`];
+    const base = await baseline();
+    const outcome = await abortAt(moment, (signal) => k3.containerCore.execContainer('runner', cmd, { signal }));
+    assertAbortError(outcome, what);
+    await assertStopped(base, what);
+    assert.ok(!running(cmd), `${what}: ${cmd.join(' ')} still runs in the container`);
+  }
+});
+
+test('an aborted wait, stats stream or events stream stops watching', { skip }, async () => {
+  // A wait rejects with AbortError; the streams end, as documented.
+  const watchers = {
+    wait: (signal) => k3.containerCore.waitContainer('runner', { signal }),
+    stats: async (signal) => {
+      for await (const _sample of k3.containerCore.containerStats('runner', { stream: true, interval: 50, signal })) { /* until the abort */ }
+    },
+    events: async (signal) => {
+      for await (const _event of k3.events({ signal })) { /* until the abort */ }
+    },
+  };
+  for (const [name, watch] of Object.entries(watchers)) {
+    for (const moment of ['at once', 200]) {
+      const what = `${name} aborted after ${moment}`;
+      const base = await baseline();
+      const outcome = await abortAt(moment, watch);
+      if (name === 'wait') assertAbortError(outcome, what);
+      else assert.equal(outcome.err, null, `${what}: ${outcome.err && outcome.err.message}`);
+      await assertStopped(base, what);
+    }
+  }
+});
+
+test('an aborted follow of the logs stops reading them', { skip }, async () => {
+  await k3.containerCore.createContainer('busybox:cancel', {
+    name: 'chatty', cmd: ['sh', '-c', 'while true; do echo line; sleep 0.01; done'],
+  });
+  await k3.containerCore.startContainer('chatty');
+  for (const moment of ['at once', 'first entry', 300]) {
+    const what = `followed logs aborted ${moment}`;
+    const base = await baseline();
+    const controller = new AbortController();
+    const logs = k3.containerCore.containerLogs('chatty', { follow: true, signal: controller.signal });
+    if (moment === 'at once') controller.abort();
+    if (typeof moment === 'number') setTimeout(() => controller.abort(), moment);
+    const err = await (async () => {
+      for await (const _entry of logs) {
+        if (moment === 'first entry') controller.abort();
+      }
+    })().then(() => null, (e) => e);
+    assert.ok(err instanceof K3Core.errors.AbortError, `${what}: ${err && err.name}`);
+    await assertStopped(base, what);
+  }
+});

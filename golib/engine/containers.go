@@ -159,17 +159,25 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, fail("CreateContainerFailure", err)
 	}
-	if opts.Name == "" {
-		opts.Name = randomName()
+	named := opts.Name != ""
+	var record store.Container
+	for attempt := 1; ; attempt++ {
+		if !named {
+			opts.Name = randomName()
+		}
+		var id string
+		if id, err = randomID(); err != nil {
+			return nil, fail("CreateContainerFailure", err)
+		}
+		optsJSON, _ := json.Marshal(opts)
+		record = store.Container{ID: id, Name: opts.Name, ImageID: img.ID, ImageRef: imageRef, State: "created",
+			Created: time.Now().UTC().Format(time.RFC3339Nano), Config: string(optsJSON)}
+		err = e.lifecycle(st, call).Create(ctx, record, config, opts)
+		// A name made up here that another container has is made up again.
+		if named || !errors.Is(err, store.ErrNameInUse) || attempt == 5 {
+			break
+		}
 	}
-	id, err := randomID()
-	if err != nil {
-		return nil, fail("CreateContainerFailure", err)
-	}
-	optsJSON, _ := json.Marshal(opts)
-	record := store.Container{ID: id, Name: opts.Name, ImageID: img.ID, ImageRef: imageRef, State: "created",
-		Created: time.Now().UTC().Format(time.RFC3339Nano), Config: string(optsJSON)}
-	err = e.lifecycle(st, call).Create(ctx, record, config, opts)
 	switch {
 	case errors.Is(err, store.ErrNameInUse):
 		return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))

@@ -1,7 +1,7 @@
 'use strict';
 // Where this machine's native binaries are: the addon (k3core.node), the Go
 // library beside it (libk3core.so, found through the addon's rpath) and the
-// container monitor (k3-monitor). They come either from a build from source
+// container monitor (k3-monitor) and the user-namespace helper (k3-userns). They come either from a build from source
 // into build/Release, or from the prebuilt package for this platform
 // (@k3-core/linux-x64, @k3-core/linux-arm64), which npm installs as an
 // optional dependency. When neither is there, the error says what was looked
@@ -12,6 +12,7 @@ const path = require('node:path');
 const ADDON = 'k3core.node';
 const LIBRARY = 'libk3core.so';
 const MONITOR = 'k3-monitor';
+const USERNS_HELPER = 'k3-userns';
 
 // The platforms with a prebuilt package, and the oldest glibc their binaries
 // load on (test/prebuilt.test.js reads the versioned symbols to check it).
@@ -69,7 +70,7 @@ function notFoundMessage() {
     `or build from source: install ${BUILD_NEEDS}, then run \`npm rebuild k3-core\`.`;
 }
 
-// The directory holding the addon, the library and the monitor. A build from
+// The directory holding the addon, the library, the monitor and the helper. A build from
 // source wins over a prebuilt package, so a developer's own build is the one
 // that runs.
 function binaryDir() {
@@ -91,6 +92,6 @@ function loadAddon(dir) {
 }
 
 module.exports = {
-  ADDON, LIBRARY, MONITOR, PREBUILT_ARCHES, GLIBC_MIN, BUILD_NEEDS,
+  ADDON, LIBRARY, MONITOR, USERNS_HELPER, PREBUILT_ARCHES, GLIBC_MIN, BUILD_NEEDS,
   platformPackage, prebuiltUnsupported, prebuiltDir, binaryDir, loadAddon,
 };

@@ -22,6 +22,7 @@ function isAbortSignal(v) {
 // Serialises each positional argument on its own, so one that JSON cannot
 // carry (a cycle, a BigInt) is reported by name by the engine's validation.
 const monitor = path.join(binaryDir, binaries.MONITOR);
+const userns = path.join(binaryDir, binaries.USERNS_HELPER);
 
 function encodeRequest(args, root, runtime) {
   const parts = args.map((arg) => {
@@ -36,7 +37,7 @@ function encodeRequest(args, root, runtime) {
       return JSON.stringify({ $k3unserializable: e.message });
     }
   });
-  const env = JSON.stringify({ root: root || '', runtime: runtime || '', monitor });
+  const env = JSON.stringify({ root: root || '', runtime: runtime || '', monitor, userns });
   return `${env.slice(0, -1)},"args":[${parts.join(',')}]}`;
 }
 

@@ -68,6 +68,32 @@ async function serveStream(op, source, userSignal, invalidClass, fn) {
   }
 }
 
+// How far the engine's output may run ahead of a busy sink before the
+// socket is paused, in bytes.
+const SINK_BATCH = 1 << 20;
+
+// Pipes conn into sink, as conn.pipe(sink) would but pausing only once
+// SINK_BATCH bytes wait in the sink (or its own highWaterMark, if larger),
+// resuming once it has drained. pipe() pauses whenever the sink is above its
+// highWaterMark (16 KiB for an fs.WriteStream), so each 64 KiB read waited
+// for its own write: one thread-pool write per chunk, and the socket idle
+// meanwhile. Here the chunks that arrive during a write go out together in
+// the next one (one writev of up to 1 MiB, for a sink with _writev), and
+// memory stays bounded by SINK_BATCH. A sink that does not report its
+// writableLength gets pipe()'s pacing.
+function pipeBatched(conn, sink) {
+  let paused = false;
+  conn.on('data', (chunk) => {
+    if (sink.write(chunk) || paused || sink.writableLength < SINK_BATCH) return;
+    paused = true;
+    conn.pause();
+    sink.once('drain', () => {
+      paused = false;
+      conn.resume();
+    });
+  });
+}
+
 // Runs fn(socketPath, signal) while the socket takes one connection from
 // the engine and pipes what it writes into sink, pausing while sink is
 // full. The call resolves once sink has finished; the engine closes the
@@ -97,7 +123,7 @@ async function serveSink(op, sink, userSignal, failClass, details, fn) {
     conn = c;
     conn.on('error', () => {}); // the engine's answer says why
     conn.on('close', engineDone);
-    conn.pipe(sink, { end: false });
+    pipeBatched(conn, sink);
   });
   try {
     await new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the package from source: the Go engine as a C shared library, the
-// container monitor, then the N-API addon linked against the library, all
+// container monitor and the user-namespace helper, then the N-API addon linked against the library, all
 // into build/Release (the addon finds the library beside itself through its
 // rpath, so no LD_LIBRARY_PATH is needed).
 //
@@ -88,6 +88,10 @@ function build(arch) {
   // The container monitor: a small program of its own, since it must outlive
   // the Node process that starts a container.
   run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', path.join(release, 'k3-monitor'), './golib/cmd/k3-monitor'], { ...goEnv, CGO_ENABLED: '0' });
+  // The helper k3-core starts inside a user namespace when run by an
+  // ordinary user (package userns): a program of its own, since a
+  // multi-threaded process cannot enter a new user namespace itself.
+  run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', path.join(release, 'k3-userns'), './golib/cmd/k3-userns'], { ...goEnv, CGO_ENABLED: '0' });
   run(process.execPath, [nodeGyp(), 'build', `--arch=${arch}`, ...nodedirArgs()], cEnv);
 }
 

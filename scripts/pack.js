@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Packs k3-core for publishing: one package per prebuilt platform
 // (@k3-core/linux-x64, @k3-core/linux-arm64) holding the addon, the Go
-// library and the monitor, built here (arm64 with Debian's cross compilers),
+// library, the monitor and the user-namespace helper, built here (arm64 with Debian's cross compilers),
 // and the main package, which lists them as optional dependencies.
 //
 //   node scripts/pack.js [--out=DIR] [--arch=x64,arm64]
@@ -61,7 +61,7 @@ function packPlatform(arch) {
     const dir = path.join(out, `linux-${arch}`);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
-    const files = [binaries.ADDON, binaries.LIBRARY, binaries.MONITOR];
+    const files = [binaries.ADDON, binaries.LIBRARY, binaries.MONITOR, binaries.USERNS_HELPER];
     for (const f of files) fs.copyFileSync(path.join(release, f), path.join(dir, f));
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({
       name,
@@ -75,7 +75,7 @@ function packPlatform(arch) {
       files,
     }, null, 2) + '\n');
     fs.writeFileSync(path.join(dir, 'README.md'),
-      `# ${name}\n\nThe addon, Go library and container monitor of [k3-core](https://www.npmjs.com/package/k3-core) for linux-${arch} with glibc ${binaries.GLIBC_MIN} or newer. Install k3-core, not this package: npm picks it for you.\n`);
+      `# ${name}\n\nThe addon, Go library, container monitor and user-namespace helper of [k3-core](https://www.npmjs.com/package/k3-core) for linux-${arch} with glibc ${binaries.GLIBC_MIN} or newer. Install k3-core, not this package: npm picks it for you.\n`);
     return npmPack(dir);
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });

@@ -134,6 +134,25 @@ test('loadImage reads an HTTP response, plain or gzip, and loads the image the f
   }
 });
 
+// A Writable whose writes take a while, as an fs.WriteStream's do on the
+// thread pool: what arrives during one write goes out in the next, not one
+// write per 64 KiB the socket gives.
+test('a Writable busy with a write gets what arrived meanwhile in its next write, a batch of up to 1 MiB', async () => {
+  const writes = [];
+  const sink = new Writable({
+    writev(chunks, cb) {
+      writes.push(chunks.reduce((n, c) => n + c.chunk.length, 0));
+      setTimeout(cb, 1);
+    },
+  });
+  await k3.containerCore.exportContainer('big', sink);
+  const bytes = writes.reduce((a, b) => a + b, 0);
+  assert.ok(bytes > BIG, `exported ${bytes} bytes`);
+  const mean = bytes / writes.length;
+  assert.ok(mean >= 256 << 10, `${writes.length} writes of ${(mean / 1024).toFixed(0)} KiB on average`);
+  assert.ok(Math.max(...writes) <= (1 << 20) + (64 << 10), `a write of ${Math.max(...writes)} bytes`);
+});
+
 test('a slow consumer: the engine waits for it, and the producer\'s memory stays flat', async () => {
   const result = await runInChild(`
     const { Writable } = require('node:stream');

@@ -30,21 +30,21 @@ func ResolveUser(bundleDir, userSpec string) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(bundleDir, "config.json")
-	data, err := os.ReadFile(path)
+	return UpdateSpec(bundleDir, func(spec *specs.Spec) { spec.Process.User = processUser })
+}
+
+// UpdateSpec rewrites the bundle's config.json with change made to it.
+func UpdateSpec(bundleDir string, change func(*specs.Spec)) error {
+	spec, err := ReadSpec(bundleDir)
 	if err != nil {
 		return err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return fmt.Errorf("config.json is corrupt: %w", err)
-	}
-	spec.Process.User = processUser
-	out, err := json.MarshalIndent(&spec, "", "\t")
+	change(spec)
+	out, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, out, 0o600)
+	return os.WriteFile(filepath.Join(bundleDir, "config.json"), out, 0o600)
 }
 
 // ProcessUser resolves userSpec, as ResolveUser does, against the passwd and

@@ -76,12 +76,8 @@ func resolve(t *testing.T, dir, userSpec string) (*specs.Process, error) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("resolving %q did not finish", userSpec)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	spec, err := ReadSpec(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
 		t.Fatal(err)
 	}
 	return spec.Process, nil

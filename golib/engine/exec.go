@@ -62,14 +62,14 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s is %s", c.Name, c.State), nil).With("containerId", c.ID)
 	}
 	bundleDir := st.BundleDir(c.ID)
-	process, err := execProcess(bundleDir, opts)
+	process, err := execProcess(bundleDir, lifecycle.Rootfs(st, c), opts)
 	if errors.Is(err, user.ErrNoPasswdEntries) || errors.Is(err, user.ErrNoGroupEntries) {
 		return nil, errcat.New(op, "UserNotFound", err.Error(), err).With("containerId", c.ID).With("user", opts.user)
 	}
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
-	runtime, err := ociruntime.Find(call.Runtime)
+	runtime, err := lifecycle.RuntimeFor(call.Runtime, st, c)
 	if err != nil {
 		return nil, runtimeFailure(op, c, err)
 	}
@@ -103,7 +103,7 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 
 // execOnTerminal runs the exec on a pseudo-terminal that Node gets, through
 // a progress event, as soon as the exec begins.
-func execOnTerminal(ctx context.Context, emit func(any), runtime, id string, process *specs.Process, scratch string) (int, error) {
+func execOnTerminal(ctx context.Context, emit func(any), runtime ociruntime.Runtime, id string, process *specs.Process, scratch string) (int, error) {
 	bridge, err := newTerminalBridge()
 	if err != nil {
 		return 0, err
@@ -202,7 +202,7 @@ func readExecOptions(rawCmd, rawOpts json.RawMessage) (execOptions, string) {
 // execProcess is the process spec of the exec: the container's own process
 // (as the runtime started it, with its user already resolved) with the
 // command, environment, user and working directory of this exec.
-func execProcess(bundleDir string, opts execOptions) (*specs.Process, error) {
+func execProcess(bundleDir, rootfs string, opts execOptions) (*specs.Process, error) {
 	data, err := os.ReadFile(filepath.Join(bundleDir, "config.json"))
 	if err != nil {
 		return nil, bundleGone(bundleDir, err)
@@ -220,7 +220,7 @@ func execProcess(bundleDir string, opts execOptions) (*specs.Process, error) {
 		process.Cwd = opts.workingDir
 	}
 	if opts.user != "" { // "" is the container's user, as docker exec -u ""
-		if process.User, err = bundle.ProcessUser(filepath.Join(bundleDir, "rootfs"), opts.user); err != nil {
+		if process.User, err = bundle.ProcessUser(rootfs, opts.user); err != nil {
 			return nil, err
 		}
 	}

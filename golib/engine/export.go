@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 const opExport = "exportContainer"
@@ -82,7 +84,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		}
 		return nil
 	}
-	stack, err := lifecycle.Stack(ctx, st, c)
+	stack, shifts, done, err := lifecycle.ReadStack(ctx, st, c)
 	if gone := removed(err); gone != nil {
 		return nil, gone
 	}
@@ -97,30 +99,42 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, newErr("ExportContainerFailure", err.Error(), err)
 	}
 
-	tree := rootfs.Stack(stack)
-	size, err := tree.Measure(ctx)
-	if gone := removed(err); gone != nil {
-		return nil, gone
+	defer done()
+	// The size is approved and the output opened in either order (see
+	// treeops.Export); the export starts once both are done.
+	var size rootfs.Stats
+	required := int64(-1) // unknown until measured
+	var out *outfile.File
+	started := func() {
+		if out != nil && required >= 0 {
+			call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
+		}
 	}
-	if err != nil {
-		return nil, outputFailure(opExport, newErr, err, filePath, 0)
+	approve := func(measured rootfs.Stats) error {
+		size, required = measured, requiredSpace(measured.TarBytes, filePath)
+		if available, known := target.room(); known && available < uint64(required) {
+			return newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
+				With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+		}
+		started()
+		return nil
 	}
-	required := requiredSpace(size.TarBytes, filePath)
-	if available, known := target.room(); known && available < uint64(required) {
-		return nil, newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
-			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+	open := func() (io.Writer, *os.File, error) {
+		created, err := target.create(ctx, durable)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = created
+		started()
+		return out.Writer(), out.Direct(), nil
 	}
-
-	out, err := target.create(ctx, durable)
-	if err != nil {
-		return nil, outputFailure(opExport, newErr, err, filePath, required)
-	}
-	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
-	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: func(bytes, entries int64) {
+	_, err = treeops.Export(ctx, stack, shifts, approve, open, func(bytes, entries int64) {
 		call.Emit(ExportProgress{Phase: "export", Current: bytes, Total: size.Bytes, Entries: entries})
-	}})
+	})
 	if err != nil {
-		out.Abort()
+		if out != nil {
+			out.Abort()
+		}
 		if gone := removed(err); gone != nil {
 			return nil, gone
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/userns"
 )
 
 // fault is what went wrong, in the engine's own words, whichever
@@ -332,6 +333,12 @@ func classifyRuntimeError(err error) fault {
 
 // runtimeFailure maps a failure of op to run container c onto op's catalogue.
 func runtimeFailure(op string, c store.Container, err error) error {
+	var hostErr *userns.HostError
+	if errors.As(err, &hostErr) {
+		// The host forbids an ordinary user what the change needs: the
+		// class and the fix are the host's, common to every operation.
+		return hostErr.ForOp(op).With("containerId", c.ID)
+	}
 	f := classifyRuntimeError(err)
 	e := errcat.New(op, classOf(op, f), err.Error(), err).With("containerId", c.ID)
 	if e.Class == "ContainerBundleNotFound" {

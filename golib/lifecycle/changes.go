@@ -14,6 +14,7 @@ import (
 	"github.com/k3-core/k3-core/golib/imageconfig"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // Containers makes the state changes of the containers of one store.
@@ -74,7 +75,13 @@ func (cs Containers) Create(ctx context.Context, c store.Container, image *v1.Co
 		return err
 	}
 	defer l.Release()
-	if err := bundle.Create(cs.Store.BundleDir(c.ID), image, opts); err != nil {
+	err = bundle.Create(cs.Store.BundleDir(c.ID), image, opts)
+	if err == nil {
+		// How the writable layer is written (as root, or in which user
+		// namespace), so no other way ever reads it wrongly.
+		err = treeops.Record(bundle.DiffDir(cs.Store.BundleDir(c.ID)))
+	}
+	if err != nil {
 		cs.Store.RemoveBundle(c.ID)
 		l.Discard()
 		return fmt.Errorf("writing the container's bundle: %w", err)
@@ -105,7 +112,7 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 	if Alive(c) {
 		return c, nil
 	}
-	runtime, err := ociruntime.Find(cs.Runtime)
+	runtime, err := RuntimeFor(cs.Runtime, cs.Store, c)
 	if err != nil {
 		return c, err
 	}
@@ -121,25 +128,17 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 	}
 	bundleDir := cs.Store.BundleDir(c.ID)
 	ociruntime.ClearExit(bundleDir)
-	if err := ociruntime.MountRootfs(bundleDir, stack[0], stack[1:]); err != nil {
-		return c, err
-	}
-	user, err := cs.user(c)
-	if err == nil {
-		err = bundle.ResolveUser(bundleDir, user)
-	}
-	if err != nil {
-		ociruntime.UnmountRootfs(bundleDir)
-		return c, &ociruntime.RuntimeError{Message: err.Error()}
-	}
 	if err := ctx.Err(); err != nil {
-		ociruntime.UnmountRootfs(bundleDir)
 		return c, err
 	}
 	run := store.Run{BootID: ociruntime.BootID(), StartedAt: time.Now().UTC().Format(time.RFC3339Nano)}
-	started, err := ociruntime.Start(ctx, runtime, cs.Monitor, bundleDir, c.ID, cs.exitAttributes(c))
+	var started ociruntime.Started
+	if runtime.ForUser() {
+		started, err = cs.startAsUser(ctx, c, runtime, stack)
+	} else {
+		started, err = cs.startAsRoot(ctx, c, runtime, stack)
+	}
 	if err != nil {
-		ociruntime.UnmountRootfs(bundleDir)
 		return c, err
 	}
 	run.Pid, run.MonitorPid = started.Pid, started.MonitorPid
@@ -149,6 +148,28 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 	}
 	record(cs.Store, "start", c, nil)
 	return cs.Store.Container(c.ID)
+}
+
+// startAsRoot mounts the rootfs of stack (the writable layer first),
+// resolves the container's user in it and starts the container.
+func (cs Containers) startAsRoot(ctx context.Context, c store.Container, runtime ociruntime.Runtime, stack bundle.Stack) (ociruntime.Started, error) {
+	bundleDir := cs.Store.BundleDir(c.ID)
+	if err := ociruntime.MountRootfs(bundleDir, stack[0], stack[1:]); err != nil {
+		return ociruntime.Started{}, err
+	}
+	user, err := cs.user(c)
+	if err == nil {
+		err = bundle.ResolveUser(bundleDir, user)
+	}
+	if err != nil {
+		ociruntime.UnmountRootfs(bundleDir)
+		return ociruntime.Started{}, &ociruntime.RuntimeError{Message: err.Error()}
+	}
+	started, err := ociruntime.Start(ctx, runtime, cs.Monitor, bundleDir, c.ID, cs.exitAttributes(c))
+	if err != nil {
+		ociruntime.UnmountRootfs(bundleDir)
+	}
+	return started, err
 }
 
 // exitAttributes are the attributes of the die event the monitor records.
@@ -208,7 +229,7 @@ func (cs Containers) stop(ctx context.Context, c store.Container, timeout time.D
 	if !Alive(c) {
 		return c, nil
 	}
-	runtime, err := ociruntime.Find(cs.Runtime)
+	runtime, err := RuntimeFor(cs.Runtime, cs.Store, c)
 	if err != nil {
 		return c, err
 	}
@@ -256,7 +277,7 @@ func (cs Containers) Kill(ctx context.Context, id, signal string) error {
 		if !Alive(c) {
 			return refuse(ErrNotRunning, "container %s is %s", c.Name, c.State)
 		}
-		runtime, err := ociruntime.Find(cs.Runtime)
+		runtime, err := RuntimeFor(cs.Runtime, cs.Store, c)
 		if err == nil {
 			err = cs.resume(runtime, c)
 		}
@@ -271,7 +292,7 @@ func (cs Containers) Kill(ctx context.Context, id, signal string) error {
 }
 
 // resume thaws a paused container.
-func (cs Containers) resume(runtime string, c store.Container) error {
+func (cs Containers) resume(runtime ociruntime.Runtime, c store.Container) error {
 	if c.State != "paused" {
 		return nil
 	}
@@ -300,7 +321,7 @@ func (cs Containers) freeze(ctx context.Context, id string, pause bool) (store.C
 		if !pause && c.State != "paused" {
 			return refuse(ErrNotPaused, "container %s is %s", c.Name, c.State)
 		}
-		runtime, err := ociruntime.Find(cs.Runtime)
+		runtime, err := RuntimeFor(cs.Runtime, cs.Store, c)
 		if err != nil {
 			return err
 		}

@@ -63,7 +63,7 @@ type ExecResult struct {
 // When ctx ends the process is killed. scratch is a directory Exec may use
 // for its files (the process spec, the pid file, the runtime's log); the
 // caller removes it.
-func Exec(ctx context.Context, runtime, id string, process *specs.Process, stdin []byte, scratch string) (ExecResult, error) {
+func Exec(ctx context.Context, runtime Runtime, id string, process *specs.Process, stdin []byte, scratch string) (ExecResult, error) {
 	var stdout, stderr bytes.Buffer
 	code, err := runExec(ctx, runtime, id, process, scratch, nil, &stderr, func(cmd *exec.Cmd) {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &stdout, &stderr
@@ -81,7 +81,7 @@ func Exec(ctx context.Context, runtime, id string, process *specs.Process, stdin
 // after setup has given it its stdio, and returns the process's exit code;
 // started, if not nil, is told once the runtime runs. runtimeStderr is where
 // the runtime's own stderr goes, for its message.
-func runExec(ctx context.Context, runtime, id string, process *specs.Process, scratch string, extra []string, runtimeStderr *bytes.Buffer, setup func(*exec.Cmd), started func(*os.Process)) (int, error) {
+func runExec(ctx context.Context, runtime Runtime, id string, process *specs.Process, scratch string, extra []string, runtimeStderr *bytes.Buffer, setup func(*exec.Cmd), started func(*os.Process)) (int, error) {
 	spec, err := json.Marshal(process)
 	if err != nil {
 		return 0, err
@@ -93,10 +93,10 @@ func runExec(ctx context.Context, runtime, id string, process *specs.Process, sc
 		return 0, err
 	}
 	args := append([]string{"--log", logPath, "--log-format", "json", "exec", "--process", specPath, "--pid-file", pidPath}, extra...)
-	cmd := exec.Command(runtime, append(args, id)...)
+	cmd := runtime.command(append(args, id)...)
 	setup(cmd)
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting %s: %w", runtime, err)
+		return 0, fmt.Errorf("starting %s: %w", runtime.Path, err)
 	}
 	if started != nil {
 		started(cmd.Process)

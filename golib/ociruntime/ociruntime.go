@@ -3,7 +3,8 @@
 // bundle's rootfs as an overlay of the image's layers under the container's
 // writable layer, starts the container under k3-monitor (which outlives the
 // caller and records the exit), sends signals, and reads what the monitor
-// recorded.
+// recorded. An ordinary user's containers run in a user namespace
+// (rootless.go).
 package ociruntime
 
 import (
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/safego"
+	"github.com/k3-core/k3-core/golib/userns"
 )
 
 var (
@@ -37,25 +39,46 @@ type RuntimeError struct{ Message string }
 
 func (e *RuntimeError) Error() string { return e.Message }
 
+// Runtime is the OCI runtime one call runs.
+type Runtime struct {
+	// Path is the runtime's executable.
+	Path string
+	// user, for an ordinary user, runs it in the container's user
+	// namespace (rootless.go); nil for root.
+	user *userRuntime
+}
+
 // Find returns the runtime to use: the one named (a path or a command on
 // PATH), else runc, else crun.
-func Find(preferred string) (string, error) {
+func Find(preferred string) (Runtime, error) {
 	candidates := []string{"runc", "crun"}
 	if preferred != "" {
 		candidates = []string{preferred}
 	}
 	for _, c := range candidates {
 		if p, err := exec.LookPath(c); err == nil {
-			return p, nil
+			return Runtime{Path: p}, nil
 		}
 	}
-	return "", fmt.Errorf("%w: looked for %s on PATH", ErrNoRuntime, strings.Join(candidates, ", "))
+	return Runtime{}, fmt.Errorf("%w: looked for %s on PATH", ErrNoRuntime, strings.Join(candidates, ", "))
 }
 
-// CheckHost says why this process cannot run containers, if it cannot.
+// command is the runtime with args, as this process may run it.
+func (r Runtime) command(args ...string) *exec.Cmd {
+	if r.user != nil {
+		return r.user.command(r.Path, args)
+	}
+	return exec.Command(r.Path, args...)
+}
+
+// CheckHost says why this process cannot run containers, if it cannot: an
+// ordinary user needs a user namespace, over the subordinate ranges when
+// the user has them.
 func CheckHost() error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("%w: k3-core runs containers as root (this process is uid %d)", ErrNotPermitted, os.Geteuid())
+		if err := userns.Detect().CheckRanges(); err != nil {
+			return err
+		}
 	}
 	data, err := os.ReadFile("/proc/filesystems")
 	if err == nil && !strings.Contains(string(data), "\toverlay\n") {
@@ -67,31 +90,41 @@ func CheckHost() error {
 // MountRootfs mounts bundle/rootfs as an overlay: lowers (top first) under
 // the writable diff, with bundle/work as overlayfs's work directory.
 func MountRootfs(bundle, diff string, lowers []string) error {
+	opts, err := overlayOptions(bundle, diff, lowers)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount("overlay", filepath.Join(bundle, "rootfs"), "overlay", 0, opts); err != nil {
+		return fmt.Errorf("%w: mounting the overlay rootfs: %v", ErrNotPermitted, err)
+	}
+	return nil
+}
+
+// overlayOptions makes bundle/rootfs and bundle/work, and returns the
+// overlay's mount options.
+func overlayOptions(bundle, diff string, lowers []string) (string, error) {
 	rootfs := filepath.Join(bundle, "rootfs")
 	work := filepath.Join(bundle, "work")
 	unix.Unmount(rootfs, unix.MNT_DETACH) // a mount left by a crash
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.MkdirAll(work, 0o700); err != nil {
-		return err
+		return "", err
 	}
 	if len(lowers) == 0 {
 		// overlayfs needs a lower layer: an image with none gets an empty one.
 		empty := filepath.Join(bundle, "empty")
 		if err := os.MkdirAll(empty, 0o755); err != nil {
-			return err
+			return "", err
 		}
 		lowers = []string{empty}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), diff, work)
-	if len(opts) > os.Getpagesize()-1 {
-		return fmt.Errorf("%w: the image has too many layers for one overlay mount (%d)", ErrNotPermitted, len(lowers))
+	if len(opts) > os.Getpagesize()-len(",userxattr")-1 {
+		return "", fmt.Errorf("%w: the image has too many layers for one overlay mount (%d)", ErrNotPermitted, len(lowers))
 	}
-	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("%w: mounting the overlay rootfs: %v", ErrNotPermitted, err)
-	}
-	return nil
+	return opts, nil
 }
 
 // UnmountRootfs undoes MountRootfs; nothing mounted is fine.
@@ -104,7 +137,8 @@ type Started struct {
 	Pid        int // the container's init, in the host's pid namespace
 	MonitorPid int
 
-	runtime, id string
+	runtime     Runtime
+	id          string
 	monitorDone <-chan struct{}
 }
 
@@ -123,7 +157,12 @@ func (s Started) Undo() {
 // the runtime may be creating the container at that moment, and undoes
 // what it started: it returns ctx's error only once no process of this
 // start is left.
-func Start(ctx context.Context, runtime, monitor, bundle, id, attributes string) (Started, error) {
+func Start(ctx context.Context, runtime Runtime, monitor, bundle, id, attributes string) (Started, error) {
+	return startMonitor(ctx, runtime, id, exec.Command(monitor, runtime.Path, bundle, id, attributes), (*exec.Cmd).Start)
+}
+
+// startMonitor starts the monitor's command with start and waits for its report.
+func startMonitor(ctx context.Context, runtime Runtime, id string, cmd *exec.Cmd, start func(*exec.Cmd) error) (Started, error) {
 	reportR, reportW, err := os.Pipe()
 	if err != nil {
 		return Started{}, err
@@ -135,14 +174,17 @@ func Start(ctx context.Context, runtime, monitor, bundle, id, attributes string)
 		return Started{}, err
 	}
 	defer devnull.Close()
-	cmd := exec.Command(monitor, runtime, bundle, id, attributes)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{reportW}
 	// Its own session: the monitor and the container outlive the caller.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
+	err = start(cmd)
 	reportW.Close()
 	if err != nil {
+		var hostErr *userns.HostError
+		if errors.As(err, &hostErr) {
+			return Started{}, err
+		}
 		return Started{}, fmt.Errorf("starting k3-monitor: %w", err)
 	}
 	// Reap it when it ends, so it never lingers as a zombie of ours.
@@ -167,23 +209,37 @@ func Start(ctx context.Context, runtime, monitor, bundle, id, attributes string)
 	case strings.HasPrefix(report, "failed "):
 		<-monitorDone
 		return Started{}, &RuntimeError{Message: strings.TrimPrefix(report, "failed ")}
+	case strings.HasPrefix(report, "refused "):
+		// The host forbids what the monitor needed (rootless.go).
+		var hostErr userns.HostError
+		if json.Unmarshal([]byte(strings.TrimPrefix(report, "refused ")), &hostErr) == nil {
+			<-monitorDone
+			return Started{}, &hostErr
+		}
 	}
 	<-monitorDone
 	return Started{}, &RuntimeError{Message: "k3-monitor ended without a report"}
 }
 
 // Kill sends signal (a name like SIGTERM or a number) to the container.
-func Kill(runtime, id, signal string) error { return runtimeCommand(runtime, "kill", id, signal) }
+func Kill(runtime Runtime, id, signal string) error {
+	return runtimeCommand(runtime, "kill", id, signal)
+}
 
 // Pause freezes the container's processes (the cgroup freezer).
-func Pause(runtime, id string) error { return runtimeCommand(runtime, "pause", id) }
+func Pause(runtime Runtime, id string) error {
+	if runtime.user != nil {
+		return errNoFreezer
+	}
+	return runtimeCommand(runtime, "pause", id)
+}
 
 // Resume thaws them.
-func Resume(runtime, id string) error { return runtimeCommand(runtime, "resume", id) }
+func Resume(runtime Runtime, id string) error { return runtimeCommand(runtime, "resume", id) }
 
 // runtimeCommand runs one runtime subcommand, keeping its own message.
-func runtimeCommand(runtime string, args ...string) error {
-	out, err := exec.Command(runtime, args...).CombinedOutput()
+func runtimeCommand(runtime Runtime, args ...string) error {
+	out, err := runtime.command(args...).CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
 		if msg == "" {

@@ -31,7 +31,7 @@ type TerminalIO struct {
 // the slave side of a terminal made here: a resize is set on that one, and
 // the runtime, told by SIGWINCH, passes it on. When ctx ends the process is
 // killed.
-func ExecTerminal(ctx context.Context, runtime, id string, process *specs.Process, scratch string, tio TerminalIO) (int, error) {
+func ExecTerminal(ctx context.Context, runtime Runtime, id string, process *specs.Process, scratch string, tio TerminalIO) (int, error) {
 	master, c, slave, err := openTerminal()
 	if err != nil {
 		return 0, err

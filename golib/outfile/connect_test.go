@@ -6,11 +6,15 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // listen serves one connection on a Unix socket, as the JS layer does for
@@ -93,5 +97,33 @@ func TestConnectStopsABlockedWriteWhenTheCallEnds(t *testing.T) {
 func TestConnectToNothingFails(t *testing.T) {
 	if _, err := Connect(context.Background(), filepath.Join(t.TempDir(), "none.sock"), None); err == nil {
 		t.Fatal("connected to a socket that does not exist")
+	}
+}
+
+// The socket holds a few of the engine's 1 MiB writes, as far as the host's
+// net.core.wmem_max allows, so that each goes in one call.
+func TestConnectAsksForALargeSendBuffer(t *testing.T) {
+	raw, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, conns := listen(t)
+	f, err := Connect(context.Background(), path, None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Abort()
+	conn := <-conns
+	defer conn.Close()
+	got, err := unix.GetsockoptInt(int(f.file.Fd()), unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * min(socketBuffer, limit); got < want { // the kernel doubles what it is given
+		t.Fatalf("SO_SNDBUF is %d, want at least %d (wmem_max %d)", got, want, limit)
 	}
 }

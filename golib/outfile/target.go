@@ -157,6 +157,12 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// socketBuffer is the send buffer asked for a stream's socket (the kernel
+// doubles it): room for a few of the engine's 1 MiB writes, so that each
+// goes in one call while the reader is busy, rather than in pieces of the
+// default 208 KiB with a wait for the reader between them.
+const socketBuffer = 2 << 20
+
 // dialUnix connects to the Unix socket at path. The descriptor is made
 // non-blocking once connected, so that, as for a FIFO, the runtime's poller
 // waits for the reader on each write and a write deadline can stop it.
@@ -169,6 +175,8 @@ func dialUnix(path string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("the stream could not be reached: %w", &os.PathError{Op: "connect", Path: path, Err: err})
 	}
+	// Best effort: the kernel caps the size at net.core.wmem_max.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("setnonblock", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // Source is an image to pull and the names to record it under.
@@ -347,7 +348,7 @@ func fetch(ctx context.Context, st *store.Store, l *plannedLayer, lower []string
 
 	staged, unpackErr := unpackStream(ctx, st, l, raw, lower, report)
 	if staged != "" {
-		defer os.RemoveAll(staged)
+		defer treeops.RemoveAll(staged)
 	}
 	// Whatever unpacking made of it, the whole blob must arrive and be checked.
 	if _, err := io.Copy(io.Discard, raw); err != nil {
@@ -393,7 +394,7 @@ func unpackBlob(ctx context.Context, st *store.Store, l *plannedLayer, lower []s
 	defer f.Close()
 	staged, err := unpackStream(ctx, st, l, f, lower, report)
 	if staged != "" {
-		defer os.RemoveAll(staged)
+		defer treeops.RemoveAll(staged)
 	}
 	if err != nil {
 		return err
@@ -432,8 +433,7 @@ func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compres
 			available = append(available, dir)
 		}
 	}
-	stats, err := layer.Unpack(ctx, tee, staging, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: available,
-		Progress: func(n int64) { report("unpack", n, 0) }})
+	stats, err := treeops.Unpack(ctx, tee, staging, available, func(n int64) { report("unpack", n, 0) })
 	if errors.Is(err, fs.ErrNotExist) {
 		if len(available) < len(lower) {
 			return staging, errNeedsLower

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // The store-wide lock is a reader/writer flock on <root>/gc.lock. Whatever
@@ -195,7 +197,9 @@ func (s *Store) deleteTree(path string) error {
 		}
 		return err
 	}
-	return os.RemoveAll(path)
+	// For an ordinary user the store's trees hold files owned by other ids
+	// of its user namespace: treeops removes them from inside it.
+	return treeops.RemoveAll(path)
 }
 
 // mountedUnder reports whether a mount point is path or lies below it.

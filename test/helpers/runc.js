@@ -14,15 +14,10 @@ function containerRunReasons() {
 
 
 
-// A store of its own under a new temp dir, holding a busybox image named
-// ref with the given applets, ready to create containers from. remove()
-// force-removes every container and the temp dir.
-async function busyboxStore(prefix, ref, applets) {
-  const K3Core = require('../..');
+// A busybox image with the given applets (symlinks to a static busybox),
+// written as an OCI layout at dir under the name ref.
+function writeBusyboxLayout(dir, ref, applets) {
   const images = require('./images');
-  const os = require('node:os');
-  const path = require('node:path');
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const img = images.makeImage({
     layers: [[
       { path: 'bin', type: 'dir' }, { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
@@ -32,7 +27,18 @@ async function busyboxStore(prefix, ref, applets) {
     ]],
     config: { Cmd: ['sleep', '600'], Env: ['PATH=/bin'] },
   });
-  images.writeOciLayout(path.join(tmp, 'layout'), [{ image: img, refName: ref }]);
+  images.writeOciLayout(dir, [{ image: img, refName: ref }]);
+}
+
+// A store of its own under a new temp dir, holding a busybox image named
+// ref with the given applets, ready to create containers from. remove()
+// force-removes every container and the temp dir.
+async function busyboxStore(prefix, ref, applets) {
+  const K3Core = require('../..');
+  const os = require('node:os');
+  const path = require('node:path');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  writeBusyboxLayout(path.join(tmp, 'layout'), ref, applets);
   const k3 = new K3Core({ root: path.join(tmp, 'store') });
   await k3.imageCore.pullAnImage(path.join(tmp, 'layout'), ref, { containerImageTransport: 'oci' });
   const remove = async () => {
@@ -43,4 +49,4 @@ async function busyboxStore(prefix, ref, applets) {
   };
   return { tmp, k3, remove };
 }
-module.exports = { containerRunReasons, busyboxStore };
+module.exports = { containerRunReasons, writeBusyboxLayout, busyboxStore };

@@ -12,8 +12,14 @@
 // ATTRIBUTES is a JSON object of the container's event attributes (name,
 // image); the die event adds its exitCode. BUNDLE is <root>/containers/ID.
 //
-// It reports on fd 3 one line: "started <pid>" once the container runs, or
-// "failed <message>" when it could not start.
+// It reports on fd 3 one line: "started <pid>" once the container runs,
+// "failed <message>" when it could not start, or "refused <json>" (a
+// userns.HostError) when the host forbids what it needed.
+//
+// For an ordinary user k3-core starts it in a new user and mount namespace
+// (package userns) with ociruntime.UserStartEnv set: it then mounts the
+// rootfs and resolves the container's user itself, in its namespaces, and
+// gives the runtime the global options of rootless mode.
 package main
 
 import (
@@ -34,6 +40,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/k3-core/k3-core/golib/events"
+	"github.com/k3-core/k3-core/golib/ociruntime"
+	"github.com/k3-core/k3-core/golib/userns"
 )
 
 // Exit is what exit.json records.
@@ -44,6 +52,7 @@ type Exit struct {
 }
 
 func main() {
+	userns.FinishEntry()
 	if len(os.Args) != 5 {
 		fmt.Fprintln(os.Stderr, "usage: k3-monitor RUNTIME BUNDLE ID ATTRIBUTES")
 		os.Exit(2)
@@ -52,10 +61,36 @@ func main() {
 	attributes := map[string]string{}
 	json.Unmarshal([]byte(os.Args[4]), &attributes)
 	report := os.NewFile(3, "report")
-	os.Exit(monitor(runtime, bundle, id, attributes, report))
+	var runtimeArgs []string
+	if asUser, ok := os.LookupEnv(ociruntime.UserStartEnv); ok {
+		os.Unsetenv(ociruntime.UserStartEnv)
+		var u ociruntime.UserStart
+		err := json.Unmarshal([]byte(asUser), &u)
+		if err == nil {
+			err = ociruntime.PrepareAsUser(bundle, u)
+		}
+		if err != nil {
+			reportFailure(report, err)
+			unmount(bundle)
+			os.Exit(1)
+		}
+		runtimeArgs = u.RuntimeArgs
+	}
+	os.Exit(monitor(runtime, runtimeArgs, bundle, id, attributes, report))
 }
 
-func monitor(runtime, bundle, id string, attributes map[string]string, report *os.File) int {
+// reportFailure tells the starter why the container could not start.
+func reportFailure(report *os.File, err error) {
+	var hostErr *userns.HostError
+	if errors.As(err, &hostErr) {
+		data, _ := json.Marshal(hostErr)
+		fmt.Fprintf(report, "refused %s\n", data)
+		return
+	}
+	fmt.Fprintf(report, "failed %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+}
+
+func monitor(runtime string, runtimeArgs []string, bundle, id string, attributes map[string]string, report *os.File) int {
 	logFile, err := os.OpenFile(filepath.Join(bundle, "container.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		fmt.Fprintf(report, "failed opening the log: %v\n", err)
@@ -66,7 +101,7 @@ func monitor(runtime, bundle, id string, attributes map[string]string, report *o
 	os.Remove(pidFile)
 	os.Remove(filepath.Join(bundle, "exit.json"))
 
-	cmd := exec.Command(runtime, "run", "--bundle", bundle, "--pid-file", pidFile, id)
+	cmd := exec.Command(runtime, append(runtimeArgs, "run", "--bundle", bundle, "--pid-file", pidFile, id)...)
 	cmd.Stdin = nil
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
@@ -137,7 +172,7 @@ func monitor(runtime, bundle, id string, attributes map[string]string, report *o
 	finished := time.Now()
 	exit := Exit{ExitCode: exitCode(waitErr), FinishedAt: finished.UTC().Format(time.RFC3339Nano)}
 	// The runtime's record of the container goes with it, so the ID can run again.
-	exec.Command(runtime, "delete", "--force", id).Run()
+	exec.Command(runtime, append(runtimeArgs, "delete", "--force", id)...).Run()
 	unmount(bundle)
 	writeExit(bundle, exit)
 	// After exit.json, so a watcher that sees the die sees the container exited.

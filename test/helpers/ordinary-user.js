@@ -1,0 +1,158 @@
+'use strict';
+// Runs k3-core as an ordinary user, as a user's cron job would: the tests
+// (as root) create their own users with useradd, give them a readable copy
+// of k3-core, and run a child Node process as that user with setpriv, with
+// HOME set, no XDG_RUNTIME_DIR and no login session.
+//
+//   const u = ordinaryUser();                        // has a subordinate range
+//   const r = await runAs(u, async (K3Core, input) => { ... return value; }, input);
+//   r.code, r.stdout, r.stderr, r.result (value), r.error ({name, message, details, full})
+//
+// The function runs in the child: it sees only K3Core and input (JSON), not
+// the test's variables. Fixtures the child reads must be readable by the
+// user (giveTo).
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { whichSync } = require('./registry');
+
+const repo = path.resolve(__dirname, '..', '..');
+
+// The user Debian's useradd gives a subordinate range, and one with none.
+const WITH_RANGE = 'k3user';
+const WITHOUT_RANGE = 'k3nosub';
+
+// Why the tests cannot run as an ordinary user here, or ''.
+function ordinaryUserReasons() {
+  const reasons = [];
+  if (process.getuid() !== 0) reasons.push('not root (the tests create their users)');
+  for (const [tool, pkg] of [['setpriv', 'util-linux'], ['useradd', 'passwd'], ['newuidmap', 'uidmap'], ['newgidmap', 'uidmap']]) {
+    if (!whichSync(tool)) reasons.push(`${tool} is not installed (apt-get install ${pkg})`);
+  }
+  return reasons.join(', ');
+}
+
+function idOf(name, flag) {
+  return Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
+}
+
+function exists(name) {
+  try {
+    idOf(name, '-u');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Removes the user's lines from a subordinate-ID file.
+function dropSubordinate(file, name) {
+  if (!fs.existsSync(file)) return;
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const kept = lines.filter((l) => !l.startsWith(`${name}:`));
+  if (kept.length !== lines.length) fs.writeFileSync(file, kept.join('\n'));
+}
+
+function hasSubordinate(file, name) {
+  return fs.existsSync(file) && fs.readFileSync(file, 'utf8').split('\n').some((l) => l.startsWith(`${name}:`));
+}
+
+// The user (created when missing): {name, uid, gid, home, subordinate}.
+// subordinate: false gives a user with no lines in /etc/subuid and /etc/subgid.
+function ordinaryUser({ subordinate = true } = {}) {
+  const name = subordinate ? WITH_RANGE : WITHOUT_RANGE;
+  if (!exists(name)) execFileSync('useradd', ['-m', name]);
+  if (!subordinate) {
+    dropSubordinate('/etc/subuid', name);
+    dropSubordinate('/etc/subgid', name);
+  } else if (!hasSubordinate('/etc/subuid', name) || !hasSubordinate('/etc/subgid', name)) {
+    throw new Error(`useradd gave ${name} no subordinate range in /etc/subuid and /etc/subgid`);
+  }
+  const home = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim().split(':')[5];
+  return { name, uid: idOf(name, '-u'), gid: idOf(name, '-g'), home, subordinate };
+}
+
+// Gives a tree (a fixture, a store) to the user.
+function giveTo(user, dir) {
+  execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dir]);
+}
+
+// A copy of what `require('k3-core')` loads, readable by every user: the
+// checkout may sit under a private home (/root). Made once per process.
+let installed;
+function readableInstall() {
+  if (installed) return installed;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k3-user-install-'));
+  fs.chmodSync(dir, 0o755);
+  const binaries = require('../../js/binaries');
+  const release = binaries.binaryDir();
+  const files = ['index.js', 'package.json', 'js', 'golib/errcat/catalogue.json',
+    ...[binaries.ADDON, binaries.LIBRARY, binaries.MONITOR, binaries.USERNS_HELPER].map((f) => path.join('build', 'Release', f))];
+  for (const f of files) {
+    const from = f.startsWith('build') ? path.join(release, path.basename(f)) : path.join(repo, f);
+    fs.cpSync(from, path.join(dir, f), { recursive: true });
+  }
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  installed = dir;
+  return dir;
+}
+
+// What the child runs: the function, then its result or error on fd 3.
+const CHILD = `'use strict';
+const fs = require('node:fs');
+const K3Core = require(process.env.K3_TEST_INSTALL);
+const input = JSON.parse(process.env.K3_TEST_INPUT);
+const fn = (${'%FN%'});
+const report = (r) => fs.writeSync(3, JSON.stringify(r));
+Promise.resolve().then(() => fn(K3Core, input)).then(
+  (result) => { report({ result: result === undefined ? null : result }); },
+  (e) => {
+    report({ error: { name: e && e.name, message: e && e.message, details: e && e.details,
+      full: e && typeof e.createFullMessage === 'function' ? e.createFullMessage() : String(e && e.stack) } });
+    process.exitCode = 1;
+  });
+`;
+
+// Runs fn(K3Core, input) in a Node process as user. env adds to (or, with
+// a null value, takes away from) the child's environment: HOME, USER,
+// LOGNAME and PATH, as cron gives.
+function runAs(user, fn, input = {}, { env = {}, timeout = 120000 } = {}) {
+  const install = readableInstall();
+  const script = path.join(install, `child-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.js`);
+  fs.writeFileSync(script, CHILD.replace('%FN%', fn.toString()), { mode: 0o644 });
+  const childEnv = {
+    HOME: user.home, USER: user.name, LOGNAME: user.name,
+    PATH: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
+    K3_TEST_INSTALL: install, K3_TEST_INPUT: JSON.stringify(input),
+  };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === null) delete childEnv[k];
+    else childEnv[k] = v;
+  }
+  const args = ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, script];
+  return new Promise((resolve, reject) => {
+    const child = spawn(whichSync('setpriv'), args, { cwd: user.home, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const out = { stdout: [], stderr: [], report: [] };
+    child.stdout.on('data', (d) => out.stdout.push(d));
+    child.stderr.on('data', (d) => out.stderr.push(d));
+    child.stdio[3].on('data', (d) => out.report.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      fs.rmSync(script, { force: true });
+      const r = { code, signal, stdout: Buffer.concat(out.stdout).toString(), stderr: Buffer.concat(out.stderr).toString() };
+      const report = Buffer.concat(out.report).toString();
+      try {
+        Object.assign(r, report ? JSON.parse(report) : { error: { message: `the child reported nothing: ${r.stderr}` } });
+      } catch (e) {
+        r.error = { message: `the child's report is not JSON: ${report}` };
+      }
+      resolve(r);
+    });
+  });
+}
+
+module.exports = { ordinaryUserReasons, ordinaryUser, giveTo, readableInstall, runAs, WITH_RANGE, WITHOUT_RANGE };

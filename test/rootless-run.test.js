@@ -1,0 +1,244 @@
+'use strict';
+// Running containers as an ordinary user (helpers/ordinary-user.js): the
+// monitor in a user namespace over the user's subordinate range, the rootfs
+// mounted there with the kernel's overlay, runc in rootless mode with its
+// state under the store, and the typed errors of what the host forbids.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const { need } = require('./helpers/need');
+const { ordinaryUserReasons, ordinaryUser, giveTo, runAs } = require('./helpers/ordinary-user');
+const { containerRunReasons, writeBusyboxLayout } = require('./helpers/runc');
+const { whichSync } = require('./helpers/registry');
+
+const skip = need([ordinaryUserReasons(), containerRunReasons()].filter(Boolean).join(', '));
+const APPLETS = ['sh', 'id', 'cat', 'wc', 'sleep', 'chown', 'stat', 'touch', 'echo', 'mkdir'];
+
+let tmp;
+let layout;
+before(() => {
+  if (skip) return;
+  // Lowercase, so podman can name an image pulled from it after its path.
+  tmp = path.join(os.tmpdir(), `k3-rootless-${process.pid}`);
+  fs.mkdirSync(tmp, { mode: 0o755 });
+  fs.chmodSync(tmp, 0o755);
+  layout = path.join(tmp, 'layout');
+  writeBusyboxLayout(layout, 'busybox:rootless', APPLETS);
+  execFileSync('chmod', ['-R', 'a+rX', layout]);
+});
+
+after(() => {
+  if (!tmp) return;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  for (const name of ['store', 'orphan', 'nouidmap']) {
+    for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}-${process.pid}`), { recursive: true, force: true });
+  }
+});
+
+// The child's side: a store under the user's home with the busybox image,
+// and helpers for a container's whole run. Passed to each child as source.
+async function withStore(K3Core, input, body) {
+  const os = require('node:os');
+  const path = require('node:path');
+  const root = path.join(os.homedir(), `k3-rootless-${input.store || 'store'}-${input.run}`);
+  const k3 = new K3Core({ root });
+  if (!(await k3.imageCore.listImages()).length) {
+    await k3.imageCore.pullAnImage(input.layout, 'busybox:rootless', { containerImageTransport: 'oci' });
+  }
+  const cc = k3.containerCore;
+  const logs = async (id) => (await cc.containerLogs(id)).map((e) => e.log).join('\n');
+  const run = async (cmd, opts = {}) => {
+    const c = await cc.createContainer('busybox:rootless', { cmd, ...opts });
+    await cc.startContainer(c.Id);
+    const { ExitCode } = await cc.waitContainer(c.Id);
+    const out = await logs(c.Id);
+    await cc.removeContainer(c.Id);
+    return { ExitCode, out };
+  };
+  const state = async (id) => {
+    const { State, ExitCode, Pid } = await cc.inspectContainer(id);
+    return { State, ExitCode, Pid };
+  };
+  // The error a start or pause of a new sleeping container fails with.
+  const failure = async (act) => {
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    try {
+      await act(c.Id);
+      return { succeeded: true };
+    } catch (e) {
+      return { name: e.name, details: e.details, full: e.createFullMessage() };
+    } finally {
+      await cc.removeContainer(c.Id, { force: true });
+    }
+  };
+  return body({ k3, cc, run, logs, state, failure, root });
+}
+
+// Runs fn(ctx, input) in a child as user, where ctx is withStore's.
+async function asUser(user, fn, input = {}, options) {
+  const body = `async (K3Core, input) => (${withStore.toString()})(K3Core, input, (ctx) => (${fn.toString()})(ctx, input))`;
+  // Stores of this run's own, as other test runs may use the same user.
+  const r = await runAs(user, { toString: () => body }, { layout, run: process.pid, ...input }, options);
+  assert.equal(r.code, 0, `${r.error && (r.error.full || r.error.message)}\n${r.stderr}`);
+  return r.result;
+}
+
+test('as a user with a subordinate range: root inside, the range mapped, create/start/wait/logs/remove', { skip }, async () => {
+  const user = ordinaryUser();
+  const range = fs.readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${user.name}:`)).split(':');
+  const result = await asUser(user, async ({ run, root }) => {
+    const fs = require('node:fs');
+    const inside = await run(['sh', '-c', 'id -u; id -g; cat /proc/self/uid_map; touch /tmp/f; chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f']);
+    return { inside, runtimeState: fs.existsSync(`${root}/runtime`), xdg: process.env.XDG_RUNTIME_DIR || null };
+  });
+  const lines = result.inside.out.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  assert.equal(result.inside.ExitCode, 0, result.inside.out);
+  assert.deepEqual(lines, ['0', '0', `0 ${user.uid} 1`, `1 ${range[1]} ${range[2]}`, '1000:1000']);
+  assert.equal(result.runtimeState, true, "runc's state is under the store");
+  assert.equal(result.xdg, null);
+});
+
+test('as a user: network none is a namespace of its own with loopback only, host is the host\'s', { skip }, async () => {
+  const hostInterfaces = fs.readFileSync('/proc/net/dev', 'utf8').trim().split('\n').length - 2;
+  const result = await asUser(ordinaryUser(), async ({ run }) => {
+    const count = ['sh', '-c', 'cat /proc/net/dev | wc -l'];
+    return { none: await run(count, { network: 'none' }), host: await run(count, { network: 'host' }) };
+  });
+  assert.equal(Number(result.none.out.trim()) - 2, 1, `none: ${result.none.out}`);
+  assert.equal(Number(result.host.out.trim()) - 2, hostInterfaces, `host: ${result.host.out}`);
+});
+
+test('as a user: stop, kill, restart and exec act on the container inside its namespace', { skip }, async () => {
+  const result = await asUser(ordinaryUser(), async ({ cc, state }) => {
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    await cc.startContainer(c.Id);
+    const exec = await cc.execContainer(c.Id, ['id', '-u']);
+    // A user by name, from the container's own passwd, in its mounted rootfs.
+    await cc.execContainer(c.Id, ['sh', '-c', 'mkdir -p /etc; echo app:x:1000:1000::/:/bin/sh > /etc/passwd']);
+    const execAs = await cc.execContainer(c.Id, ['sh', '-c', 'id -u; id -g'], { user: 'app' });
+    const first = await state(c.Id);
+    await cc.restartContainer(c.Id, { timeout: 0 });
+    const restarted = await state(c.Id);
+    await cc.stopContainer(c.Id, { timeout: 1 });
+    const stopped = await state(c.Id);
+    await cc.startContainer(c.Id);
+    await cc.killContainer(c.Id, 'SIGKILL');
+    const killed = await cc.waitContainer(c.Id);
+    await cc.removeContainer(c.Id);
+    return { exec, execAs, first, restarted, stopped, killed };
+  });
+  assert.equal(result.exec.ExitCode, 0);
+  assert.equal(result.exec.stdout.trim(), '0');
+  assert.equal(result.execAs.stdout.trim(), '1000\n1000', JSON.stringify(result.execAs));
+  assert.equal(result.first.State, 'running');
+  assert.equal(result.restarted.State, 'running');
+  assert.notEqual(result.restarted.Pid, result.first.Pid);
+  assert.equal(result.stopped.State, 'exited');
+  assert.equal(result.stopped.ExitCode, 137, 'sleep as pid 1 ignores SIGTERM: killed after the timeout');
+  assert.equal(result.killed.ExitCode, 137);
+});
+
+test('as a user: a container whose monitor died is exited (255), as for root', { skip }, async () => {
+  const user = ordinaryUser();
+  const started = await asUser(user, async ({ cc, state }) => {
+    const c = await cc.createContainer('busybox:rootless', { name: 'orphaned', cmd: ['sleep', '600'] });
+    await cc.startContainer(c.Id);
+    return { id: c.Id, pid: (await state(c.Id)).Pid };
+  }, { store: 'orphan' });
+  const monitor = Number(execFileSync('pgrep', ['-f', `k3-monitor .* ${started.id}`], { encoding: 'utf8' }).trim());
+  assert.ok(monitor > 0);
+  assert.equal(fs.statSync(`/proc/${monitor}`).uid, user.uid, 'the monitor runs as the user');
+  process.kill(monitor, 'SIGKILL');
+  try {
+    const after = await asUser(user, async ({ cc, state }, input) => {
+      const seen = await state(input.id);
+      await cc.removeContainer(input.id, { force: true });
+      return seen;
+    }, { store: 'orphan', id: started.id });
+    assert.equal(after.State, 'exited');
+    assert.equal(after.ExitCode, 255);
+  } finally {
+    try {
+      process.kill(started.pid, 'SIGKILL'); // the container outlives its monitor, as for root
+    } catch {}
+  }
+});
+
+test('as a user: pause is FreezerNotDelegated, with the reason and the fix; a running container exports, and commits with pause: false', { skip }, async () => {
+  const result = await asUser(ordinaryUser(), async ({ cc, failure }) => {
+    const pause = await failure(async (id) => {
+      await cc.startContainer(id);
+      await cc.pauseContainer(id);
+    });
+    const commit = await failure(async (id) => {
+      await cc.startContainer(id);
+      await cc.commitContainer(id, { repository: 'committed', tag: 'running' });
+    });
+    const stats = await failure(async (id) => {
+      await cc.startContainer(id);
+      await cc.containerStats(id);
+    });
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sh', '-c', 'echo written > /written; sleep 600'] });
+    await cc.startContainer(c.Id);
+    while (!(await cc.containerChanges(c.Id)).some((ch) => ch.Path === '/written')) await new Promise((r) => setTimeout(r, 20));
+    const committed = await cc.commitContainer(c.Id, { repository: 'committed', tag: 'running', pause: false });
+    const tar = require('node:path').join(require('node:os').homedir(), 'running.tar');
+    await cc.exportContainer(c.Id, tar);
+    const exported = require('node:child_process').execFileSync('tar', ['-tf', tar], { encoding: 'utf8' }).split('\n');
+    require('node:fs').rmSync(tar);
+    const still = (await cc.inspectContainer(c.Id)).State;
+    await cc.removeContainer(c.Id, { force: true });
+    return { pause, commit, stats, committed: committed.RepoTags, still, exported: exported.filter((e) => /^(\.\/)?(written|bin\/busybox)$/.test(e)) };
+  });
+  assert.equal(result.pause.name, 'FreezerNotDelegated');
+  assert.equal(result.pause.details.statusCode, 403);
+  assert.match(result.pause.details.error, /no cgroup/);
+  assert.match(result.pause.full, /fix: .*pause: false/);
+  assert.equal(result.commit.name, 'CommitContainerFailure', JSON.stringify(result.commit));
+  assert.match(result.commit.details.error, /pause: false.*no cgroup/);
+  assert.equal(result.stats.name, 'StatsUnavailable', JSON.stringify(result.stats));
+  assert.deepEqual(result.committed, ['docker.io/library/committed:running']);
+  assert.equal(result.still, 'running');
+  assert.equal(result.exported.length, 2, 'the running container\'s export holds its own file and the image\'s');
+});
+
+test('as a user with no subordinate IDs: root inside over the one ID, other owners refused', { skip }, async () => {
+  const user = ordinaryUser({ subordinate: false });
+  const result = await asUser(user, async ({ run }) => run(['sh', '-c', 'id -u; cat /proc/self/uid_map; touch /tmp/f; chown 1000 /tmp/f || echo refused']));
+  const lines = result.out.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  assert.deepEqual(lines.filter((l) => !/Invalid argument/.test(l)), ['0', `0 ${user.uid} 1`, 'refused']);
+});
+
+test('as a user with a range but no newuidmap: NewuidmapMissing, with the reason and the fix', { skip }, async () => {
+  const user = ordinaryUser();
+  // A PATH with what the run needs but newuidmap and newgidmap.
+  const bin = path.join(tmp, 'bin-without-uidmap');
+  fs.mkdirSync(bin, { recursive: true });
+  for (const tool of [process.execPath, execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim(), '/usr/bin/nsenter']) {
+    fs.symlinkSync(tool, path.join(bin, path.basename(tool)));
+  }
+  const result = await asUser(user, async ({ cc, failure }) => failure((id) => cc.startContainer(id)),
+    { store: 'nouidmap' }, { env: { PATH: bin } });
+  assert.equal(result.name, 'NewuidmapMissing', JSON.stringify(result));
+  assert.match(result.details.error, /newuidmap and newgidmap are not installed/);
+  assert.match(result.full, /fix: install them as root: apt-get install uidmap/);
+});
+
+test('as a user: the container sees what podman\'s sees as the same user (IDs, maps, network none)', { skip: skip || need(whichSync('podman') ? '' : 'podman is not installed') }, async () => {
+  const view = ['sh', '-c', 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; cat /proc/net/dev | wc -l'];
+  const result = await asUser(ordinaryUser(), async ({ run }, input) => {
+    const { execFileSync } = require('node:child_process');
+    const podman = (args) => execFileSync(input.podman, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    podman(['system', 'migrate']);
+    const image = podman(['pull', '-q', `oci:${input.layout}`]).trim().split('\n').pop();
+    const peer = podman(['--runtime', 'runc', 'run', '--rm', '--network', 'none', image, ...input.view]);
+    podman(['rmi', '-f', image]);
+    return { ours: (await run(input.view, { network: 'none' })).out, peer };
+  }, { podman: whichSync('podman'), view });
+  const norm = (s) => s.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  assert.deepEqual(norm(result.ours), norm(result.peer));
+});

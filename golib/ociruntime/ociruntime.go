@@ -193,7 +193,9 @@ func startMonitor(ctx context.Context, runtime Runtime, id string, cmd *exec.Cmd
 		defer close(monitorDone)
 		return cmd.Wait()
 	}, nil)
-	started := Started{MonitorPid: cmd.Process.Pid, runtime: runtime, id: id, monitorDone: monitorDone}
+	// Undo's kill runs in this monitor's user namespace, not in that of the
+	// container's previous run (or none, before its first).
+	started := Started{MonitorPid: cmd.Process.Pid, runtime: runtime.joining(cmd.Process.Pid), id: id, monitorDone: monitorDone}
 
 	// The report is one line; the pipe ends at the latest when the monitor does.
 	report, _ := bufio.NewReader(reportR).ReadString('\n')

@@ -44,6 +44,15 @@ func (r Runtime) AsUser(storeRoot string, join int) Runtime {
 	return r
 }
 
+// joining is r run in the user namespace of process pid, for an ordinary
+// user; root's runtime is the same.
+func (r Runtime) joining(pid int) Runtime {
+	if r.user != nil {
+		r.user = &userRuntime{state: r.user.state, join: pid}
+	}
+	return r
+}
+
 // ForUser is true of a runtime an ordinary user runs.
 func (r Runtime) ForUser() bool { return r.user != nil }
 

@@ -250,6 +250,29 @@ test('as a user: an aborted start settles with nothing of it left, as for root',
   assert.ok(result.outcomes.some((o) => o.result === 'AbortError'), `starts were aborted on the way: ${JSON.stringify(result.outcomes)}`);
 });
 
+test('as a user: a file copied into a running container, or removed from it, changes its mounted root, as for root', { skip }, async () => {
+  const result = await asUser(ordinaryUser(), async ({ cc }) => {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const src = path.join(require('node:os').homedir(), `copied-${process.pid}.txt`);
+    fs.writeFileSync(src, 'copied in\n');
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    await cc.startContainer(c.Id);
+    const attempt = (p) => p.then(() => 'ok', (e) => `${e.name}: ${e.details && e.details.error}`);
+    try {
+      const copied = await attempt(cc.copyToContainer(c.Id, src, '/copied.txt'));
+      const seen = (await cc.execContainer(c.Id, ['cat', '/copied.txt'])).stdout;
+      const removed = await attempt(cc.removeFromContainer(c.Id, '/copied.txt'));
+      const after = (await cc.execContainer(c.Id, ['sh', '-c', '[ -e /copied.txt ] && echo there || echo gone'])).stdout.trim();
+      return { copied, seen, removed, after };
+    } finally {
+      fs.rmSync(src);
+      await cc.removeContainer(c.Id, { force: true });
+    }
+  });
+  assert.deepEqual(result, { copied: 'ok', seen: 'copied in\n', removed: 'ok', after: 'gone' });
+});
+
 test('as a user with no subordinate IDs: root inside over the one ID, other owners refused', { skip }, async () => {
   const user = ordinaryUser({ subordinate: false });
   const result = await asUser(user, async ({ run }) => run(['sh', '-c', 'id -u; cat /proc/self/uid_map; touch /tmp/f; chown 1000 /tmp/f || echo refused']));

@@ -78,7 +78,10 @@ test('commit round trip: the new image holds exactly the container\'s tree', asy
   const a = path.join(tmp, 'changed.tar');
   const b = path.join(tmp, 'from-commit.tar');
   await k3.containerCore.exportContainer('changed', a);
+  const layersBefore = fs.readdirSync(path.join(k3.root, 'layers')).sort();
   await k3.containerCore.exportContainer('from-commit', b);
+  assert.deepEqual(fs.readdirSync(path.join(k3.root, 'layers')).sort(), layersBefore, 'an export unpacks nothing into the store');
+  assert.deepEqual(fs.readdirSync(path.join(k3.root, 'tmp')), [], 'and leaves no scratch behind');
   assert.equal(listing(b), listing(a));
   assert.deepEqual(fs.readFileSync(b), fs.readFileSync(a), 'the two exports are the same bytes');
   const names = listing(b);

@@ -473,11 +473,18 @@ test('a read-only mount: ReadOnlyFileSystem (EROFS)', { skip: skip || mountSkip 
 });
 
 test('an output directory an unprivileged user cannot write: ExportContainerPermissionDenied 403', { skip: skip || setprivSkip }, async () => {
+  // The user's own store, made by the user: its files are the user's, as
+  // its unpacks in a user namespace wrote them.
   const root = path.join(tmp, 'nobody-store');
+  fs.mkdirSync(root);
+  fs.chownSync(root, 65534, 65534);
+  const made = await runAsNobody(`
+    const k3 = new K3Core({ root: ${JSON.stringify(root)} });
+    await k3.imageCore.pullAnImage(${JSON.stringify(fx.baseRef)});
+    await k3.containerCore.createContainer(${JSON.stringify(fx.baseRef)}, { name: 'base-1' });
+    out({ made: true });`);
+  assert.deepEqual(made, { made: true });
   const setup = new K3Core({ root });
-  await setup.imageCore.pullAnImage(fx.baseRef);
-  await setup.containerCore.createContainer(fx.baseRef, { name: 'base-1' });
-  execFileSync('chown', ['-R', '65534:65534', root]);
   const protectedDir = path.join(tmp, 'protected');
   fs.mkdirSync(protectedDir, { mode: 0o755 });
   fs.chmodSync(protectedDir, 0o755);

@@ -16,6 +16,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/fsat"
 	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/rootfs"
 )
 
 // Errors the callers map to their catalogues.
@@ -247,67 +248,32 @@ func (t *tree) resolve(p string, followLast bool) (string, *unix.Stat_t, error) 
 }
 
 // lookup finds rel, a path without symlinks, as layers[from:] show it,
-// the way overlayfs merges them: whiteouts and non-directories hide what is
-// below them, and an opaque directory hides the lower contents of that
-// directory. It returns rel's status (nil when not shown) and the layer
-// that shows it.
+// merged as the export merges them (see rootfs.Dir). It returns rel's
+// status (nil when not shown) and the layer that shows it.
 func (t *tree) lookup(rel string, from int) (*unix.Stat_t, int, error) {
 	if rel == "" {
 		var st unix.Stat_t
 		return &st, from, unix.Fstat(t.layers[from], &st)
 	}
+	d, err := rootfs.OpenDir(t.layers[from:], t.merged)
+	if err != nil {
+		return nil, -1, err
+	}
 	parts := strings.Split(rel, "/")
-	for i := from; i < len(t.layers); i++ {
-		st, hides, err := t.lookIn(t.layers[i], parts)
-		if err != nil || st != nil || hides {
-			return st, i, err
-		}
-	}
-	return nil, -1, nil
-}
-
-// lookIn walks parts in one layer, a component at a time, following no
-// symlink. It returns the status found, or whether this layer hides
-// whatever lower layers have there.
-func (t *tree) lookIn(root int, parts []string) (st *unix.Stat_t, hides bool, err error) {
-	dir := root
-	defer func() {
-		if dir != root {
-			unix.Close(dir)
-		}
-	}()
-	for i, name := range parts {
-		if !t.merged {
-			if deleted, err := layer.Deleted(dir, name); err != nil || deleted {
-				return nil, deleted, err
-			}
-		}
-		st, err := fsat.Lstat(dir, name)
-		switch {
-		case err != nil || st == nil:
-			return nil, hides, err
-		case i == len(parts)-1:
-			return st, false, nil
-		case !fsat.IsDir(st):
-			return nil, true, nil
-		}
-		next, err := fsat.OpenDir(dir, name)
+	for _, name := range parts[:len(parts)-1] {
+		sub, err := d.Open(name)
+		d.Close()
 		if err != nil {
-			return nil, false, err
+			return nil, -1, err
 		}
-		if dir != root {
-			unix.Close(dir)
-		}
-		dir = next
-		if !t.merged {
-			opaque, err := layer.OpaqueDir(dir)
-			if err != nil {
-				return nil, false, err
-			}
-			hides = hides || opaque
-		}
+		d = sub
 	}
-	return nil, hides, nil
+	defer d.Close()
+	st, in, _, err := d.Lookup(parts[len(parts)-1])
+	if st == nil || err != nil {
+		return nil, -1, err
+	}
+	return st, from + in, nil
 }
 
 // readlink reads the symlink rel of layer in.

@@ -21,9 +21,7 @@ import (
 	"maps"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +29,7 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/fsat"
 	"github.com/k3-core/k3-core/golib/layer"
+	"github.com/k3-core/k3-core/golib/rootfs"
 )
 
 // Kind is docker's change kind.
@@ -60,7 +59,7 @@ func List(ctx context.Context, upper string, image bundle.Stack) ([]Change, erro
 	if err != nil {
 		return nil, err
 	}
-	defer old.close()
+	defer old.Close()
 	w := &walker{ctx: ctx, out: []Change{}}
 	if err := w.dir("", top, old, true); err != nil {
 		return nil, err
@@ -77,7 +76,7 @@ type walker struct {
 // image's directory at rel (empty when the image has none). showsImage: the
 // new view at rel still shows the image's entries (no opaque directory at
 // or above rel in upper).
-func (w *walker) dir(rel string, d *os.File, old imageDir, showsImage bool) error {
+func (w *walker) dir(rel string, d *os.File, old rootfs.Dir, showsImage bool) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
@@ -89,8 +88,8 @@ func (w *walker) dir(rel string, d *os.File, old imageDir, showsImage bool) erro
 		st, p := children[name], path.Join(rel, name)
 		if st == nil {
 			// A whiteout, or an image entry an opaque directory hides.
-			if _, was, err := old.lookup(name); err != nil {
-				return err
+			if was, _, _, err := old.Lookup(name); err != nil {
+				return pathErr("lstat", p, err)
 			} else if was != nil {
 				w.add(p, Deleted)
 			}
@@ -106,7 +105,7 @@ func (w *walker) dir(rel string, d *os.File, old imageDir, showsImage bool) erro
 // children merges upper's entries in d, by name, with the names upper
 // deletes and, when an opaque directory hides them, the image's names: those
 // map to nil, deleted unless upper holds them.
-func (w *walker) children(rel string, d *os.File, old imageDir, showsImage bool) (map[string]*unix.Stat_t, error) {
+func (w *walker) children(rel string, d *os.File, old rootfs.Dir, showsImage bool) (map[string]*unix.Stat_t, error) {
 	out := map[string]*unix.Stat_t{}
 	names, err := d.Readdirnames(-1)
 	if err != nil {
@@ -136,9 +135,9 @@ func (w *walker) children(rel string, d *os.File, old imageDir, showsImage bool)
 		out[name] = st
 	}
 	if !showsImage {
-		names, err := old.names()
+		names, err := old.Names()
 		if err != nil {
-			return nil, err
+			return nil, pathErr("readdirent", rel, err)
 		}
 		for _, name := range names {
 			if _, held := out[name]; !held {
@@ -151,10 +150,10 @@ func (w *walker) children(rel string, d *os.File, old imageDir, showsImage bool)
 
 // entry reports p, which upper holds as name in parent (st), and what
 // changed below it; old and showsImage are those of p's directory.
-func (w *walker) entry(p string, parent *os.File, name string, st *unix.Stat_t, old imageDir, showsImage bool) error {
-	oldParent, was, err := old.lookup(name)
+func (w *walker) entry(p string, parent *os.File, name string, st *unix.Stat_t, old rootfs.Dir, showsImage bool) error {
+	was, _, oldParent, err := old.Lookup(name)
 	if err != nil {
-		return err
+		return pathErr("lstat", p, err)
 	}
 	at := len(w.out)
 	recorded := true
@@ -185,12 +184,12 @@ func (w *walker) entry(p string, parent *os.File, name string, st *unix.Stat_t, 
 	if err != nil {
 		return pathErr("getxattr", p, err)
 	}
-	var sub imageDir
+	var sub rootfs.Dir
 	if was != nil && fsat.IsDir(was) {
-		if sub, err = old.open(name); err != nil {
-			return err
+		if sub, err = old.Open(name); err != nil {
+			return pathErr("open", p, err)
 		}
-		defer sub.close()
+		defer sub.Close()
 	}
 	if err := w.dir(p, d, sub, showsImage && !opaque); err != nil {
 		return err
@@ -253,138 +252,22 @@ func openRoot(dir string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), dir), nil
 }
 
-// imageDir is one directory of the image's merged view, as overlayfs shows
-// it: the layers' copies of it, top first, down to the first opaque one
-// and only through real directories at every level above. The image's
+// openImage opens the image's merged root (see rootfs.Dir). The image's
 // layers are the store's and never change, but they still come from an
 // image author: a symlink in one is never followed.
-type imageDir []*os.File
-
-func openImage(s bundle.Stack) (imageDir, error) {
-	var d imageDir
+func openImage(s bundle.Stack) (rootfs.Dir, error) {
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
 	for _, dir := range s {
-		f, err := openRoot(dir)
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			d.close()
-			return nil, err
+			return rootfs.Dir{}, &os.PathError{Op: "open", Path: dir, Err: err}
 		}
-		d = append(d, f)
-		opaque, err := layer.OpaqueDir(int(f.Fd()))
-		if err != nil {
-			d.close()
-			return nil, &os.PathError{Op: "getxattr", Path: dir, Err: err}
-		}
-		if opaque {
-			break
-		}
+		fds = append(fds, fd)
 	}
-	return d, nil
-}
-
-// lookup finds what the image shows as name in d: the first copy holding
-// it, unless a whiteout comes first (a marker hides the layers below its
-// own, not the entry beside it). It returns that copy's descriptor and the
-// entry's status, or a nil status when the image has no name here.
-func (d imageDir) lookup(name string) (int, *unix.Stat_t, error) {
-	if isMarker(name) {
-		return -1, nil, nil
-	}
-	for _, c := range d {
-		fd := int(c.Fd())
-		st, err := fsat.Lstat(fd, name)
-		if err != nil {
-			return -1, nil, imageErr("lstat", c, name, err)
-		}
-		if st != nil {
-			if layer.IsWhiteoutStat(st) {
-				return -1, nil, nil
-			}
-			return fd, st, nil
-		}
-		deleted, err := layer.Deleted(fd, name)
-		if err != nil {
-			return -1, nil, imageErr("lstat", c, name, err)
-		}
-		if deleted {
-			return -1, nil, nil
-		}
-	}
-	return -1, nil, nil
-}
-
-// open returns the image's directory name in d, which lookup found to be a
-// directory: its copies in d's layers, down to the first layer where name
-// is not a directory, is deleted, or is opaque.
-func (d imageDir) open(name string) (imageDir, error) {
-	var sub imageDir
-	fail := func(op string, c *os.File, err error) (imageDir, error) {
-		sub.close()
-		return nil, imageErr(op, c, name, err)
-	}
-	for _, c := range d {
-		fd := int(c.Fd())
-		st, err := fsat.Lstat(fd, name)
-		if err != nil {
-			return fail("lstat", c, err)
-		}
-		if st == nil {
-			deleted, err := layer.Deleted(fd, name)
-			if err != nil {
-				return fail("lstat", c, err)
-			}
-			if deleted {
-				break
-			}
-			continue
-		}
-		if !fsat.IsDir(st) {
-			break
-		}
-		cfd, err := fsat.OpenDir(fd, name)
-		if err != nil {
-			return fail("open", c, err)
-		}
-		sub = append(sub, os.NewFile(uintptr(cfd), filepath.Join(c.Name(), name)))
-		opaque, err := layer.OpaqueDir(cfd)
-		if err != nil {
-			return fail("getxattr", c, err)
-		}
-		if opaque {
-			break
-		}
-	}
-	return sub, nil
-}
-
-// names lists the entries of every copy of d, markers left out.
-func (d imageDir) names() ([]string, error) {
-	var out []string
-	for _, c := range d {
-		names, err := c.Readdirnames(-1)
-		if err != nil {
-			return nil, err
-		}
-		for _, name := range names {
-			if !isMarker(name) {
-				out = append(out, name)
-			}
-		}
-	}
-	return out, nil
-}
-
-// isMarker reports a whiteout or opaque marker, or other ".wh." bookkeeping
-// of a layer: never an entry of the image.
-func isMarker(name string) bool { return strings.HasPrefix(name, ".wh.") }
-
-// imageErr names name in the image layer's directory c, which is named by
-// its path in the store.
-func imageErr(op string, c *os.File, name string, err error) error {
-	return &os.PathError{Op: op, Path: filepath.Join(c.Name(), name), Err: err}
-}
-
-func (d imageDir) close() {
-	for _, c := range d {
-		c.Close()
-	}
+	return rootfs.OpenDir(fds, false)
 }

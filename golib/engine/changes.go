@@ -10,6 +10,7 @@ import (
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/changes"
 	"github.com/k3-core/k3-core/golib/errcat"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // containerChanges(id) lists what the container changed against its image,
@@ -36,9 +37,15 @@ func (e *Engine) containerChanges(ctx context.Context, call *Request) (any, erro
 	if err != nil {
 		return nil, fail("FetchContainerInfoFailure", fmt.Errorf("image record: %w", err))
 	}
+	if err := treeops.Check(diff); err != nil {
+		return nil, err
+	}
 	image := bundle.Stack{}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		dir := st.LayerDir(img.Layers[i].ChainID)
+		if err := treeops.Check(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 		if _, err := os.Stat(dir); err != nil {
 			// A committed layer is unpacked the first time the container's
 			// files are touched; until then the container changed nothing.
@@ -49,7 +56,7 @@ func (e *Engine) containerChanges(ctx context.Context, call *Request) (any, erro
 		}
 		image = append(image, dir)
 	}
-	list, err := changes.List(ctx, diff, image)
+	list, err := treeops.Changes(ctx, diff, image)
 	if errors.Is(err, context.Canceled) {
 		return nil, errcat.New(op, "AbortError", "the operation was aborted", err).With("containerId", c.ID)
 	}

@@ -13,12 +13,11 @@ import (
 
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/configchange"
-	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/errcat"
-	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // commitOptions are commitContainer's options, as docker commit takes them.
@@ -155,12 +154,7 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 	}
 	defer os.Remove(blob.Name())
 	defer blob.Close()
-	out := content.NewFileWriter(blob)
-	packErr := layer.Pack(ctx, diff, out, layer.PackOptions{Skip: skip})
-	diffID, size, err := out.Close()
-	if packErr != nil {
-		return store.Layer{}, packErr
-	}
+	written, err := treeops.WriteLayer(ctx, diff, skip, blob)
 	if err != nil {
 		return store.Layer{}, err
 	}
@@ -169,6 +163,7 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 	if err := ctx.Err(); err != nil {
 		return store.Layer{}, err
 	}
+	diffID, size := written.Digest, written.Size
 	parent := ""
 	if n := len(img.Layers); n > 0 {
 		parent = img.Layers[n-1].ChainID

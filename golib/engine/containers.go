@@ -22,6 +22,7 @@ import (
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/lifecycle"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 var (
@@ -424,7 +425,7 @@ func (e *Engine) copyToContainer(ctx context.Context, call *Request) (any, error
 	}
 	var written string
 	err = e.changeFiles(ctx, st, call, c.ID, func(root bundle.Root) (err error) {
-		written, err = root.CopyIn(ctx, src, dest)
+		written, err = treeops.CopyIn(ctx, root, src, dest)
 		return err
 	})
 	switch {
@@ -459,7 +460,7 @@ func (e *Engine) removeFromContainer(ctx context.Context, call *Request) (any, e
 	}
 	var removed string
 	err = e.changeFiles(ctx, st, call, c.ID, func(root bundle.Root) (err error) {
-		removed, err = root.Remove(p)
+		removed, err = treeops.Remove(root, p)
 		return err
 	})
 	switch {

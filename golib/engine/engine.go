@@ -31,6 +31,7 @@ import (
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // Engine runs operations. One per process is enough; it is safe for
@@ -74,6 +75,9 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	if jerr := json.Unmarshal(request, req); jerr != nil {
 		return nil, errcat.New(method, errcat.Generic, "request could not be read: "+jerr.Error(), jerr)
 	}
+	if req.Userns != "" {
+		treeops.UseHelper(req.Userns)
+	}
 	op, ok := operations[method]
 	if !ok {
 		return nil, errcat.New(method, errcat.Generic, fmt.Sprintf("unknown method %q", method), nil)
@@ -91,6 +95,16 @@ func (e *Engine) Call(ctx context.Context, method string, request []byte, emit f
 	var panicked *safego.PanicError
 	if errors.As(err, &panicked) {
 		return nil, errcat.New(method, errcat.Generic, "internal error: "+panicked.Message(), fmt.Errorf("%w\n%s", panicked, panicked.Stack))
+	}
+	// A host that refuses the user namespace an ordinary user's file work
+	// runs in is the same condition whatever the operation.
+	var refused *treeops.RefusedError
+	if errors.As(err, &refused) {
+		return nil, refused.Host.ForOp(method)
+	}
+	var otherwise *treeops.OtherwiseError
+	if errors.As(err, &otherwise) {
+		return nil, otherwise.ForOp(method)
 	}
 	if cerr, ok := err.(*errcat.Error); ok {
 		return nil, cerr

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 const opExport = "exportContainer"
@@ -74,7 +76,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
-	stack, err := lifecycle.Stack(ctx, st, c)
+stack, shifts, done, err := lifecycle.ReadStack(ctx, st, c)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return nil, newErr("AbortError", "the operation was aborted", err)
@@ -86,27 +88,42 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 		return nil, newErr("ExportContainerFailure", err.Error(), err)
 	}
 
-	tree := rootfs.Stack(stack)
-	size, err := tree.Measure(ctx)
-	if err != nil {
-		return nil, outputFailure(opExport, newErr, err, filePath, 0)
+	defer done()
+	// The size is approved and the output opened in either order (see
+	// treeops.Export); the export starts once both are done.
+	var size rootfs.Stats
+	required := int64(-1) // unknown until measured
+	var out *outfile.File
+	started := func() {
+		if out != nil && required >= 0 {
+			call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
+		}
 	}
-	required := requiredSpace(size.TarBytes, filePath)
-	if available, known := target.room(); known && available < uint64(required) {
-		return nil, newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
-			With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+	approve := func(measured rootfs.Stats) error {
+		size, required = measured, requiredSpace(measured.TarBytes, filePath)
+		if available, known := target.room(); known && available < uint64(required) {
+			return newErr("InsufficientDiskSpaceForExport", "No space left on device (ENOSPC)", syscall.ENOSPC).
+				With("requiredSpace", humanSize(uint64(required))).With("availableSpace", humanSize(available))
+		}
+		started()
+		return nil
 	}
-
-	out, err := target.create(ctx, durable)
-	if err != nil {
-		return nil, outputFailure(opExport, newErr, err, filePath, required)
+	open := func() (io.Writer, *os.File, error) {
+		created, err := target.create(ctx, durable)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = created
+		started()
+		return out.Writer(), out.Direct(), nil
 	}
-	call.Emit(ExportProgress{Phase: "export", Total: size.Bytes})
-	_, err = tree.WriteTar(ctx, out.Writer(), rootfs.Options{Progress: func(bytes, entries int64) {
+	_, err = treeops.Export(ctx, stack, shifts, approve, open, func(bytes, entries int64) {
 		call.Emit(ExportProgress{Phase: "export", Current: bytes, Total: size.Bytes, Entries: entries})
-	}})
+	})
 	if err != nil {
-		out.Abort()
+		if out != nil {
+			out.Abort()
+		}
 		return nil, outputFailure(opExport, newErr, err, filePath, required)
 	}
 	if err := out.Commit(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 const opPull = "pullAnImage"
@@ -269,7 +270,7 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 		os.Remove(st.BlobPath(img.ManifestDigest))
 	}
 	for _, l := range orphans {
-		os.RemoveAll(st.LayerDir(l.ChainID))
+		treeops.RemoveAll(st.LayerDir(l.ChainID))
 		os.Remove(st.BlobPath(l.BlobDigest))
 		deleted = append(deleted, l.ChainID)
 	}

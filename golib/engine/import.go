@@ -28,6 +28,7 @@ import (
 	"github.com/k3-core/k3-core/golib/outfile"
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 const opImport = "importImage"
@@ -263,7 +264,7 @@ func importLayer(ctx context.Context, st *store.Store, r io.Reader) (store.Layer
 	if err != nil {
 		return store.Layer{}, err
 	}
-	defer os.RemoveAll(staging)
+	defer treeops.RemoveAll(staging)
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return store.Layer{}, err
 	}
@@ -271,7 +272,7 @@ func importLayer(ctx context.Context, st *store.Store, r io.Reader) (store.Layer
 	// Read errors are the source's; write errors (ENOSPC) come back
 	// through the tee unwrapped.
 	tee := io.TeeReader(sourceReader{tarStream}, out)
-	stats, unpackErr := layer.Unpack(ctx, tee, staging, layer.Options{Whiteouts: layer.NativeWhiteouts()})
+	stats, unpackErr := treeops.Unpack(ctx, tee, staging, nil, nil)
 	if unpackErr == nil {
 		// The diff ID covers the whole stream, the tar's end padding too.
 		_, unpackErr = io.Copy(io.Discard, tee)

@@ -1,12 +1,12 @@
 package layer
 
 import (
-	"archive/tar"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -129,6 +129,9 @@ func (u *unpacker) copyXattrs(srcDir int, srcBase string, dir int, base string, 
 	}
 	records := map[string]string{}
 	for _, name := range splitNames(list[:size]) {
+		if strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
+			continue // overlayfs's own; the store's records go up with the file
+		}
 		n, err := unix.Lgetxattr(from, name, nil)
 		if err == unix.ENODATA {
 			continue
@@ -140,10 +143,9 @@ func (u *unpacker) copyXattrs(srcDir int, srcBase string, dir int, base string, 
 		if n, err = unix.Lgetxattr(from, name, value); err != nil {
 			return err
 		}
-		records[paxXattr+name] = string(value[:n])
+		records[name] = string(value[:n])
 	}
-	to := procPath(dir, base)
-	return u.setXattrs(&tar.Header{PAXRecords: records}, regularOrDir, func(name string, v []byte) error { return unix.Lsetxattr(to, name, v, 0) })
+	return u.applyXattrs(records, regularOrDir, pathAttrs(procPath(dir, base)).set)
 }
 
 // procPath names base in the open directory dir without resolving the

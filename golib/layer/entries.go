@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/fsat"
+	"github.com/k3-core/k3-core/golib/truemeta"
 )
 
 // Each maker below receives the already-resolved parent descriptor dir and
@@ -34,14 +35,18 @@ func (u *unpacker) file(dir int, base, rel string, hdr *tar.Header, r io.Reader)
 	}
 	f := os.NewFile(uintptr(fd), rel)
 	err = u.copy(f, r)
+	unmapped := false
 	if err == nil {
-		err = u.chownErr(unix.Fchown(fd, hdr.Uid, hdr.Gid))
+		unmapped, err = u.chown(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr)
 	}
 	if err == nil {
 		err = unix.Fchmod(fd, fileMode(hdr))
 	}
 	if err == nil {
-		err = u.setXattrs(hdr, true, func(name string, v []byte) error { return unix.Fsetxattr(fd, name, v, 0) })
+		err = u.setXattrs(hdr, true, fdAttrs(fd).set)
+	}
+	if err == nil {
+		err = u.recordTruth(fdAttrs(fd), hdr, unmapped, 0)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -101,7 +106,7 @@ func (u *unpacker) dir(dir int, base, rel string, hdr *tar.Header) error {
 			// A whiteout and then a directory of that name in one layer:
 			// the lower directory is gone but this one is not, which
 			// overlayfs spells as an opaque directory.
-			opaque = u.opts.Whiteouts == OverlayWhiteouts && IsWhiteoutStat(st)
+			opaque = u.opts.Whiteouts.overlay() && IsWhiteoutStat(st)
 			if err := u.remove(dir, base, rel, st); err != nil {
 				return err
 			}
@@ -116,7 +121,7 @@ func (u *unpacker) dir(dir int, base, rel string, hdr *tar.Header) error {
 	}
 	defer unix.Close(fd)
 	if opaque {
-		if err := setOpaque(fd); err != nil {
+		if err := u.opts.Whiteouts.setOpaque(fd); err != nil {
 			return err
 		}
 	}
@@ -126,7 +131,8 @@ func (u *unpacker) dir(dir int, base, rel string, hdr *tar.Header) error {
 // dirMeta applies a directory entry's metadata to the open directory fd,
 // keeping its final mode and times for finishDirs.
 func (u *unpacker) dirMeta(fd int, rel string, hdr *tar.Header) error {
-	if err := u.chownErr(unix.Fchown(fd, hdr.Uid, hdr.Gid)); err != nil {
+	unmapped, err := u.chown(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr)
+	if err != nil {
 		return err
 	}
 	mode := fileMode(hdr)
@@ -135,7 +141,10 @@ func (u *unpacker) dirMeta(fd int, rel string, hdr *tar.Header) error {
 	if err := unix.Fchmod(fd, mode|0o700); err != nil {
 		return err
 	}
-	if err := u.setXattrs(hdr, true, func(name string, v []byte) error { return unix.Fsetxattr(fd, name, v, 0) }); err != nil {
+	if err := u.setXattrs(hdr, true, fdAttrs(fd).set); err != nil {
+		return err
+	}
+	if err := u.recordTruth(fdAttrs(fd), hdr, unmapped, 0); err != nil {
 		return err
 	}
 	ts, err := timespecs(hdr)
@@ -215,8 +224,16 @@ func (u *unpacker) node(dir int, base, rel string, hdr *tar.Header) error {
 	if err := u.clear(dir, base, rel); err != nil {
 		return err
 	}
+	if kind == unix.S_IFIFO && u.confined && u.unmappedOwner(hdr) {
+		// The kernel allows no user.* attribute on a FIFO, where the
+		// record of its owner would go.
+		return u.emptyStandIn(dir, base, hdr)
+	}
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 	if err := unix.Mknodat(dir, base, kind|fileMode(hdr), int(dev)); err != nil {
+		if err == unix.EPERM && u.confined {
+			return u.emptyStandIn(dir, base, hdr)
+		}
 		if err == unix.EPERM {
 			// Only a privileged process, outside a user namespace, may
 			// make devices; the rest of the layer is still worth having.
@@ -231,7 +248,8 @@ func (u *unpacker) node(dir int, base, rel string, hdr *tar.Header) error {
 // nodeMeta applies metadata to an entry that cannot be opened for it: a
 // symlink, a device, which opening would open, or a hardlink.
 func (u *unpacker) nodeMeta(dir int, base string, hdr *tar.Header, chmod, times bool) error {
-	if err := u.chownErr(unix.Fchownat(dir, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)); err != nil {
+	unmapped, err := u.chown(func(uid, gid int) error { return unix.Fchownat(dir, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW) }, hdr)
+	if err != nil {
 		return err
 	}
 	if chmod {
@@ -242,7 +260,10 @@ func (u *unpacker) nodeMeta(dir int, base string, hdr *tar.Header, chmod, times 
 	// The parent is named through its already-resolved descriptor; lsetxattr
 	// does not follow the final component.
 	p := procPath(dir, base)
-	if err := u.setXattrs(hdr, false, func(name string, v []byte) error { return unix.Lsetxattr(p, name, v, 0) }); err != nil {
+	if err := u.setXattrs(hdr, false, pathAttrs(p).set); err != nil {
+		return err
+	}
+	if err := u.recordTruth(pathAttrs(p), hdr, unmapped, 0); err != nil {
 		return err
 	}
 	if !times {
@@ -253,16 +274,28 @@ func (u *unpacker) nodeMeta(dir int, base string, hdr *tar.Header, chmod, times 
 
 const paxXattr = "SCHILY.xattr."
 
-// setXattrs applies the archive's SCHILY.xattr records with set. overlayfs's
-// own attributes are dropped: from a layer they would forge whiteouts,
-// opacity or redirects that only Unpack may write.
+// setXattrs applies the archive's SCHILY.xattr records with set. Attributes
+// of overlayfs and of this store (see truemeta) are dropped: from a layer
+// they would forge whiteouts, opacity, redirects or recorded metadata that
+// only Unpack may write.
 func (u *unpacker) setXattrs(hdr *tar.Header, regularOrDir bool, set func(name string, v []byte) error) error {
+	records := map[string]string{}
 	for k, v := range hdr.PAXRecords {
-		name, ok := strings.CutPrefix(k, paxXattr)
-		if !ok || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
-			continue
+		if name, ok := strings.CutPrefix(k, paxXattr); ok && !truemeta.Internal(name) {
+			records[name] = v
 		}
+	}
+	return u.applyXattrs(records, regularOrDir, set)
+}
+
+// applyXattrs sets the attributes; a trusted.* one that a confined unpack
+// may not set is kept in its stand-in.
+func (u *unpacker) applyXattrs(records map[string]string, regularOrDir bool, set func(name string, v []byte) error) error {
+	for name, v := range records {
 		err := set(name, []byte(v))
+		if standIn, trusted := truemeta.StandIn(name); err == unix.EPERM && trusted && u.confined {
+			err = set(standIn, []byte(v))
+		}
 		switch {
 		case err == nil, err == unix.ENOTSUP:
 		// trusted.* and security.* need privilege; user.* is refused on

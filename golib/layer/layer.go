@@ -113,8 +113,11 @@ type unpacker struct {
 	// privileged processes must get ownership and xattrs right; others
 	// keep their own ownership, as `tar --no-same-owner` does.
 	privileged bool
-	buf        []byte
-	dirs       map[string]dirMeta // by cleaned name, applied at the end
+	// confined: root of a user namespace that does not map every ID, which
+	// records what it cannot write (see confined.go).
+	confined bool
+	buf      []byte
+	dirs     map[string]dirMeta // by cleaned name, applied at the end
 	// sharedInodes are the lower layers' inodes this layer links to as
 	// they are; a later hardlink entry that changes one copies it up.
 	sharedInodes map[inode]bool
@@ -138,6 +141,7 @@ func newUnpacker(ctx context.Context, dir string, opts Options) (*unpacker, erro
 		opts:       opts,
 		root:       root,
 		privileged: os.Geteuid() == 0,
+		confined:   os.Geteuid() == 0 && Confined(),
 		buf:        make([]byte, copyBufferSize),
 		dirs:       map[string]dirMeta{},
 

@@ -33,7 +33,7 @@ func (u *unpacker) hardlink(dir int, base, rel string, hdr *tar.Header) error {
 	}
 	defer func() { unix.Close(srcDir) }()
 	lowerInode := fromLower || u.sharedInodes[inodeOf(src)]
-	if lowerInode && !u.keepsMeta(src, hdr) {
+	if lowerInode && !u.keepsMeta(pathAttrs(procPath(srcDir, srcBase)), src, hdr) {
 		copyDir, copySt, err := u.copyUp(target, srcDir, srcBase, src)
 		if err != nil {
 			return fmt.Errorf("copying up hardlink target %q: %w", hdr.Linkname, err)
@@ -72,21 +72,25 @@ func inodeOf(st *unix.Stat_t) inode { return inode{st.Dev, st.Ino} }
 
 // keepsMeta reports whether giving the inode st the metadata of hdr, a
 // hardlink entry, would leave it as it is.
-func (u *unpacker) keepsMeta(st *unix.Stat_t, hdr *tar.Header) bool {
+func (u *unpacker) keepsMeta(a attrs, st *unix.Stat_t, hdr *tar.Header) bool {
 	for k := range hdr.PAXRecords {
 		if strings.HasPrefix(k, paxXattr) {
 			return false
 		}
 	}
+	uid, gid, mode := int(st.Uid), int(st.Gid), st.Mode&0o7777
+	if u.confined {
+		uid, gid, mode = trueOwner(a, st)
+	}
 	// An unprivileged unpack cannot give files away, so owners never differ.
-	if u.privileged && (int(st.Uid) != hdr.Uid || int(st.Gid) != hdr.Gid) {
+	if u.privileged && (uid != hdr.Uid || gid != hdr.Gid) {
 		return false
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return true
 	}
 	m := hdr.ModTime
-	return st.Mode&0o7777 == fileMode(hdr) && st.Mtim.Sec == m.Unix() && st.Mtim.Nsec == int64(m.Nanosecond())
+	return mode == fileMode(hdr) && st.Mtim.Sec == m.Unix() && st.Mtim.Nsec == int64(m.Nanosecond())
 }
 
 // linkSource finds target in this layer, then in the lower layers nearest

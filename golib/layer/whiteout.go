@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,10 @@ const (
 	// opaque directory. Needs root (CAP_MKNOD, trusted xattrs); since Linux
 	// 5.8 the whiteout device alone does not, but the opaque xattr does.
 	OverlayWhiteouts
+	// UserOverlayWhiteouts is what overlayfs mounted in a user namespace
+	// with the userxattr option reads: the same 0/0 device (which the
+	// namespace's root may make since Linux 5.8) and user.overlay.opaque.
+	UserOverlayWhiteouts
 )
 
 const (
@@ -38,16 +43,41 @@ const (
 	metaPrefix   = ".wh..wh."
 	opaqueMarker = ".wh..wh..opq"
 	opaqueXattr  = "trusted.overlay.opaque"
+	// userOpaqueXattr is opaqueXattr as overlayfs reads it with userxattr.
+	userOpaqueXattr = "user.overlay.opaque"
 )
 
-// NativeWhiteouts returns OverlayWhiteouts when running as root, else
-// MarkerWhiteouts.
+// NativeWhiteouts returns OverlayWhiteouts when running as root,
+// UserOverlayWhiteouts as root of a user namespace, else MarkerWhiteouts.
 func NativeWhiteouts() WhiteoutFormat {
-	if os.Geteuid() == 0 {
-		return OverlayWhiteouts
+	switch {
+	case os.Geteuid() != 0:
+		return MarkerWhiteouts
+	case Confined():
+		return UserOverlayWhiteouts
 	}
-	return MarkerWhiteouts
+	return OverlayWhiteouts
 }
+
+// overlay reports a format overlayfs reads natively.
+func (f WhiteoutFormat) overlay() bool { return f == OverlayWhiteouts || f == UserOverlayWhiteouts }
+
+// Confined reports whether this process is in a user namespace that does
+// not map every ID: there it can neither own files by unmapped IDs, nor
+// make devices, nor set trusted.* attributes, and records them instead
+// (see package truemeta).
+func Confined() bool {
+	confinedOnce.Do(func() {
+		data, err := os.ReadFile("/proc/self/uid_map")
+		confined = err == nil && strings.Join(strings.Fields(string(data)), " ") != "0 0 4294967295"
+	})
+	return confined
+}
+
+var (
+	confinedOnce sync.Once
+	confined     bool
+)
 
 // IsOpaqueMarker reports whether a directory entry name is the
 // ".wh..wh..opq" marker (callers skip it when listing).
@@ -84,7 +114,7 @@ func Opaque(path string) (bool, error) {
 	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return false, err
 	}
-	opaque, err := opaqueValue(func(buf []byte) (int, error) { return unix.Lgetxattr(path, opaqueXattr, buf) })
+	opaque, err := opaqueValue(func(name string, buf []byte) (int, error) { return unix.Lgetxattr(path, name, buf) })
 	if err != nil {
 		return false, &os.PathError{Op: "getxattr " + opaqueXattr, Path: path, Err: err}
 	}
@@ -97,24 +127,29 @@ func OpaqueDir(fd int) (bool, error) {
 	if err != nil || st != nil {
 		return st != nil, err
 	}
-	return opaqueValue(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, opaqueXattr, buf) })
+	return opaqueValue(func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
 }
 
-// opaqueValue reads the opaque xattr with get. Only "y" means opaque:
-// newer overlayfs writes "x" on a directory that merely holds whiteouts
-// of its own kind.
-func opaqueValue(get func([]byte) (int, error)) (bool, error) {
-	var buf [4]byte
-	n, err := get(buf[:])
-	switch err {
-	case nil:
-		return string(buf[:n]) == "y", nil
-	// Absent, unsupported by the filesystem, longer than "y", or (for
-	// trusted.* unprivileged) invisible: not opaque.
-	case unix.ENODATA, unix.ENOTSUP, unix.ERANGE:
-		return false, nil
+// opaqueValue reads the opaque xattr, of either overlay format, with get.
+// Only "y" means opaque: newer overlayfs writes "x" on a directory that
+// merely holds whiteouts of its own kind.
+func opaqueValue(get func(name string, buf []byte) (int, error)) (bool, error) {
+	for _, name := range [...]string{opaqueXattr, userOpaqueXattr} {
+		var buf [4]byte
+		n, err := get(name, buf[:])
+		switch err {
+		case nil:
+			if string(buf[:n]) == "y" {
+				return true, nil
+			}
+		// Absent, unsupported by the filesystem, longer than "y", or (for
+		// trusted.* unprivileged) invisible: not opaque.
+		case unix.ENODATA, unix.ENOTSUP, unix.ERANGE:
+		default:
+			return false, err
+		}
 	}
-	return false, err
+	return false, nil
 }
 
 // IsWhiteoutStat reports whether st is an overlayfs whiteout: a 0/0
@@ -123,9 +158,15 @@ func IsWhiteoutStat(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
 
-func setOpaque(fd int) error {
-	if err := unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0); err != nil {
-		return fmt.Errorf("setting %s: %w", opaqueXattr, err)
+// setOpaque marks the open directory fd opaque for overlayfs, with the
+// xattr format's overlay reads.
+func (f WhiteoutFormat) setOpaque(fd int) error {
+	name := opaqueXattr
+	if f == UserOverlayWhiteouts {
+		name = userOpaqueXattr
+	}
+	if err := unix.Fsetxattr(fd, name, []byte("y"), 0); err != nil {
+		return fmt.Errorf("setting %s: %w", name, err)
 	}
 	return nil
 }
@@ -149,7 +190,7 @@ func (u *unpacker) whiteout(rel string) error {
 			return err
 		}
 		defer unix.Close(fd)
-		return setOpaque(fd)
+		return u.opts.Whiteouts.setOpaque(fd)
 	}
 	if strings.HasPrefix(base, metaPrefix) {
 		return nil // AUFS bookkeeping such as ".wh..wh.plnk": nothing to delete
@@ -161,7 +202,7 @@ func (u *unpacker) whiteout(rel string) error {
 	if u.opts.Whiteouts == MarkerWhiteouts {
 		return u.marker(dir, base, rel)
 	}
-	return overlayWhiteout(dir, name)
+	return overlayWhiteout(dir, name, u.opts.Whiteouts)
 }
 
 // marker writes a MarkerWhiteouts marker: an empty file, mode 0.
@@ -194,7 +235,7 @@ func Deleted(dir int, name string) (bool, error) {
 // WriteWhiteout records in the open layer directory dir, in format, that
 // its entry name is deleted. Nothing may be named name in dir.
 func WriteWhiteout(dir int, name string, format WhiteoutFormat) error {
-	if format == OverlayWhiteouts {
+	if format.overlay() {
 		return unix.Mknodat(dir, name, unix.S_IFCHR, 0)
 	}
 	return createMarker(dir, whiteoutPrefix+name)
@@ -217,14 +258,14 @@ func DropWhiteout(dir int, name string) (bool, error) {
 // MarkOpaque makes the open layer directory fd hide what the layers below
 // hold under its name, in format.
 func MarkOpaque(fd int, format WhiteoutFormat) error {
-	if format == OverlayWhiteouts {
-		return setOpaque(fd)
+	if format.overlay() {
+		return format.setOpaque(fd)
 	}
 	return createMarker(fd, opaqueMarker)
 }
 
 // overlayWhiteout deletes name of dir for overlayfs.
-func overlayWhiteout(dir int, name string) error {
+func overlayWhiteout(dir int, name string, format WhiteoutFormat) error {
 	st, err := fsat.Lstat(dir, name)
 	if err != nil {
 		return err
@@ -243,7 +284,7 @@ func overlayWhiteout(dir int, name string) error {
 			return err
 		}
 		defer unix.Close(fd)
-		return setOpaque(fd)
+		return format.setOpaque(fd)
 	}
 	return nil // a non-directory of this layer hides the lower one already
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/k3-core/k3-core/golib/imageconfig"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // Containers makes the state changes of the containers of one store.
@@ -76,8 +77,14 @@ func (cs Containers) Create(ctx context.Context, c store.Container, image *v1.Co
 		l.Discard()
 		return err
 	}
-	if err := bundle.Create(cs.Store.BundleDir(c.ID), image, opts); err != nil {
-		os.RemoveAll(cs.Store.BundleDir(c.ID))
+	err = bundle.Create(cs.Store.BundleDir(c.ID), image, opts)
+	if err == nil {
+		// How the writable layer is written (as root, or in which user
+		// namespace), so no other way ever reads it wrongly.
+		err = treeops.Record(bundle.DiffDir(cs.Store.BundleDir(c.ID)))
+	}
+	if err != nil {
+		treeops.RemoveAll(cs.Store.BundleDir(c.ID))
 		cs.Store.DeleteContainer(c.ID)
 		l.Discard()
 		return fmt.Errorf("writing the container's bundle: %w", err)
@@ -359,7 +366,7 @@ func (cs Containers) Remove(ctx context.Context, id string, force bool) (store.C
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(staging)
+		defer treeops.RemoveAll(staging)
 		if err := os.Rename(bundleDir, staging+"/bundle"); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err // its files already gone is fine: removing it is still right
 		}

@@ -19,13 +19,17 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/events"
 	"github.com/k3-core/k3-core/golib/ociruntime"
 	"github.com/k3-core/k3-core/golib/pull"
+	"github.com/k3-core/k3-core/golib/rootfs"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 var (
@@ -138,21 +142,109 @@ func settle(st *store.Store, c store.Container) (store.Container, error) {
 }
 
 // Stack returns the container's layer directories, top first (its own
-// writable layer, then its image's), checking that they exist.
+// writable layer, then its image's), checking that they exist and were
+// written the way this process reads them; layers a commit stored only as
+// blobs are unpacked into the store first.
 func Stack(ctx context.Context, st *store.Store, c store.Container) (bundle.Stack, error) {
-	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
-		return nil, fmt.Errorf("%w: bundle directory %s: %v", ErrBundleMissing, st.BundleDir(c.ID), err)
-	}
-	img, err := st.FindImage(c.ImageID)
+	img, err := stackImage(st, c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: image record: %v", ErrUnreadable, err)
+		return nil, err
 	}
 	if err := unpackCommitted(ctx, st, img); err != nil {
 		return nil, err
 	}
+	if err := treeops.Check(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
+		return nil, err
+	}
+	return stackDirs(st, c, img, nil)
+}
+
+// ReadStack is Stack for an operation that only reads: a layer a commit
+// stored only as a blob is unpacked into a scratch directory, which done
+// removes, and the store is left as it was. shifts say how to read each
+// directory's owners (see treeops.ReadShifts).
+func ReadStack(ctx context.Context, st *store.Store, c store.Container) (stack bundle.Stack, shifts []rootfs.Shift, done func(), err error) {
+	img, err := stackImage(st, c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	scratch := map[string]string{} // chain ID -> its scratch directory
+	done = func() {
+		for _, dir := range scratch {
+			treeops.RemoveAll(filepath.Dir(dir))
+		}
+	}
+	var lower []string // top first
+	for _, l := range img.Layers {
+		dir := st.LayerDir(l.ChainID)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if dir, err = unpackScratch(ctx, st, l, lower); err != nil {
+				done()
+				return nil, nil, nil, err
+			}
+			scratch[l.ChainID] = dir
+		}
+		lower = append([]string{dir}, lower...)
+	}
+	stack, err = stackDirs(st, c, img, scratch)
+	if err == nil {
+		shifts, err = treeops.ReadShifts(stack)
+	}
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return stack, shifts, done, nil
+}
+
+// unpackScratch unpacks a committed layer's blob into a directory of the
+// store's scratch space, outside its layers.
+func unpackScratch(ctx context.Context, st *store.Store, l store.Layer, lower []string) (string, error) {
+	blob, err := os.Open(st.BlobPath(l.BlobDigest))
+	if err != nil {
+		return "", fmt.Errorf("%w: layer %s is neither unpacked nor stored: %v", ErrBundleMissing, l.DiffID, err)
+	}
+	defer blob.Close()
+	tmp, err := st.TempDir("read-")
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(tmp, "layer")
+	stream, err := archive.Decompress(blob)
+	if err == nil {
+		defer stream.Close()
+		err = os.Mkdir(dir, 0o755)
+	}
+	if err == nil {
+		_, err = treeops.Unpack(ctx, stream, dir, lower, nil)
+	}
+	if err != nil {
+		treeops.RemoveAll(tmp)
+		return "", fmt.Errorf("unpacking committed layer %s: %w", l.DiffID, err)
+	}
+	return dir, nil
+}
+
+func stackImage(st *store.Store, c store.Container) (store.Image, error) {
+	if _, err := os.Stat(bundle.DiffDir(st.BundleDir(c.ID))); err != nil {
+		return store.Image{}, fmt.Errorf("%w: bundle directory %s: %v", ErrBundleMissing, st.BundleDir(c.ID), err)
+	}
+	img, err := st.FindImage(c.ImageID)
+	if err != nil {
+		return store.Image{}, fmt.Errorf("%w: image record: %v", ErrUnreadable, err)
+	}
+	return img, nil
+}
+
+// stackDirs lists the container's layer directories, top first; moved
+// gives the directories of layers unpacked elsewhere than the store.
+func stackDirs(st *store.Store, c store.Container, img store.Image, moved map[string]string) (bundle.Stack, error) {
 	stack := bundle.Stack{bundle.DiffDir(st.BundleDir(c.ID))}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
-		dir := st.LayerDir(img.Layers[i].ChainID)
+		dir, ok := moved[img.Layers[i].ChainID]
+		if !ok {
+			dir = st.LayerDir(img.Layers[i].ChainID)
+		}
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("%w: layer directory %s: %v", ErrBundleMissing, dir, err)
 		}
@@ -161,13 +253,37 @@ func Stack(ctx context.Context, st *store.Store, c store.Container) (bundle.Stac
 	return stack, nil
 }
 
+// layerUsable reports whether the layer directory dir is there and written
+// the way this process reads it. One that is not there, or that root finds
+// written another way, is to be unpacked from its blob; another user's, or
+// root's for a user, is refused.
+func layerUsable(dir string) (bool, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	err := treeops.Check(dir)
+	if errors.Is(err, treeops.ErrOtherwise) && os.Geteuid() == 0 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // unpackCommitted unpacks the layers a commit stored only as blobs, base
 // first, the first time a container needs their directories.
 func unpackCommitted(ctx context.Context, st *store.Store, img store.Image) error {
 	var lower []string // top first
 	for _, l := range img.Layers {
 		dir := st.LayerDir(l.ChainID)
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		usable, err := layerUsable(dir)
+		if err != nil {
+			return err
+		}
+		if !usable {
+			// Root converts a layer a user unpacked: unpacked again from
+			// its blob, it has the true owners on disk.
+			if err := treeops.RemoveAll(dir); err != nil {
+				return err
+			}
 			if _, err := os.Stat(st.BlobPath(l.BlobDigest)); err != nil {
 				return fmt.Errorf("%w: layer directory %s and its blob: %v", ErrBundleMissing, dir, err)
 			}

@@ -94,6 +94,10 @@ type writeBehind struct {
 	started int64 // writeback requested up to here
 }
 
+// WriteBehind writes into f, from its current end, as Create's files are
+// written: for a writer given a file straight from Direct.
+func WriteBehind(f *os.File) io.Writer { return &writeBehind{f: f} }
+
 func (w *writeBehind) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.written += int64(n)
@@ -227,6 +231,15 @@ func (f *File) Writer() io.Writer {
 		return f.encoder
 	}
 	return f.out
+}
+
+// Direct is the file the content goes into unchanged (no compression, not
+// a stream), for a writer that writes it itself; nil for any other output.
+func (f *File) Direct() *os.File {
+	if f.encoder != nil || f.names != replaced {
+		return nil
+	}
+	return f.file
 }
 
 // Commit finishes the file and gives it the target's name, replacing any

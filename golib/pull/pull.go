@@ -25,6 +25,7 @@ import (
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/safego"
 	"github.com/k3-core/k3-core/golib/store"
+	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 // Source is an image to pull and the names to record it under.
@@ -387,7 +388,7 @@ func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compres
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(staging)
+	defer treeops.RemoveAll(staging)
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return err
 	}
@@ -399,8 +400,7 @@ func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compres
 			available = append(available, dir)
 		}
 	}
-	stats, err := layer.Unpack(ctx, tee, staging, layer.Options{Whiteouts: layer.NativeWhiteouts(), Lower: available,
-		Progress: func(n int64) { report("unpack", n, 0) }})
+	stats, err := treeops.Unpack(ctx, tee, staging, available, func(n int64) { report("unpack", n, 0) })
 	if errors.Is(err, fs.ErrNotExist) {
 		if len(available) < len(lower) {
 			return errNeedsLower

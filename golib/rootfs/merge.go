@@ -28,6 +28,9 @@ type entry struct {
 	layer int // index into the Stack
 	dirfd int // the directory holding name in that layer
 	st    unix.Stat_t
+	// marker: in a layer walk, rel is an OCI whiteout marker standing for
+	// a deletion or an opaque directory of the layer; st is unset.
+	marker bool
 }
 
 // walker holds the state of one walk. Directories are held open down the
@@ -39,6 +42,9 @@ type walker struct {
 	layers Stack
 	visit  func(*entry) error
 	dents  []byte // getdents buffer, shared by every directory
+	// layerOnly walks one layer as it is, its deletions and opaque
+	// directories visited as OCI markers rather than applied.
+	layerOnly bool
 }
 
 // dirCopy is one layer's copy of a directory of the merged tree.
@@ -48,6 +54,8 @@ type dirCopy struct {
 	ents  []dirent        // sorted by name, markers left out
 	hides map[string]bool // names a .wh. marker here hides in lower layers
 	next  int             // merge cursor into ents
+	// opaque: this copy hides the copies below it, by a marker or xattr.
+	opaque bool
 }
 
 type dirent struct {
@@ -83,12 +91,13 @@ func (w *walker) openCopy(at int, name string, layer int, rel string) (dirCopy, 
 		return dirCopy{}, false, w.pathErr("open", layer, rel, err)
 	}
 	c := dirCopy{layer: layer, fd: fd}
-	opaque, err := c.list(w.dents)
+	opaque, err := c.list(w.dents, w.layerOnly)
 	if err != nil {
 		unix.Close(fd)
 		return dirCopy{}, false, w.pathErr("readdirent", layer, rel, err)
 	}
-	return c, opaque || overlayOpaque(fd), nil
+	c.opaque = opaque || overlayOpaque(fd)
+	return c, c.opaque, nil
 }
 
 func (w *walker) pathErr(op string, layer int, rel string, err error) error {
@@ -120,14 +129,23 @@ func (w *walker) dir(rel string, copies []dirCopy) error {
 // cursor past it, and visits it.
 func (w *walker) child(rel, name string, copies []dirCopy) error {
 	e := &entry{rel: join(rel, name), name: name}
+	if w.layerOnly {
+		return w.layerChild(rel, e, &copies[0])
+	}
 	top, below, err := w.resolve(copies, e)
 	if err != nil || top < 0 {
 		return err
 	}
 	c := &copies[top]
 	e.layer, e.dirfd = c.layer, c.fd
-	err = w.visit(e)
-	if e.st.Mode&unix.S_IFMT != unix.S_IFDIR {
+	return w.visitAndEnter(e, copies, append([]int{top}, below...))
+}
+
+// visitAndEnter visits e and, when it is a directory, its merged contents,
+// made of the copies idx of its parent.
+func (w *walker) visitAndEnter(e *entry, copies []dirCopy, idx []int) error {
+	err := w.visit(e)
+	if e.marker || e.st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return err
 	}
 	if errors.Is(err, fs.SkipDir) {
@@ -136,11 +154,37 @@ func (w *walker) child(rel, name string, copies []dirCopy) error {
 	if err != nil {
 		return err
 	}
-	sub, err := w.openChildren(e.rel, name, copies, append([]int{top}, below...))
+	sub, err := w.openChildren(e.rel, e.name, copies, idx)
 	if err != nil {
 		return err
 	}
+	if w.layerOnly && sub[0].opaque {
+		if err := w.visit(&entry{rel: join(e.rel, whOpaque), marker: true}); err != nil {
+			closeCopies(sub)
+			return err
+		}
+	}
 	return w.dir(e.rel, sub)
+}
+
+// layerChild is child for a layer walk: a deletion is visited as the OCI
+// marker of either format would name it.
+func (w *walker) layerChild(rel string, e *entry, c *dirCopy) error {
+	c.take(e.name)
+	e.dirfd = c.fd
+	if strings.HasPrefix(e.name, whPrefix) {
+		e.marker = true
+		return w.visit(e)
+	}
+	found, err := c.stat(e.name, &e.st)
+	if err != nil || !found {
+		return err
+	}
+	if isWhiteoutDevice(&e.st) {
+		e.rel, e.marker = join(rel, whPrefix+e.name), true
+		return w.visit(e)
+	}
+	return w.visitAndEnter(e, []dirCopy{*c}, []int{0})
 }
 
 // resolve walks the copies top down for name: the first real entry is what
@@ -209,8 +253,9 @@ func (w *walker) openChildren(rel, name string, parent []dirCopy, idx []int) ([]
 }
 
 // list reads the directory with getdents, keeps the real entries sorted and
-// notes the markers. It reports an OCI opaque marker.
-func (c *dirCopy) list(buf []byte) (opaque bool, err error) {
+// notes the markers (kept among the entries too when keepMarkers is set).
+// It reports an OCI opaque marker.
+func (c *dirCopy) list(buf []byte, keepMarkers bool) (opaque bool, err error) {
 	for {
 		n, err := unix.Getdents(c.fd, buf)
 		if err == unix.EINTR {
@@ -222,7 +267,7 @@ func (c *dirCopy) list(buf []byte) (opaque bool, err error) {
 		if n <= 0 {
 			break
 		}
-		opaque = c.parse(buf[:n]) || opaque
+		opaque = c.parse(buf[:n], keepMarkers) || opaque
 	}
 	slices.SortFunc(c.ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
 	return opaque, nil
@@ -230,7 +275,7 @@ func (c *dirCopy) list(buf []byte) (opaque bool, err error) {
 
 // parse reads linux_dirent64 records: d_ino u64, d_off s64, d_reclen u16,
 // d_type u8, then the NUL-terminated name.
-func (c *dirCopy) parse(buf []byte) (opaque bool) {
+func (c *dirCopy) parse(buf []byte, keepMarkers bool) (opaque bool) {
 	for len(buf) >= 19 {
 		reclen := int(binary.NativeEndian.Uint16(buf[16:]))
 		if reclen < 19 || reclen > len(buf) {
@@ -251,6 +296,9 @@ func (c *dirCopy) parse(buf []byte) (opaque bool) {
 				c.hides = map[string]bool{}
 			}
 			c.hides[name[len(whPrefix):]] = true
+			if keepMarkers {
+				c.ents = append(c.ents, dirent{name: name, typ: typ})
+			}
 		default:
 			c.ents = append(c.ents, dirent{name: name, typ: typ})
 		}
@@ -316,13 +364,19 @@ func isWhiteoutDevice(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
 
-// overlayOpaque reports overlayfs's opaque mark on a directory. Only "y" is
-// opaque: newer kernels write "x" on a merged directory holding xattr
-// whiteouts, which still shows what is below.
+// overlayOpaque reports overlayfs's opaque mark on a directory, as root's
+// overlay reads it (trusted.) or one mounted in a user namespace with
+// userxattr (user.). Only "y" is opaque: newer kernels write "x" on a merged
+// directory holding xattr whiteouts, which still shows what is below.
 func overlayOpaque(fd int) bool {
-	var v [2]byte
-	n, err := unix.Fgetxattr(fd, "trusted.overlay.opaque", v[:])
-	return err == nil && n == 1 && v[0] == 'y'
+	for _, name := range [...]string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+		var v [2]byte
+		n, err := unix.Fgetxattr(fd, name, v[:])
+		if err == nil && n == 1 && v[0] == 'y' {
+			return true
+		}
+	}
+	return false
 }
 
 func openat(at int, name string, flags int) (int, error) {

@@ -6,6 +6,7 @@
 // Usage: k3-userns SUBCOMMAND [ARGS]
 //
 //	id    print, as JSON, the IDs, ID maps, capabilities and namespaces it sees
+//	tree  do one piece of file work on the store's unpacked trees (package treeops)
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/k3-core/k3-core/golib/treeops"
 	"github.com/k3-core/k3-core/golib/userns"
 )
 
@@ -25,6 +27,8 @@ func main() {
 	switch os.Args[1] {
 	case "id":
 		json.NewEncoder(os.Stdout).Encode(userns.ReadSelf())
+	case treeops.SubCommand:
+		os.Exit(treeops.Serve())
 	default:
 		fmt.Fprintf(os.Stderr, "k3-userns: unknown subcommand %q\n", os.Args[1])
 		os.Exit(2)

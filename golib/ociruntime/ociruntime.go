@@ -228,6 +228,13 @@ func Kill(runtime Runtime, id, signal string) error {
 	return runtimeCommand(runtime, "kill", id, signal)
 }
 
+// Forget deletes the runtime's record of container id, killing what is
+// left of its process: for a run whose monitor died before it could (the
+// monitor deletes it when the container ends). No record is fine.
+func Forget(runtime Runtime, id string) {
+	runtime.forgetting().command("delete", "--force", id).Run()
+}
+
 // Pause freezes the container's processes (the cgroup freezer).
 func Pause(runtime Runtime, id string) error {
 	if runtime.user != nil {

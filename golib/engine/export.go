@@ -76,7 +76,7 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
-stack, shifts, done, err := lifecycle.ReadStack(ctx, st, c)
+	stack, shifts, done, err := lifecycle.ReadStack(ctx, st, c)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return nil, newErr("AbortError", "the operation was aborted", err)

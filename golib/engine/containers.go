@@ -517,13 +517,14 @@ func changeFailure(op string, c store.Container, err error, fallback string) *er
 
 // changeRoot is where changes to a container's files go: a running or
 // paused container's mounted root, as docker cp writes through it (never
-// the upper directory of a live overlay), else its layer stack.
+// the upper directory of a live overlay), else its layer stack. An ordinary
+// user's is mounted in its monitor's mount namespace (lifecycle.Rootfs).
 func changeRoot(ctx context.Context, st *store.Store, c store.Container) (bundle.Root, error) {
 	if !lifecycle.Alive(c) {
 		stack, err := lifecycle.Stack(ctx, st, c)
 		return bundle.Root{Layers: stack}, err
 	}
-	rootfs := filepath.Join(st.BundleDir(c.ID), "rootfs")
+	rootfs := lifecycle.Rootfs(st, c)
 	var mounted unix.Statfs_t
 	if err := unix.Statfs(rootfs, &mounted); err != nil {
 		return bundle.Root{}, fmt.Errorf("%w: the running container's root %s: %v", lifecycle.ErrBundleMissing, rootfs, err)

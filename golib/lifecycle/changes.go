@@ -127,6 +127,7 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 		return c, err
 	}
 	bundleDir := cs.Store.BundleDir(c.ID)
+	forgetOrphan(runtime, cs.Store, c)
 	ociruntime.ClearExit(bundleDir)
 	if err := ctx.Err(); err != nil {
 		return c, err
@@ -148,6 +149,18 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 	}
 	record(cs.Store, "start", c, nil)
 	return cs.Store.Container(c.ID)
+}
+
+// forgetOrphan ends what a run whose monitor died left (its exit recorded
+// by no monitor): the container's process, which outlives the monitor, and
+// the runtime's record of it, which would refuse the ID's next run.
+func forgetOrphan(runtime ociruntime.Runtime, st *store.Store, c store.Container) {
+	if c.State != "exited" {
+		return
+	}
+	if exit, err := ociruntime.ReadExit(st.BundleDir(c.ID)); exit == nil && err == nil {
+		ociruntime.Forget(runtime, c.ID)
+	}
 }
 
 // startAsRoot mounts the rootfs of stack (the writable layer first),
@@ -359,6 +372,9 @@ func (cs Containers) Remove(ctx context.Context, id string, force bool) (store.C
 		}
 		if Alive(c) {
 			return &ociruntime.RuntimeError{Message: fmt.Sprintf("container %s did not end after SIGKILL", c.Name)}
+		}
+		if runtime, err := RuntimeFor(cs.Runtime, cs.Store, c); err == nil {
+			forgetOrphan(runtime, cs.Store, c)
 		}
 		ociruntime.UnmountRootfs(cs.Store.BundleDir(c.ID))
 		// The record goes first, so the container goes in one step for

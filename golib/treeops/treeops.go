@@ -52,6 +52,20 @@ func helper() string {
 	return helperPath
 }
 
+// helperFor is helper for a change of root. A running container's mounted
+// root is changed here: an ordinary user's is reached through its monitor's
+// /proc/<pid>/root, which only the owner of the monitor's user namespace
+// may enter, not the helper in a namespace of its own (the monitor is not
+// dumpable once it has executed itself as that namespace's root), and the
+// overlay there already gives the files this process writes their owner in
+// the container (its root).
+func helperFor(root bundle.Root) string {
+	if root.Mounted != "" {
+		return ""
+	}
+	return helper()
+}
+
 // InNamespace reports whether the work runs in a user namespace: files the
 // store writes from now on belong to the user's subordinate IDs.
 func InNamespace() bool { return helper() != "" }
@@ -161,7 +175,7 @@ func RemoveAll(path string) error {
 
 // CopyIn is bundle.Root.CopyIn.
 func CopyIn(ctx context.Context, root bundle.Root, src, dest string) (string, error) {
-	if h := helper(); h != "" {
+	if h := helperFor(root); h != "" {
 		var written string
 		err := run(ctx, h, request{Op: opCopyIn, Root: root, Src: src, Dest: dest}, nil, nil, &written, nil)
 		return written, err
@@ -171,7 +185,7 @@ func CopyIn(ctx context.Context, root bundle.Root, src, dest string) (string, er
 
 // Remove is bundle.Root.Remove.
 func Remove(root bundle.Root, path string) (string, error) {
-	if h := helper(); h != "" {
+	if h := helperFor(root); h != "" {
 		var removed string
 		err := run(context.Background(), h, request{Op: opRemove, Root: root, Dest: path}, nil, nil, &removed, nil)
 		return removed, err

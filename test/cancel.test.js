@@ -277,8 +277,8 @@ test('an aborted commit stops packing and records no image', { skip }, async () 
 
 test('an export that unpacks a committed layer stops there when aborted', { skip }, async () => {
   // A commit stores its layer as a blob; an export of a container of its
-  // image unpacks it into scratch space, never into the store (a read
-  // never writes).
+  // image unpacks it into scratch space under the store's tmp, which it
+  // removes (lifecycle.ReadStack), and leaves the store's layers as they were.
   const { Id } = await k3.containerCore.commitContainer('changed', { repository: 'committed', tag: 'unpack' });
   await k3.containerCore.createContainer(Id, { name: 'of-committed' });
   const dir = path.join(tmp, 'unpack-out');
@@ -297,8 +297,8 @@ test('an export that unpacks a committed layer stops there when aborted', { skip
     assert.equal(layers(), packed, `${what}: the committed layer was unpacked all the same`);
   }
   await k3.containerCore.exportContainer('of-committed', path.join(dir, 'out.tar'));
-  assert.equal(layers(), packed, 'the export unpacked the committed layer into the store');
-  assert.deepEqual(storeStaging(), [], 'the export left its scratch copy of the committed layer');
+  assert.equal(layers(), packed, 'the export left the store\'s layers as they were');
+  assert.deepEqual(storeStaging(), [], 'the export removed its scratch space');
   assert.ok(fs.statSync(path.join(dir, 'out.tar')).size > MANY * 4096, 'the export after the aborts is whole');
 });
 

@@ -55,7 +55,8 @@ function mountsOf(id) {
 function runcHas(id) {
   return execFileSync('runc', ['list', '-q'], { encoding: 'utf8' }).split('\n').includes(id);
 }
-function monitorsOf(id) {
+// The pids of container id's monitors.
+function monitorPids(id) {
   return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
     try {
       const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
@@ -63,7 +64,10 @@ function monitorsOf(id) {
     } catch {
       return false; // it ended while we looked
     }
-  }).length;
+  }).map(Number);
+}
+function monitorsOf(id) {
+  return monitorPids(id).length;
 }
 
 // What the world shows of container id: its mounts, the runtime's record
@@ -175,4 +179,43 @@ function isLocked(file) {
   } catch {
     return true;
   }
+}
+
+test('a container whose monitor died starts again, and its removal ends the process the monitor left', { skip }, async () => {
+  const { Id: id } = await k3.containerCore.createContainer('busybox:lifecycle', { name: 'orphaned', cmd: ['sleep', '600'] });
+  await k3.containerCore.startContainer('orphaned');
+  const { Pid: orphan } = await k3.containerCore.inspectContainer('orphaned');
+  process.kill(monitorPids(id)[0], 'SIGKILL');
+  try {
+    const end = Date.now() + 5000;
+    while (Date.now() < end && monitorsOf(id)) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await k3.containerCore.inspectContainer('orphaned')).State, 'exited');
+    const again = await k3.containerCore.startContainer('orphaned');
+    assert.equal(again.State, 'running');
+    assert.notEqual(again.Pid, orphan);
+    assert.ok(await ends(orphan), 'the orphaned run ended');
+    // Orphaned again, and removed.
+    process.kill(monitorPids(id)[0], 'SIGKILL');
+    while (monitorsOf(id)) await new Promise((r) => setTimeout(r, 20));
+    await k3.containerCore.removeContainer('orphaned', { force: true });
+    assert.deepEqual(await world(id), { state: 'gone', mounts: 0, runc: false, monitors: 0 });
+    assert.ok(await ends(again.Pid), 'the removed container\'s process ended');
+  } finally {
+    try {
+      process.kill(orphan, 'SIGKILL'); // left running before the fix
+    } catch {}
+  }
+});
+
+
+// ends says whether process pid ends (or is a zombie) within two seconds.
+async function ends(pid) {
+  for (const end = Date.now() + 2000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] === 'Z') return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
 }

@@ -34,7 +34,7 @@ before(() => {
 after(() => {
   if (!tmp) return;
   fs.rmSync(tmp, { recursive: true, force: true });
-  for (const name of ['store', 'orphan', 'nouidmap']) {
+  for (const name of ['store', 'orphan', 'nouidmap', 'aborted']) {
     for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}-${process.pid}`), { recursive: true, force: true });
   }
 });
@@ -142,7 +142,7 @@ test('as a user: stop, kill, restart and exec act on the container inside its na
   assert.equal(result.killed.ExitCode, 137);
 });
 
-test('as a user: a container whose monitor died is exited (255), as for root', { skip }, async () => {
+test('as a user: a container whose monitor died is exited (255), and starts again, as for root', { skip }, async () => {
   const user = ordinaryUser();
   const started = await asUser(user, async ({ cc, state }) => {
     const c = await cc.createContainer('busybox:rootless', { name: 'orphaned', cmd: ['sleep', '600'] });
@@ -156,11 +156,15 @@ test('as a user: a container whose monitor died is exited (255), as for root', {
   try {
     const after = await asUser(user, async ({ cc, state }, input) => {
       const seen = await state(input.id);
+      // It starts again: what the dead monitor left is ended first.
+      const again = await cc.startContainer(input.id).then((c) => c.State, (e) => `${e.name}: ${e.details && e.details.error}`);
       await cc.removeContainer(input.id, { force: true });
-      return seen;
+      return { ...seen, again };
     }, { store: 'orphan', id: started.id });
     assert.equal(after.State, 'exited');
     assert.equal(after.ExitCode, 255);
+    assert.equal(after.again, 'running');
+    assert.ok(!fs.existsSync(`/proc/${started.pid}`), 'the orphaned run ended');
   } finally {
     try {
       process.kill(started.pid, 'SIGKILL'); // the container outlives its monitor, as for root
@@ -204,6 +208,73 @@ test('as a user: pause is FreezerNotDelegated, with the reason and the fix; a ru
   assert.deepEqual(result.committed, ['docker.io/library/committed:running']);
   assert.equal(result.still, 'running');
   assert.equal(result.exported.length, 2, 'the running container\'s export holds its own file and the image\'s');
+});
+
+test('as a user: an aborted start settles with nothing of it left, as for root', { skip }, async () => {
+  const user = ordinaryUser();
+  const result = await asUser(user, async ({ cc }) => {
+    const fs = require('node:fs');
+    const monitorsOf = (id) => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return args[0].endsWith('k3-monitor') && args[3] === id;
+      } catch {
+        return false;
+      }
+    }).length;
+    const outcomes = [];
+    for (const delay of [0, 5, 10, 20, 40, 80, 160, 320]) {
+      const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+      const abort = new AbortController();
+      const started = cc.startContainer(c.Id, { signal: abort.signal }).then((x) => x.State, (e) => e.name);
+      setTimeout(() => abort.abort(), delay);
+      const result = await Promise.race([started, new Promise((r) => setTimeout(() => r('hung'), 20000))]);
+      if (result === 'hung') {
+        // The start holds the container's lock: nothing more can be done here.
+        setTimeout(() => process.exit(0), 200);
+        return { outcomes: [...outcomes, { delay, result, id: c.Id }] };
+      }
+      const { State } = await cc.inspectContainer(c.Id);
+      outcomes.push({ delay, result, state: State, monitors: monitorsOf(c.Id) });
+      await cc.removeContainer(c.Id, { force: true });
+    }
+    return { outcomes };
+  }, { store: 'aborted' });
+  const hung = result.outcomes.find((o) => o.result === 'hung');
+  if (hung) {
+    for (const pid of execFileSync('sh', ['-c', `pgrep -f 'k3-monitor .* ${hung.id}' || true`], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
+      // The monitor's session holds the runtime and the container too.
+      execFileSync('sh', ['-c', `pkill -KILL -s ${Number(pid)} || true`]);
+    }
+  }
+  for (const o of result.outcomes) {
+    if (o.result === 'AbortError') assert.deepEqual(o, { delay: o.delay, result: 'AbortError', state: 'created', monitors: 0 });
+    else assert.deepEqual(o, { delay: o.delay, result: 'running', state: 'running', monitors: 1 });
+  }
+  assert.ok(result.outcomes.some((o) => o.result === 'AbortError'), `starts were aborted on the way: ${JSON.stringify(result.outcomes)}`);
+});
+
+test('as a user: a file copied into a running container, or removed from it, changes its mounted root, as for root', { skip }, async () => {
+  const result = await asUser(ordinaryUser(), async ({ cc }) => {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const src = path.join(require('node:os').homedir(), `copied-${process.pid}.txt`);
+    fs.writeFileSync(src, 'copied in\n');
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    await cc.startContainer(c.Id);
+    const attempt = (p) => p.then(() => 'ok', (e) => `${e.name}: ${e.details && e.details.error}`);
+    try {
+      const copied = await attempt(cc.copyToContainer(c.Id, src, '/copied.txt'));
+      const seen = (await cc.execContainer(c.Id, ['cat', '/copied.txt'])).stdout;
+      const removed = await attempt(cc.removeFromContainer(c.Id, '/copied.txt'));
+      const after = (await cc.execContainer(c.Id, ['sh', '-c', '[ -e /copied.txt ] && echo there || echo gone'])).stdout.trim();
+      return { copied, seen, removed, after };
+    } finally {
+      fs.rmSync(src);
+      await cc.removeContainer(c.Id, { force: true });
+    }
+  });
+  assert.deepEqual(result, { copied: 'ok', seen: 'copied in\n', removed: 'ok', after: 'gone' });
 });
 
 test('as a user with no subordinate IDs: root inside over the one ID, other owners refused', { skip }, async () => {
@@ -280,27 +351,30 @@ test('as a user: the container\'s process sees the image\'s true owners, as podm
   assert.deepEqual(norm(result.ours), norm(result.peer));
 });
 
-test('as a user: copyToContainer and removeFromContainer change a running container, seen from inside; what is copied belongs to 0:0', { skip }, async () => {
+test('as a user: copyToContainer and removeFromContainer reach into a running container\'s directories of other owners; what is copied belongs to 0:0', { skip }, async () => {
   const result = await asUser(ordinaryUser(), async ({ cc }) => {
     const fs = require('node:fs');
     const path = require('node:path');
     const src = path.join(require('node:os').homedir(), `copied-${process.pid}`);
     fs.mkdirSync(src, { recursive: true });
     fs.writeFileSync(path.join(src, 'note'), 'copied in\n');
-    const c = await cc.createContainer('busybox:rootless', { cmd: ['sh', '-c', 'echo made > /tmp/made; sleep 600'] });
+    // A home of the container's user 1000 that only that user (and root) may enter.
+    const setup = 'mkdir -p /home/app && echo mine > /home/app/own && chown -R 1000:1000 /home/app && chmod 700 /home/app && chmod 600 /home/app/own && echo ready > /tmp/ready; sleep 600';
+    const c = await cc.createContainer('busybox:rootless', { cmd: ['sh', '-c', setup] });
     await cc.startContainer(c.Id);
     const inside = async (script) => (await cc.execContainer(c.Id, ['sh', '-c', script])).stdout.trim();
-    while ((await inside('cat /tmp/made 2>/dev/null')) !== 'made') await new Promise((r) => setTimeout(r, 20));
-    const copied = await cc.copyToContainer(c.Id, src, '/in');
-    const afterCopy = await inside('stat -c "%n %u:%g" /in /in/note; cat /in/note');
-    const removed = await cc.removeFromContainer(c.Id, '/tmp/made');
-    const afterRemove = await inside('ls /tmp/made 2>&1 || echo gone');
-    await cc.removeContainer(c.Id, { force: true });
-    fs.rmSync(src, { recursive: true });
-    return { copied: copied.Path, afterCopy, removed: removed.Path, afterRemove };
+    while ((await inside('cat /tmp/ready 2>/dev/null')) !== 'ready') await new Promise((r) => setTimeout(r, 20));
+    const attempt = (p) => p.then((r) => r.Path, (e) => `${e.name}: ${e.details && e.details.error}`);
+    try {
+      const copied = await attempt(cc.copyToContainer(c.Id, src, '/home/app/in'));
+      const afterCopy = await inside('stat -c "%n %u:%g" /home/app/in /home/app/in/note; cat /home/app/in/note');
+      const removed = await attempt(cc.removeFromContainer(c.Id, '/home/app/own'));
+      const afterRemove = await inside('[ -e /home/app/own ] && echo there || echo gone');
+      return { copied, afterCopy, removed, afterRemove };
+    } finally {
+      fs.rmSync(src, { recursive: true });
+      await cc.removeContainer(c.Id, { force: true });
+    }
   });
-  assert.equal(result.copied, '/in');
-  assert.deepEqual(result.afterCopy.split('\n'), ['/in 0:0', '/in/note 0:0', 'copied in']);
-  assert.equal(result.removed, '/tmp/made');
-  assert.match(result.afterRemove, /gone$/);
+  assert.deepEqual(result, { copied: '/home/app/in', afterCopy: '/home/app/in 0:0\n/home/app/in/note 0:0\ncopied in', removed: '/home/app/own', afterRemove: 'gone' });
 });

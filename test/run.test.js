@@ -271,12 +271,15 @@ test('errors: no runtime, runtime failure with its own message, as root and as a
   assert.equal((await k3.containerCore.inspectContainer('errs')).State, 'created', 'a failed start leaves it created');
   assert.equal(mountsUnder(k3.root), 0);
   // An unprivileged process runs it in a user namespace (rootless-run.test.js),
-  // and fails as root does, with the runtime's own words.
+  // and fails as root does, with the runtime's own words. Its store is its
+  // own: layers root unpacked are not its to use (UnpackedOtherwise).
   const store = path.join(tmp, 'unpriv-store');
-  execFileSync('cp', ['-a', k3.root, store]);
   execFileSync('chown', ['-R', '65534:65534', tmp]);
   const script = `const K3Core = require(${JSON.stringify(path.resolve(__dirname, '..'))});
-    new K3Core({ root: ${JSON.stringify(store)} }).containerCore.startContainer('errs')
+    const k3u = new K3Core({ root: ${JSON.stringify(store)} });
+    k3u.imageCore.pullAnImage(${JSON.stringify(path.join(tmp, 'layout'))}, 'busybox:run', { containerImageTransport: 'oci' })
+      .then(() => k3u.containerCore.createContainer('busybox:run', { name: 'errs', cmd: ['/no/such/binary'] }))
+      .then(() => k3u.containerCore.startContainer('errs'))
       .then(() => console.log('started'), (e) => console.log(JSON.stringify({ name: e.name, error: e.details.error })));`;
   const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8' });
   const result = JSON.parse(out);

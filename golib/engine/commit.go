@@ -39,6 +39,11 @@ func (e *Engine) commitContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, err
 	}
+	hold, err := st.Hold()
+	if err != nil {
+		return nil, errcat.New(op, "StoreFailure", err.Error(), err).With("containerId", c.ID)
+	}
+	defer hold.Release()
 	invalid := func(reason string) error {
 		return errcat.New(op, "InvalidCommitContainerParameters", reason, nil).With("containerId", c.ID)
 	}
@@ -148,7 +153,7 @@ func mustHash(s string) v1.Hash {
 // also its diff ID. Its directory is unpacked from the blob the first time a
 // container needs it, so a commit costs what writing its tar costs.
 func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, img store.Image) (store.Layer, error) {
-	blob, err := os.CreateTemp(st.Root()+"/tmp", "commit-")
+	blob, err := st.TempFile("commit-")
 	if err != nil {
 		return store.Layer{}, err
 	}
@@ -178,7 +183,7 @@ func packDiff(ctx context.Context, st *store.Store, diff string, skip []string, 
 	}
 	l := store.Layer{ChainID: chainID, DiffID: diffID.String(), Parent: parent, BlobDigest: diffID.String(),
 		BlobSize: size, MediaType: string(mediaType), Size: size}
-	if err := os.Rename(blob.Name(), st.BlobPath(l.BlobDigest)); err != nil {
+	if err := st.PlaceBlob(l.BlobDigest, blob.Name()); err != nil {
 		return store.Layer{}, err
 	}
 	return l, st.AddLayer(l)

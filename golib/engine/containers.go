@@ -144,10 +144,11 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	fail := func(class string, err error) error {
 		return errcat.New(op, class, err.Error(), err).With("image", imageRef).With("name", opts.Name)
 	}
-	st, err := e.store(call.Root)
+	st, hold, err := e.heldStore(call.Root)
 	if err != nil {
 		return nil, fail("StoreFailure", err)
 	}
+	defer hold.Release()
 	img, err := st.FindImage(imageCandidates(imageRef)...)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail("ImageNotFoundLocally", fmt.Errorf("no image %s in the local store", imageRef))
@@ -159,20 +160,30 @@ func (e *Engine) createContainer(ctx context.Context, call *Request) (any, error
 	if err != nil {
 		return nil, fail("CreateContainerFailure", err)
 	}
-	if opts.Name == "" {
-		opts.Name = randomName()
+	named := opts.Name != ""
+	var record store.Container
+	for attempt := 1; ; attempt++ {
+		if !named {
+			opts.Name = randomName()
+		}
+		var id string
+		if id, err = randomID(); err != nil {
+			return nil, fail("CreateContainerFailure", err)
+		}
+		optsJSON, _ := json.Marshal(opts)
+		record = store.Container{ID: id, Name: opts.Name, ImageID: img.ID, ImageRef: imageRef, State: "created",
+			Created: time.Now().UTC().Format(time.RFC3339Nano), Config: string(optsJSON)}
+		err = e.lifecycle(st, call).Create(ctx, record, config, opts)
+		// A name made up here that another container has is made up again.
+		if named || !errors.Is(err, store.ErrNameInUse) || attempt == 5 {
+			break
+		}
 	}
-	id, err := randomID()
-	if err != nil {
-		return nil, fail("CreateContainerFailure", err)
-	}
-	optsJSON, _ := json.Marshal(opts)
-	record := store.Container{ID: id, Name: opts.Name, ImageID: img.ID, ImageRef: imageRef, State: "created",
-		Created: time.Now().UTC().Format(time.RFC3339Nano), Config: string(optsJSON)}
-	err = e.lifecycle(st, call).Create(ctx, record, config, opts)
 	switch {
 	case errors.Is(err, store.ErrNameInUse):
 		return nil, fail("ContainerNameInUse", fmt.Errorf("the name %q is already used by a container", opts.Name))
+	case errors.Is(err, store.ErrNotFound): // another process removed the image meanwhile
+		return nil, fail("ImageNotFoundLocally", fmt.Errorf("no image %s in the local store: %w", imageRef, err))
 	case errors.Is(err, store.ErrDatabase):
 		return nil, fail("StoreFailure", err)
 	case errors.Is(err, context.Canceled):

@@ -76,7 +76,18 @@ func (e *Engine) exportContainer(ctx context.Context, call *Request) (any, error
 	if _, err := bundle.ReadSpec(st.BundleDir(c.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, newErr("FetchContainerInfoFailure", "container configuration is unreadable: "+err.Error(), err)
 	}
-stack, shifts, done, err := lifecycle.ReadStack(ctx, st, c)
+	// A container another process removed while this one read it fails as
+	// not found, rather than as the missing files its removal left.
+	removed := func(err error) error {
+		if found, ferr := st.FindContainers(c.ID, false); err != nil && ferr == nil && len(found) == 0 {
+			return newErr("ContainerNotFound", fmt.Sprintf("container %s was removed during the export", c.Name), err)
+		}
+		return nil
+	}
+	stack, shifts, done, err := lifecycle.ReadStack(ctx, st, c)
+	if gone := removed(err); gone != nil {
+		return nil, gone
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return nil, newErr("AbortError", "the operation was aborted", err)
@@ -123,6 +134,9 @@ stack, shifts, done, err := lifecycle.ReadStack(ctx, st, c)
 	if err != nil {
 		if out != nil {
 			out.Abort()
+		}
+		if gone := removed(err); gone != nil {
+			return nil, gone
 		}
 		return nil, outputFailure(opExport, newErr, err, filePath, required)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -16,7 +15,6 @@ import (
 	"github.com/k3-core/k3-core/golib/pull"
 	"github.com/k3-core/k3-core/golib/registry"
 	"github.com/k3-core/k3-core/golib/store"
-	"github.com/k3-core/k3-core/golib/treeops"
 )
 
 const opPull = "pullAnImage"
@@ -71,10 +69,11 @@ func (e *Engine) pullAnImage(ctx context.Context, call *Request) (any, error) {
 	if reason != "" {
 		return nil, invalid(reason)
 	}
-	st, err := e.store(call.Root)
+	st, hold, err := e.heldStore(call.Root)
 	if err != nil {
 		return nil, errcat.New(opPull, "StoreFailure", err.Error(), err).With("imageName", imageName)
 	}
+	defer hold.Release()
 	if req.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.timeout)
@@ -266,14 +265,14 @@ func (e *Engine) removeImage(ctx context.Context, call *Request) (any, error) {
 	}
 	if removed {
 		deleted = append(deleted, img.ID)
-		os.Remove(st.BlobPath(img.ID))
-		os.Remove(st.BlobPath(img.ManifestDigest))
 	}
 	for _, l := range orphans {
-		treeops.RemoveAll(st.LayerDir(l.ChainID))
-		os.Remove(st.BlobPath(l.BlobDigest))
 		deleted = append(deleted, l.ChainID)
 	}
+	// The files go with the store's collection, now or, while other
+	// operations hold the store, when the last of them is done. The image
+	// is removed whatever it could not delete: the next collection retries.
+	st.Collect()
 	recordRemoval(call.Root, img.ID, untagged, removed)
 	return map[string]any{"Untagged": untagged, "Deleted": deleted}, nil
 }

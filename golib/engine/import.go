@@ -79,10 +79,11 @@ func (e *Engine) importImage(ctx context.Context, call *Request) (any, error) {
 	if reason != "" {
 		return nil, newErr("InvalidImportImageParameters", reason, nil)
 	}
-	st, err := e.store(call.Root)
+	st, hold, err := e.heldStore(call.Root)
 	if err != nil {
 		return nil, newErr("StoreFailure", err.Error(), err)
 	}
+	defer hold.Release()
 	src, size, err := openImportSource(ctx, source, socket)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -254,7 +255,7 @@ func importLayer(ctx context.Context, st *store.Store, r io.Reader) (store.Layer
 		return store.Layer{}, sourceError(err)
 	}
 	defer tarStream.Close()
-	blob, err := os.CreateTemp(st.Root()+"/tmp", "import-")
+	blob, err := st.TempFile("import-")
 	if err != nil {
 		return store.Layer{}, err
 	}
@@ -286,14 +287,11 @@ func importLayer(ctx context.Context, st *store.Store, r io.Reader) (store.Layer
 	}
 	l := store.Layer{ChainID: diffID.String(), DiffID: diffID.String(), BlobDigest: diffID.String(), BlobSize: size,
 		MediaType: string(types.DockerUncompressedLayer), Size: stats.Bytes}
-	if err := os.Rename(blob.Name(), st.BlobPath(l.BlobDigest)); err != nil {
+	if err := st.PlaceBlob(l.BlobDigest, blob.Name()); err != nil {
 		return store.Layer{}, err
 	}
 	// The same tar imported before keeps its directory.
-	if err := os.Rename(staging, st.LayerDir(l.ChainID)); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
-		return store.Layer{}, err
-	}
-	return l, st.AddLayer(l)
+	return l, st.PlaceLayer(l, staging)
 }
 
 // readError is a failure to read or decompress the source.

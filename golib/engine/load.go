@@ -51,10 +51,11 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 	if _, err := os.Stat(source); err != nil {
 		return nil, errcat.New(opLoad, "ArchiveNotFound", fmt.Sprintf("no archive at %s", filePath), err).With("filePath", filePath)
 	}
-	st, err := e.store(call.Root)
+	st, hold, err := e.heldStore(call.Root)
 	if err != nil {
 		return nil, errcat.New(opLoad, "StoreFailure", err.Error(), err).With("filePath", filePath)
 	}
+	defer hold.Release()
 	var tarPath string
 	var cleanup func()
 	if socket {
@@ -180,7 +181,7 @@ func decompressedCopy(st *store.Store, src io.Reader) (string, func(), error) {
 		return "", nil, &inspect.ContentError{Reason: "the archive could not be decompressed: " + err.Error()}
 	}
 	defer r.Close()
-	tmp, err := os.CreateTemp(st.Root()+"/tmp", "load-")
+	tmp, err := st.TempFile("load-")
 	if err != nil {
 		return "", nil, err
 	}

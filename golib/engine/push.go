@@ -143,6 +143,12 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	if reason != "" {
 		return nil, invalid(reason)
 	}
+	// Held before the image is found, so its blobs stay until it is sent.
+	_, hold, err := e.heldStore(call.Root)
+	if err != nil {
+		return nil, errcat.New(opPush, "StoreFailure", err.Error(), err).With("image", source)
+	}
+	defer hold.Release()
 	st, img, ferr := e.findStoredImage(opPush, call.Root, source)
 	if ferr != nil {
 		return nil, ferr.With("destination", dest)
@@ -244,7 +250,7 @@ func gzipBlob(ctx context.Context, st *store.Store, blobDigest string) (string, 
 		return "", v1.Hash{}, 0, err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(st.Root()+"/tmp", "push-gzip-")
+	out, err := st.TempFile("push-gzip-")
 	if err != nil {
 		return "", v1.Hash{}, 0, err
 	}

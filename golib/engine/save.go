@@ -110,7 +110,12 @@ func (e *Engine) saveImage(ctx context.Context, call *Request) (any, error) {
 		}
 		images, err = e.registryImages(ctx, reqs)
 	} else {
-		images, err = e.storeImages(call.Root, refs)
+		// Held before the images are found, so their blobs stay until written.
+		var hold *store.Hold
+		if _, hold, err = e.heldStore(call.Root); err == nil {
+			defer hold.Release()
+			images, err = e.storeImages(call.Root, refs)
+		}
 	}
 	if err != nil {
 		var cerr *errcat.Error

@@ -63,20 +63,18 @@ func short(id string) string {
 	return id
 }
 
-// Create records container c and writes its bundle for image with opts. The
-// record claims the name first (store.ErrNameInUse if taken); the lock is
-// held until the bundle is complete, so no one starts a half-made
-// container, and a failure takes the record back.
+// Create writes container c's bundle for image with opts, then records it:
+// a record always names a whole bundle, and a kill between the two leaves
+// a bundle no record names, which the store's collection deletes (the
+// caller holds the store, store.Hold, so none runs meanwhile). A name
+// already taken (store.ErrNameInUse) or an image removed meanwhile
+// (store.ErrNotFound) takes the bundle back.
 func (cs Containers) Create(ctx context.Context, c store.Container, image *v1.ConfigFile, opts bundle.Options) error {
 	l, err := Acquire(ctx, cs.Store, c.ID)
 	if err != nil {
 		return err
 	}
 	defer l.Release()
-	if err := cs.Store.CreateContainer(c); err != nil {
-		l.Discard()
-		return err
-	}
 	err = bundle.Create(cs.Store.BundleDir(c.ID), image, opts)
 	if err == nil {
 		// How the writable layer is written (as root, or in which user
@@ -84,10 +82,14 @@ func (cs Containers) Create(ctx context.Context, c store.Container, image *v1.Co
 		err = treeops.Record(bundle.DiffDir(cs.Store.BundleDir(c.ID)))
 	}
 	if err != nil {
-		treeops.RemoveAll(cs.Store.BundleDir(c.ID))
-		cs.Store.DeleteContainer(c.ID)
+		cs.Store.RemoveBundle(c.ID)
 		l.Discard()
 		return fmt.Errorf("writing the container's bundle: %w", err)
+	}
+	if err := cs.Store.CreateContainer(c); err != nil {
+		cs.Store.RemoveBundle(c.ID)
+		l.Discard()
+		return err
 	}
 	record(cs.Store, "create", c, nil)
 	return nil
@@ -125,6 +127,7 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 		return c, err
 	}
 	bundleDir := cs.Store.BundleDir(c.ID)
+	forgetOrphan(runtime, cs.Store, c)
 	ociruntime.ClearExit(bundleDir)
 	if err := ctx.Err(); err != nil {
 		return c, err
@@ -146,6 +149,18 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 	}
 	record(cs.Store, "start", c, nil)
 	return cs.Store.Container(c.ID)
+}
+
+// forgetOrphan ends what a run whose monitor died left (its exit recorded
+// by no monitor): the container's process, which outlives the monitor, and
+// the runtime's record of it, which would refuse the ID's next run.
+func forgetOrphan(runtime ociruntime.Runtime, st *store.Store, c store.Container) {
+	if c.State != "exited" {
+		return
+	}
+	if exit, err := ociruntime.ReadExit(st.BundleDir(c.ID)); exit == nil && err == nil {
+		ociruntime.Forget(runtime, c.ID)
+	}
 }
 
 // startAsRoot mounts the rootfs of stack (the writable layer first),
@@ -358,20 +373,17 @@ func (cs Containers) Remove(ctx context.Context, id string, force bool) (store.C
 		if Alive(c) {
 			return &ociruntime.RuntimeError{Message: fmt.Sprintf("container %s did not end after SIGKILL", c.Name)}
 		}
-		bundleDir := cs.Store.BundleDir(c.ID)
-		ociruntime.UnmountRootfs(bundleDir)
-		// Move the bundle aside first, so the container goes in one step
-		// for every reader, then delete it at leisure.
-		staging, err := cs.Store.TempDir("removed-")
-		if err != nil {
+		if runtime, err := RuntimeFor(cs.Runtime, cs.Store, c); err == nil {
+			forgetOrphan(runtime, cs.Store, c)
+		}
+		ociruntime.UnmountRootfs(cs.Store.BundleDir(c.ID))
+		// The record goes first, so the container goes in one step for
+		// every reader; a kill before the bundle is deleted leaves a bundle
+		// no record names, which the store's collection deletes.
+		if err := cs.Store.DeleteContainer(c.ID); err != nil {
 			return err
 		}
-		defer treeops.RemoveAll(staging)
-		if err := os.Rename(bundleDir, staging+"/bundle"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err // its files already gone is fine: removing it is still right
-		}
-		if err := cs.Store.DeleteContainer(c.ID); err != nil {
-			os.Rename(staging+"/bundle", bundleDir)
+		if err := cs.Store.RemoveBundle(c.ID); err != nil {
 			return err
 		}
 		l.Discard()

@@ -168,11 +168,18 @@ func ReadStack(ctx context.Context, st *store.Store, c store.Container) (stack b
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Scratch is staging: held (store.Hold) until done, so no collection
+	// removes it while it is read.
+	hold, err := st.Hold()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	scratch := map[string]string{} // chain ID -> its scratch directory
 	done = func() {
 		for _, dir := range scratch {
 			treeops.RemoveAll(filepath.Dir(dir))
 		}
+		hold.Release()
 	}
 	var lower []string // top first
 	for _, l := range img.Layers {

@@ -21,9 +21,10 @@ import (
 // Every change of a container's state or files is made under its lock;
 // reads (list, inspect, logs, wait, exec) take none. Whoever holds the lock
 // reads the record again before acting on it. Containers.Create holds it
-// from before the record exists until the bundle is complete, so a repair
-// of what a killed create left (a record without a whole bundle) takes it
-// with TryAcquire and leaves alone a container it cannot lock.
+// from before the bundle is made until the record names it; what a killed
+// create left (a bundle no record names) the store's collection deletes,
+// which runs only while no operation holds the store (store.Hold), so never
+// during a create.
 type Lock struct {
 	file *os.File
 	path string

@@ -193,7 +193,9 @@ func startMonitor(ctx context.Context, runtime Runtime, id string, cmd *exec.Cmd
 		defer close(monitorDone)
 		return cmd.Wait()
 	}, nil)
-	started := Started{MonitorPid: cmd.Process.Pid, runtime: runtime, id: id, monitorDone: monitorDone}
+	// Undo's kill runs in this monitor's user namespace, not in that of the
+	// container's previous run (or none, before its first).
+	started := Started{MonitorPid: cmd.Process.Pid, runtime: runtime.joining(cmd.Process.Pid), id: id, monitorDone: monitorDone}
 
 	// The report is one line; the pipe ends at the latest when the monitor does.
 	report, _ := bufio.NewReader(reportR).ReadString('\n')
@@ -224,6 +226,13 @@ func startMonitor(ctx context.Context, runtime Runtime, id string, cmd *exec.Cmd
 // Kill sends signal (a name like SIGTERM or a number) to the container.
 func Kill(runtime Runtime, id, signal string) error {
 	return runtimeCommand(runtime, "kill", id, signal)
+}
+
+// Forget deletes the runtime's record of container id, killing what is
+// left of its process: for a run whose monitor died before it could (the
+// monitor deletes it when the container ends). No record is fine.
+func Forget(runtime Runtime, id string) {
+	runtime.forgetting().command("delete", "--force", id).Run()
 }
 
 // Pause freezes the container's processes (the cgroup freezer).

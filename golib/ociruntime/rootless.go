@@ -31,8 +31,9 @@ import (
 // userRuntime is where an ordinary user's runtime keeps its state and whose
 // namespaces it runs in.
 type userRuntime struct {
-	state string // the runtime's --root
-	join  int    // a process in the container's user namespace
+	state  string // the runtime's --root
+	join   int    // a process in the container's user namespace
+	direct bool   // run it here, joining no namespace (forgetting)
 }
 
 // AsUser is r as an ordinary user runs it: its state under storeRoot, run
@@ -43,6 +44,26 @@ func (r Runtime) AsUser(storeRoot string, join int) Runtime {
 	return r
 }
 
+// joining is r run in the user namespace of process pid, for an ordinary
+// user; root's runtime is the same.
+func (r Runtime) joining(pid int) Runtime {
+	if r.user != nil {
+		r.user = &userRuntime{state: r.user.state, join: pid}
+	}
+	return r
+}
+
+// forgetting is r as it deletes an orphaned container's record: with no
+// monitor left, and the init perhaps gone too, there may be no process to
+// join, and none is needed: the runtime's record is under the store, and
+// this process, the owner of the container's user namespace, may kill in it.
+func (r Runtime) forgetting() Runtime {
+	if r.user != nil {
+		r.user = &userRuntime{state: r.user.state, direct: true}
+	}
+	return r
+}
+
 // ForUser is true of a runtime an ordinary user runs.
 func (r Runtime) ForUser() bool { return r.user != nil }
 
@@ -50,6 +71,9 @@ func (r Runtime) ForUser() bool { return r.user != nil }
 func rootlessArgs(state string) []string { return []string{"--root", state, "--rootless", "true"} }
 
 func (u *userRuntime) command(path string, args []string) *exec.Cmd {
+	if u.direct {
+		return exec.Command(path, append(rootlessArgs(u.state), args...)...)
+	}
 	return userns.Join(context.Background(), u.join, path, append(rootlessArgs(u.state), args...)...)
 }
 

@@ -55,6 +55,12 @@ func TestRuntimeAsUserRunsInTheContainersUserNamespace(t *testing.T) {
 	if got := u.command("kill", "c1", "SIGTERM").Args; len(got) != len(want) || filepath.Base(got[0]) != "nsenter" || !slices.Equal(got[1:], want[1:]) {
 		t.Fatalf("a user's command: %q, want %q", got, want)
 	}
+	// An orphaned container's record is deleted from here: there may be no
+	// process left to join.
+	want = []string{"/usr/sbin/runc", "--root", "/home/u/store/runtime", "--rootless", "true", "delete", "--force", "c1"}
+	if got := u.forgetting().command("delete", "--force", "c1").Args; !slices.Equal(got, want) {
+		t.Fatalf("a user's forgetting command: %q, want %q", got, want)
+	}
 	if err := Pause(u, "c1"); err != errNoFreezer {
 		t.Fatalf("a user's pause: %v", err)
 	}

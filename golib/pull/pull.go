@@ -2,7 +2,9 @@
 // downloaded in parallel, checked against their digests while they stream,
 // unpacked in order (a layer may hardlink into the ones below it) while later
 // ones still download, checked again against their diff IDs, and only then
-// recorded. Layers the store already has are not fetched again.
+// put in place and recorded. Layers the store already has are not fetched
+// again. A pull holds the store (store.Hold) from its first staged byte to
+// its image record, so no collection takes what it has placed meanwhile.
 package pull
 
 import (
@@ -12,7 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,6 +84,11 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 	if err != nil {
 		return Result{}, err
 	}
+	hold, err := st.Hold()
+	if err != nil {
+		return Result{}, err
+	}
+	defer hold.Release()
 	if err := st.PutBlob(plan.configDigest, plan.rawConfig); err != nil {
 		return Result{}, err
 	}
@@ -109,10 +115,12 @@ func Into(ctx context.Context, st *store.Store, src Source, opts Options) (Resul
 	reused := 0
 	for i := range plan.layers {
 		l := &plan.layers[i]
-		// A committed layer may be recorded before its directory exists.
+		// A committed layer may be recorded before its directory exists;
+		// a layer unpacked from another blob (a docker save archive's plain
+		// tar) is fetched for this image's own blob, which it records.
 		if have, err := st.HasLayer(l.ChainID); err != nil {
 			return Result{}, err
-		} else if have && dirExists(st.LayerDir(l.ChainID)) {
+		} else if have && dirExists(st.LayerDir(l.ChainID)) && fileExists(st.BlobPath(l.BlobDigest)) {
 			l.present = true
 			reused++
 			progress(Event{Phase: "exists", Layer: l.BlobDigest, Index: i, Count: len(plan.layers)}, true)
@@ -294,6 +302,11 @@ func dirExists(dir string) bool {
 	return err == nil && fi.IsDir()
 }
 
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // errNeedsLower: a layer hardlinks to a file of a lower layer that was not
 // unpacked yet; its blob is complete and verified, to unpack again later.
 var errNeedsLower = errors.New("layer needs a lower layer first")
@@ -323,7 +336,7 @@ func fetch(ctx context.Context, st *store.Store, l *plannedLayer, lower []string
 	}
 	// Closing releases the registry client's download slot, also on error.
 	defer rc.Close()
-	blob, err := os.CreateTemp(st.Root()+"/tmp", "blob-")
+	blob, err := st.TempFile("blob-")
 	if err != nil {
 		return err
 	}
@@ -333,7 +346,10 @@ func fetch(ctx context.Context, st *store.Store, l *plannedLayer, lower []string
 	counter := &countingWriter{onBytes: func(n int64) { report("download", n, l.BlobSize) }}
 	raw := io.TeeReader(contextReader{ctx, rc}, io.MultiWriter(blob, verifier, counter))
 
-	unpackErr := unpackStream(ctx, st, l, raw, lower, report)
+	staged, unpackErr := unpackStream(ctx, st, l, raw, lower, report)
+	if staged != "" {
+		defer treeops.RemoveAll(staged)
+	}
 	// Whatever unpacking made of it, the whole blob must arrive and be checked.
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return err
@@ -344,40 +360,58 @@ func fetch(ctx context.Context, st *store.Store, l *plannedLayer, lower []string
 	if err := blob.Sync(); err != nil {
 		return err
 	}
-	if err := os.Rename(blob.Name(), st.BlobPath(l.BlobDigest)); err != nil {
+	if err := st.PlaceBlob(l.BlobDigest, blob.Name()); err != nil {
 		return err
 	}
-	return unpackErr
+	if unpackErr != nil {
+		return unpackErr
+	}
+	// Only now are both the digest and the diff ID known to match.
+	return st.PlaceLayer(l.Layer, staged)
 }
 
 // UnpackBlob unpacks a layer whose blob is already in the store into its
 // directory, checks its diff ID, and records it; lower are the directories
 // of the layers below, nearest first. It returns the layer with its size.
 func UnpackBlob(ctx context.Context, st *store.Store, l store.Layer, lower []string) (store.Layer, error) {
+	hold, err := st.Hold()
+	if err != nil {
+		return l, err
+	}
+	defer hold.Release()
 	planned := &plannedLayer{Layer: l}
-	err := unpackBlob(ctx, st, planned, lower, nil)
+	err = unpackBlob(ctx, st, planned, lower, nil)
 	return planned.Layer, err
 }
 
-// unpackBlob unpacks a layer from its stored blob.
+// unpackBlob unpacks a layer from its stored blob, verified when it was
+// stored, and puts it in place.
 func unpackBlob(ctx context.Context, st *store.Store, l *plannedLayer, lower []string, report func(string, int64, int64)) error {
 	f, err := os.Open(st.BlobPath(l.BlobDigest))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return unpackStream(ctx, st, l, f, lower, report)
+	staged, err := unpackStream(ctx, st, l, f, lower, report)
+	if staged != "" {
+		defer treeops.RemoveAll(staged)
+	}
+	if err != nil {
+		return err
+	}
+	return st.PlaceLayer(l.Layer, staged)
 }
 
-// unpackStream inflates a layer stream into a staging directory, checks its
-// diff ID, and moves it into place.
-func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compressed io.Reader, lower []string, report func(string, int64, int64)) error {
+// unpackStream inflates a layer stream into a staging directory and checks
+// its diff ID; it returns the staging directory (for the caller to remove,
+// and, once the blob's digest is checked too, to put in place).
+func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compressed io.Reader, lower []string, report func(string, int64, int64)) (string, error) {
 	if report == nil {
 		report = func(string, int64, int64) {}
 	}
 	tarStream, err := archive.Decompress(compressed)
 	if err != nil {
-		return &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
+		return "", &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
 	}
 	// Closed before the caller drains the rest: it may inflate ahead.
 	defer tarStream.Close()
@@ -386,11 +420,10 @@ func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compres
 
 	staging, err := st.TempDir("layer-")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer treeops.RemoveAll(staging)
 	if err := os.Chmod(staging, 0o755); err != nil {
-		return err
+		return staging, err
 	}
 	// Layers below this one may still be unpacking: link into those that are
 	// done; a hardlink into another one sends this layer round again.
@@ -403,29 +436,24 @@ func unpackStream(ctx context.Context, st *store.Store, l *plannedLayer, compres
 	stats, err := treeops.Unpack(ctx, tee, staging, available, func(n int64) { report("unpack", n, 0) })
 	if errors.Is(err, fs.ErrNotExist) {
 		if len(available) < len(lower) {
-			return errNeedsLower
+			return staging, errNeedsLower
 		}
 		// Every lower layer was there: the layer names what does not exist
 		// (a hardlink to nowhere, a path through a dangling symlink).
-		return fmt.Errorf("layer %s: %w: %v", l.BlobDigest, layer.ErrUnsafePath, err)
+		return staging, fmt.Errorf("layer %s: %w: %v", l.BlobDigest, layer.ErrUnsafePath, err)
 	}
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", l.BlobDigest, err)
+		return staging, fmt.Errorf("layer %s: %w", l.BlobDigest, err)
 	}
 	// The diff ID covers the whole stream, including the tar's end padding.
 	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
+		return staging, &ContentError{Reason: fmt.Sprintf("layer %s: %v", l.BlobDigest, err)}
 	}
 	if got := diffDigester.Digest().String(); got != l.DiffID {
-		return &ContentError{Reason: fmt.Sprintf("digest mismatch: layer %s uncompresses to %s, but the config says %s", l.BlobDigest, got, l.DiffID)}
+		return staging, &ContentError{Reason: fmt.Sprintf("digest mismatch: layer %s uncompresses to %s, but the config says %s", l.BlobDigest, got, l.DiffID)}
 	}
 	l.Size = stats.Bytes
-	err = os.Rename(staging, st.LayerDir(l.ChainID))
-	if err != nil && !errors.Is(err, os.ErrExist) && !strings.Contains(err.Error(), "directory not empty") {
-		return err
-	}
-	// Another process may have unpacked the same layer first; either copy is good.
-	return st.AddLayer(l.Layer)
+	return staging, nil
 }
 
 type countingWriter struct {

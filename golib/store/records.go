@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -108,7 +109,8 @@ func (s *Store) AddImage(img Image) error {
 		return dbErr(err)
 	}
 	for i, l := range img.Layers {
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO image_layers (image_id, position, chain_id) VALUES (?, ?, ?)`, img.ID, i, l.ChainID); err != nil {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO image_layers (image_id, position, chain_id, blob_digest, blob_size, media_type) VALUES (?, ?, ?, ?, ?, ?)`,
+			img.ID, i, l.ChainID, l.BlobDigest, l.BlobSize, l.MediaType); err != nil {
 			return dbErr(err)
 		}
 	}
@@ -147,42 +149,76 @@ func (s *Store) SetParent(id, parent string) error {
 	return nil
 }
 
-// Images lists every image, newest first, with names and layers.
+// Images lists every image, newest first, with names and layers, as one
+// moment of the database.
 func (s *Store) Images() ([]Image, error) {
-	rows, err := s.db.Query(`SELECT ` + imageColumns + ` FROM images ORDER BY added_at DESC`)
-	if err != nil {
-		return nil, dbErr(err)
-	}
 	var out []Image
-	for rows.Next() {
-		img, err := scanImage(rows)
+	err := s.snapshot(func(q querier) error {
+		rows, err := q.QueryContext(context.Background(), `SELECT `+imageColumns+` FROM images ORDER BY added_at DESC`)
 		if err != nil {
-			rows.Close()
-			return nil, dbErr(err)
+			return dbErr(err)
 		}
-		out = append(out, img)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, dbErr(err)
-	}
-	for i := range out {
-		if err := s.fillImage(&out[i]); err != nil {
-			return nil, err
+		for rows.Next() {
+			img, err := scanImage(rows)
+			if err != nil {
+				rows.Close()
+				return dbErr(err)
+			}
+			out = append(out, img)
 		}
-	}
-	return out, nil
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return dbErr(err)
+		}
+		for i := range out {
+			if err := fillImage(q, &out[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
-func (s *Store) fillImage(img *Image) error {
+// querier is what reads the database: the pool, or one connection inside
+// a snapshot.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// snapshot runs fn inside one read transaction, so that a record read in
+// several queries (an image, its names, its layers) is one moment of the
+// database even while other processes remove or add it.
+func (s *Store) snapshot(fn func(q querier) error) error {
+	ctx := context.Background()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return dbErr(err)
+	}
+	defer conn.Close()
+	// A deferred transaction takes no write lock; in WAL mode its first
+	// read fixes the moment it sees.
+	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
+		return dbErr(err)
+	}
+	defer conn.ExecContext(ctx, `ROLLBACK`)
+	return fn(conn)
+}
+
+func fillImage(q querier, img *Image) error {
 	var err error
-	if img.Names, err = s.strings(`SELECT name FROM image_names WHERE image_id = ? ORDER BY name`, img.ID); err != nil {
+	if img.Names, err = queryStrings(q, `SELECT name FROM image_names WHERE image_id = ? ORDER BY name`, img.ID); err != nil {
 		return err
 	}
-	if img.RepoDigests, err = s.strings(`SELECT repository || '@' || digest FROM image_digests WHERE image_id = ? ORDER BY repository`, img.ID); err != nil {
+	if img.RepoDigests, err = queryStrings(q, `SELECT repository || '@' || digest FROM image_digests WHERE image_id = ? ORDER BY repository`, img.ID); err != nil {
 		return err
 	}
-	rows, err := s.db.Query(`SELECT l.chain_id, l.diff_id, COALESCE(l.parent, ''), l.blob_digest, l.blob_size, l.media_type, l.size
+	// The image's own blob for a layer, where it recorded one.
+	rows, err := q.QueryContext(context.Background(), `SELECT l.chain_id, l.diff_id, COALESCE(l.parent, ''),
+		CASE il.blob_digest WHEN '' THEN l.blob_digest ELSE il.blob_digest END,
+		CASE il.blob_digest WHEN '' THEN l.blob_size ELSE il.blob_size END,
+		CASE il.blob_digest WHEN '' THEN l.media_type ELSE il.media_type END, l.size
 		FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE il.image_id = ? ORDER BY il.position`, img.ID)
 	if err != nil {
 		return dbErr(err)
@@ -200,7 +236,11 @@ func (s *Store) fillImage(img *Image) error {
 }
 
 func (s *Store) strings(query string, args ...any) ([]string, error) {
-	rows, err := s.db.Query(query, args...)
+	return queryStrings(s.db, query, args...)
+}
+
+func queryStrings(q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(context.Background(), query, args...)
 	if err != nil {
 		return nil, dbErr(err)
 	}
@@ -252,22 +292,34 @@ func (s *Store) FindImage(candidates ...string) (Image, error) {
 	return Image{}, ErrNotFound
 }
 
+// imageByID reads an image and all it has as one moment: an image removed
+// meanwhile is not found, never found with half its layers.
 func (s *Store) imageByID(id string) (Image, error) {
-	img, err := scanImage(s.db.QueryRow(`SELECT `+imageColumns+` FROM images WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Image{}, ErrNotFound
-	}
+	var img Image
+	err := s.snapshot(func(q querier) error {
+		var err error
+		img, err = scanImage(q.QueryRowContext(context.Background(), `SELECT `+imageColumns+` FROM images WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return dbErr(err)
+		}
+		return fillImage(q, &img)
+	})
 	if err != nil {
-		return Image{}, dbErr(err)
+		return Image{}, err
 	}
-	return img, s.fillImage(&img)
+	return img, nil
 }
 
 // RemoveImage deletes an image record (its names and layer references go
 // with it). Unless force, an image a container uses is refused with ErrInUse.
 // It returns whether the record went (forced removal of an image in use only
-// drops its names, as docker does) and the layers no image references any
-// more, for the caller to delete from disk.
+// drops its names, as docker does) and the layers no image uses any more.
+// Their records and files, and the image's blobs, are left to Collect, which
+// deletes them under the store-wide lock so that no pull recording the same
+// layers at this moment loses them.
 func (s *Store) RemoveImage(id string, force bool) (bool, []Layer, error) {
 	tx, err := s.db.Begin()
 	if err != nil {
@@ -295,22 +347,17 @@ func (s *Store) RemoveImage(id string, force bool) (bool, []Layer, error) {
 	if err != nil {
 		return false, nil, dbErr(err)
 	}
-	var orphans []Layer
+	var unused []Layer
 	for rows.Next() {
 		var l Layer
 		if err := rows.Scan(&l.ChainID, &l.BlobDigest); err != nil {
 			rows.Close()
 			return false, nil, dbErr(err)
 		}
-		orphans = append(orphans, l)
+		unused = append(unused, l)
 	}
 	rows.Close()
-	for _, l := range orphans {
-		if _, err := tx.Exec(`DELETE FROM layers WHERE chain_id = ?`, l.ChainID); err != nil {
-			return false, nil, dbErr(err)
-		}
-	}
-	return true, orphans, dbErr(tx.Commit())
+	return true, unused, dbErr(tx.Commit())
 }
 
 // TagImage points name at an image (moving it from any other image).
@@ -338,12 +385,17 @@ func (s *Store) Untag(id string, names []string) error {
 	return dbErr(tx.Commit())
 }
 
-// CreateContainer records a new container.
+// CreateContainer records a new container, whose bundle is complete: a
+// record never names a missing bundle.
 func (s *Store) CreateContainer(c Container) error {
 	_, err := s.db.Exec(`INSERT INTO containers (id, name, image_id, image_ref, state, created, config) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.ImageID, c.ImageRef, c.State, c.Created, c.Config)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: containers.name") {
 		return fmt.Errorf("%w: %s", ErrNameInUse, c.Name)
+	}
+	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
+		// Another process removed the image since the caller found it.
+		return fmt.Errorf("%w: image %s was removed", ErrNotFound, c.ImageID)
 	}
 	return dbErr(err)
 }
@@ -436,7 +488,8 @@ func (s *Store) SetPaused(id string, paused bool) error {
 }
 
 // DeleteContainer removes the record of a container that has no process
-// (created or exited); any other is ErrStateChanged.
+// (created or exited); any other is ErrStateChanged. The record goes
+// before its bundle: a bundle no record names is the collector's.
 func (s *Store) DeleteContainer(id string) error {
 	return s.transition(`DELETE FROM containers WHERE id = ? AND state IN ('created', 'exited')`, id)
 }

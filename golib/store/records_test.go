@@ -9,11 +9,7 @@ import (
 // container, "c1", of an image with no layers.
 func storeWithContainer(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openTestStore(t)
 	img := Image{ID: "sha256:aa", ManifestDigest: "sha256:bb", ManifestMediaType: "m", Architecture: "amd64", OS: "linux"}
 	if err := s.AddImage(img); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,11 @@
 // Several processes may use one root at once: the database serialises
 // metadata (WAL, busy timeout), and every file appears by rename from a
 // staging directory on the same file system, so no reader ever sees half of
-// a blob, a layer or a bundle.
+// a blob, a layer or a bundle. Content is deleted only by the store's
+// garbage collection (gc.go), under a store-wide lock that every writer
+// holds shared. Files appear before the records that name them, and
+// records go before their files, so a process killed at any moment leaves
+// at worst files no record names; opening a store collects them.
 //
 //	<root>/k3.db                   metadata
 //	<root>/blobs/sha256/<hex>      manifests, configs, compressed layers
@@ -14,6 +18,7 @@
 //	<root>/containers/<id>/        bundle: config.json, diff/ (writable layer)
 //	<root>/locks/<id>              the container's lock (package lifecycle)
 //	<root>/tmp/                    staging, same file system as the rest
+//	<root>/gc.lock                 the store-wide lock (flock)
 package store
 
 import (
@@ -23,14 +28,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
 // Store is an open state directory. It is safe for concurrent use.
 type Store struct {
-	root string
-	db   *sql.DB
+	root  string
+	db    *sql.DB
+	holds atomic.Int64 // this process's holds on the store-wide lock
 }
 
 // ErrDatabase wraps every failure to read or write the metadata database,
@@ -65,6 +73,11 @@ func Open(root string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	// Repair what a killed process left: staging, and files or records
+	// without their counterpart. Put off while others work on the store;
+	// what it cannot delete now (a file system gone read-only) the next
+	// collection tries again, so it does not keep the store from opening.
+	s.Collect()
 	return s, nil
 }
 
@@ -95,12 +108,13 @@ func (s *Store) BundleDir(id string) string { return filepath.Join(s.root, "cont
 func (s *Store) ContainerLockPath(id string) string { return filepath.Join(s.root, "locks", id) }
 
 // PutBlob stores small content (a config, a manifest) under its digest; the
-// file appears by rename, and content already there is kept.
+// file appears by rename, and content already there is kept. The caller
+// holds the store (Hold) until a record names the blob.
 func (s *Store) PutBlob(digest string, data []byte) error {
 	if _, err := os.Stat(s.BlobPath(digest)); err == nil {
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "blob-")
+	f, err := s.TempFile("blob-")
 	if err != nil {
 		return err
 	}
@@ -112,12 +126,42 @@ func (s *Store) PutBlob(digest string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), s.BlobPath(digest))
+	return s.PlaceBlob(digest, f.Name())
 }
 
-// TempDir makes a staging directory on the store's file system.
+// PlaceBlob moves a complete, verified staged file into place as the blob
+// digest. The caller holds the store until a record names the blob.
+func (s *Store) PlaceBlob(digest, staged string) error {
+	return os.Rename(staged, s.BlobPath(digest))
+}
+
+// PlaceLayer moves a complete layer directory, whose blob digest and diff
+// ID were both checked, into place and then records it: the directory
+// first, so a record never names a missing one. A directory another
+// process placed first is as good, and kept.
+func (s *Store) PlaceLayer(l Layer, staged string) error {
+	err := os.Rename(staged, s.LayerDir(l.ChainID))
+	if err != nil && !errors.Is(err, os.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+		return err
+	}
+	return s.AddLayer(l)
+}
+
+// TempDir makes a staging directory on the store's file system. Staging is
+// garbage whenever the collector runs, so the caller must hold the store.
 func (s *Store) TempDir(pattern string) (string, error) {
+	if s.holds.Load() == 0 {
+		return "", errNoHold
+	}
 	return os.MkdirTemp(filepath.Join(s.root, "tmp"), pattern)
+}
+
+// TempFile makes a staging file, as TempDir a directory.
+func (s *Store) TempFile(pattern string) (*os.File, error) {
+	if s.holds.Load() == 0 {
+		return nil, errNoHold
+	}
+	return os.CreateTemp(filepath.Join(s.root, "tmp"), pattern)
 }
 
 // migrations are applied in order; PRAGMA user_version records how many ran.
@@ -176,6 +220,12 @@ var migrations = []string{
 	ALTER TABLE containers ADD COLUMN exit_code INTEGER NOT NULL DEFAULT 0;`,
 	// 3: an image's parent, as docker load and docker commit record it.
 	`ALTER TABLE images ADD COLUMN parent TEXT NOT NULL DEFAULT '';`,
+	// 4: the blob each image's manifest names for a layer. One unpacked
+	// layer may come from several blobs (gzip from a registry, plain tar
+	// from a docker save archive); '' for images recorded before.
+	`ALTER TABLE image_layers ADD COLUMN blob_digest TEXT NOT NULL DEFAULT '';
+	ALTER TABLE image_layers ADD COLUMN blob_size INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE image_layers ADD COLUMN media_type TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate() error {

@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 //go:embed catalogue.json
@@ -26,7 +27,10 @@ type catalogue struct {
 	Operations map[string]map[string]Entry `json:"operations"`
 }
 
-var cat = mustLoad()
+// loaded is the catalogue, decoded when first needed: the helper binaries
+// (k3-userns, k3-monitor) import this package, and decoding it at every
+// start of theirs cost 2-5 ms they mostly never use.
+var loaded = sync.OnceValue(mustLoad)
 
 func mustLoad() catalogue {
 	var c catalogue
@@ -38,6 +42,7 @@ func mustLoad() catalogue {
 
 // Lookup returns the catalogue entry of class as operation op reports it.
 func Lookup(op, class string) (Entry, bool) {
+	cat := loaded()
 	if e, ok := cat.Operations[op][class]; ok {
 		return e, true
 	}

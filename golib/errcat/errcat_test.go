@@ -3,7 +3,7 @@ package errcat
 import "testing"
 
 func TestEveryOperationHasGenericFailure(t *testing.T) {
-	for op, classes := range cat.Operations {
+	for op, classes := range loaded().Operations {
 		if _, ok := classes[Generic]; !ok {
 			t.Errorf("operation %s has no %s", op, Generic)
 		}

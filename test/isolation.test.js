@@ -11,14 +11,10 @@ const path = require('node:path');
 
 const K3Core = require('..');
 const images = require('./helpers/images');
-const { whichSync } = require('./helpers/registry');
 const { need } = require('./helpers/need');
+const { containerRunReasons } = require('./helpers/runc');
 
-const reasons = [];
-if (process.getuid() !== 0) reasons.push('not root');
-if (!whichSync('runc')) reasons.push('runc is not installed');
-if (!fs.existsSync('/bin/busybox')) reasons.push('busybox-static is not installed');
-const skip = need(reasons.join(', '));
+const skip = need(containerRunReasons());
 if (skip) console.log(`# skipping isolation tests: ${skip}`);
 
 const APPLETS = ['sh', 'cat', 'grep', 'wc', 'unshare', 'echo', 'hostname', 'ls', 'mkdir', 'true'];

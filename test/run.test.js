@@ -13,12 +13,9 @@ const images = require('./helpers/images');
 const { whichSync } = require('./helpers/registry');
 const { runInChild } = require('./helpers/child');
 const { need } = require('./helpers/need');
+const { containerRunReasons } = require('./helpers/runc');
 
-const reasons = [];
-if (process.getuid() !== 0) reasons.push('not root');
-if (!whichSync('runc')) reasons.push('runc is not installed');
-if (!fs.existsSync('/bin/busybox')) reasons.push('busybox-static is not installed');
-const skip = need(reasons.join(', '));
+const skip = need(containerRunReasons());
 if (skip) console.log(`# skipping container runs: ${skip}`);
 
 let tmp;

@@ -12,8 +12,6 @@ function containerRunReasons() {
   return reasons.join(', ');
 }
 
-
-
 // A busybox image with the given applets (symlinks to a static busybox),
 // written as an OCI layout at dir under the name ref.
 function writeBusyboxLayout(dir, ref, applets) {

@@ -186,6 +186,22 @@ declare namespace K3Core {
     destinationTag?: string;
   }
 
+  interface PushOptions extends Cancellable {
+    credentials?: Credentials;
+    tlsVerify?: boolean;
+    timeout?: number;
+    onProgress?: (event: PushProgress) => void;
+  }
+
+  interface PushProgress {
+    /** 'upload' while blobs are sent (the first bytes at once, then about ten a second), 'done' once the manifest is in place. */
+    phase: 'upload' | 'done';
+    /** Bytes sent so far: the blobs, then the manifest. */
+    current: number;
+    /** Bytes to send; grows as each upload (and at last the manifest) starts. */
+    total: number;
+  }
+
   interface ImportProgress {
     phase: 'import' | 'done';
     /** Bytes of the source read so far (compressed, as given). */
@@ -230,8 +246,8 @@ declare namespace K3Core {
      */
     importImage(source: string | NodeJS.ReadableStream | import('node:stream/web').ReadableStream<Uint8Array>, options?: ImportImageOptions): Promise<{ Id: string; Digest: string; RepoTags: string[] }>;
     tagImage(image: string, newName: string): Promise<{ Id: string; Tagged: string }>;
-    pushAnImage(image: string, destination?: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
-    pushAnImage(image: string, options?: Cancellable & { credentials?: Credentials; tlsVerify?: boolean; timeout?: number }): Promise<{ Digest: string; Destination: string }>;
+    pushAnImage(image: string, destination?: string, options?: PushOptions): Promise<{ Digest: string; Destination: string }>;
+    pushAnImage(image: string, options?: PushOptions): Promise<{ Digest: string; Destination: string }>;
     removeImage(image: string, options?: { force?: boolean }): Promise<{ Untagged: string[]; Deleted: string[] }>;
     copyImage(imageName: string, tag: string, layoutDir: string, options?: CopyImageOptions): Promise<{ Digest: string; Destination: string; Tag: string }>;
   }

@@ -38,7 +38,7 @@ class ImageCore {
   }
 
   // Sends a store image to a registry, as `docker push`:
-  // pushAnImage(image, destination?, {credentials, tlsVerify, timeout, signal}).
+  // pushAnImage(image, destination?, {credentials, tlsVerify, timeout, signal, onProgress}).
   pushAnImage(image, destination, options) {
     const opts = destination && typeof destination === 'object' ? destination : options;
     const dest = typeof destination === 'string' ? destination : undefined;

@@ -201,12 +201,15 @@ test('an aborted import stops and records nothing', { skip }, async () => {
   }
 });
 
+// A push of 48 MB to a registry on this machine can end within 200 ms, and
+// its events come ten a second, so a push is aborted at once or at its
+// first event (its first 32 KiB sent), never after a time or at its middle.
 test('an aborted push stops its uploads', { skip }, async () => {
-  for (const moment of ['at once', 20, 200]) {
-    const what = `push aborted after ${moment}`;
+  for (const moment of ['at once', 'first progress']) {
+    const what = `push aborted ${moment}`;
     const base = await baseline();
-    const outcome = await abortAt(moment, (signal) =>
-      k3.imageCore.pushAnImage(BIG, `${registry.host}/cancel/pushed-${moment}:1`, { signal }));
+    const outcome = await abortAt(moment, (signal, onProgress) =>
+      k3.imageCore.pushAnImage(BIG, `${registry.host}/cancel/pushed-${moment.replace(' ', '-')}:1`, { signal, onProgress }));
     assertAbortError(outcome, what);
     await assertStopped(base, what);
     assert.deepEqual(storeStaging(), [], `${what}: staging left`);

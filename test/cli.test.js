@@ -150,6 +150,7 @@ test('tag, push, commit, save and load', { skip }, async () => {
   assert.equal(tag.code, 0, tag.stderr);
   const push = await k3('push', '--root', store, '--json', copy);
   assert.equal(push.code, 0, push.stderr);
+  assert.match(push.stderr, /^push .*: upload \d+\/\d+ bytes$/m);
   const pushed = JSON.parse(push.stdout);
   const remote = JSON.parse((await k3('inspect', '--json', copy)).stdout);
   assert.equal(remote.Digest, pushed.Digest);

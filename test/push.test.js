@@ -60,8 +60,13 @@ test('pushAnImage needs the registry\'s credentials', { skip }, async () => {
 });
 
 test('pushAnImage sends the same manifest: skopeo and a pull see the same digests', { skip }, async () => {
-  const out = await k3.imageCore.pushAnImage(`${dst.host}/mirror/app:1.0`, { credentials: user });
+  const events = [];
+  const out = await k3.imageCore.pushAnImage(`${dst.host}/mirror/app:1.0`, { credentials: user, onProgress: (e) => events.push(e) });
   assert.deepEqual(out, { Digest: img.manifestDigest, Destination: `${dst.host}/mirror/app:1.0` });
+  // Progress counts every byte sent: the blobs, then the manifest.
+  const sent = img.layers.reduce((sum, l) => sum + l.size, img.configBytes.length + img.manifestBytes.length);
+  assert.equal(events[0].phase, 'upload', JSON.stringify(events));
+  assert.deepEqual(events.at(-1), { phase: 'done', current: sent, total: sent });
   if (whichSync('skopeo')) {
     const seen = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', '--creds', `${user.username}:${user.password}`, `docker://${dst.host}/mirror/app:1.0`], { encoding: 'utf8' }));
     assert.equal(seen.Digest, img.manifestDigest);

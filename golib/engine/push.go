@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -104,6 +105,36 @@ func (e *Engine) findStoredImage(op, root, ref string) (*store.Store, store.Imag
 	return st, img, nil
 }
 
+// PushProgress is a push's progress event: the bytes sent so far (the
+// blobs, then the manifest) and the bytes to send, which grows as each
+// upload starts.
+type PushProgress struct {
+	Phase   string `json:"phase"` // upload, done
+	Current int64  `json:"current"`
+	Total   int64  `json:"total"`
+}
+
+// pushReporter turns go-containerregistry's update at each 32 KiB written
+// into a push's first bytes at once, then about ten events a second.
+type pushReporter struct {
+	emit        func(any)
+	last        time.Time
+	sent, total int64
+}
+
+func (r *pushReporter) upload(sent, total int64) {
+	r.sent, r.total = sent, total
+	if !r.last.IsZero() && time.Since(r.last) < 100*time.Millisecond {
+		return
+	}
+	r.last = time.Now()
+	r.emit(PushProgress{Phase: "upload", Current: sent, Total: total})
+}
+
+func (r *pushReporter) done() {
+	r.emit(PushProgress{Phase: "done", Current: r.sent, Total: r.total})
+}
+
 // pushAnImage(image, destination?, {credentials, tlsVerify, timeout}) sends
 // a store image to a registry; without a destination, to the one its name says.
 func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
@@ -172,9 +203,10 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 		return nil, imageFailure(opPush, fromLocal, err).With("image", source).With("destination", dest)
 	}
 	defer cleanup()
+	progress := &pushReporter{emit: call.Emit}
 	pushed, err := partial.CompressedToImage(compressed)
 	if err == nil {
-		err = client.Push(ctx, ref, pushed)
+		err = client.Push(ctx, ref, pushed, progress.upload)
 	}
 	if err != nil {
 		if registry.Classify(err).Kind == registry.Unauthorized {
@@ -186,6 +218,7 @@ func (e *Engine) pushAnImage(ctx context.Context, call *Request) (any, error) {
 	if err != nil {
 		return nil, imageFailure(opPush, fromLocal, err)
 	}
+	progress.done()
 	recordImageEvent(call.Root, "push", img.ID, displayName(ref))
 	return map[string]any{"Digest": digest.String(), "Destination": displayName(ref)}, nil
 }

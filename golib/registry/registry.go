@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/safego"
 )
 
 // Credentials chooses how to authenticate. The zero value means "use the
@@ -100,6 +102,7 @@ func newTransport(insecure bool) *http.Transport {
 type Client struct {
 	puller   *remote.Puller
 	pusher   *remote.Pusher
+	options  []remote.Option // what made them, for a pusher that reports progress
 	insecure bool
 }
 
@@ -143,7 +146,7 @@ func (p *Pool) Client(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{puller: puller, pusher: pusher, insecure: opts.Insecure}
+	c := &Client{puller: puller, pusher: pusher, options: options, insecure: opts.Insecure}
 	p.clients[k] = c
 	return c, nil
 }
@@ -255,9 +258,33 @@ func (s Source) Config(ctx context.Context, d v1.Hash) ([]byte, error) {
 }
 
 // Push uploads an image (the blobs the registry lacks, then the manifest)
-// under ref.
-func (c *Client) Push(ctx context.Context, ref name.Reference, img v1.Image) error {
-	return c.pusher.Push(ctx, ref, img)
+// under ref. progress, when not nil, is called with the bytes sent so far
+// and the bytes to send, on one goroutine, in order.
+func (c *Client) Push(ctx context.Context, ref name.Reference, img v1.Image, progress func(sent, total int64)) error {
+	if progress == nil {
+		return c.pusher.Push(ctx, ref, img)
+	}
+	// go-containerregistry reports progress per pusher, so a push that
+	// reports it has a pusher of its own (its token is fetched afresh).
+	updates := make(chan v1.Update, 64)
+	pusher, err := remote.NewPusher(append(slices.Clip(c.options), remote.WithProgress(updates))...)
+	if err != nil {
+		return err
+	}
+	reported := make(chan struct{})
+	safego.Go(func() error {
+		for u := range updates {
+			if u.Error == nil {
+				progress(u.Complete, u.Total)
+			}
+		}
+		return nil
+	}, func(error) { close(reported) })
+	err = pusher.Push(ctx, ref, img)
+	// Push returns once every upload has ended, so nothing sends any more.
+	close(updates)
+	<-reported
+	return err
 }
 
 // Get fetches the manifest a tag or digest names, with its descriptor.

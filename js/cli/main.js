@@ -229,9 +229,8 @@ function buildProgram(io) {
   }).argument('<image>').argument('<new-name>');
 
   withRegistryOptions(verb('push', 'send a store image to a registry', async (opts, k3, image, destination) => {
-    // pushAnImage reports no progress yet, so push shows none.
-    const result = destination ? await k3.imageCore.pushAnImage(image, destination, registryOptions(opts))
-      : await k3.imageCore.pushAnImage(image, registryOptions(opts));
+    const result = await withProgress(`push ${image}`, (onProgress) =>
+      k3.imageCore.pushAnImage(image, destination || undefined, { ...registryOptions(opts), onProgress }));
     print(opts, result, `${result.Destination}: digest: ${result.Digest}`);
   })).argument('<image>').argument('[destination]', 'where to push (default the image\'s own name)');
 

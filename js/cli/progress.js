@@ -1,5 +1,5 @@
 'use strict';
-// Progress of a long operation (pull, load, save, export) on stderr:
+// Progress of a long operation (pull, push, load, save, export) on stderr:
 // a bar per layer (or per phase, for operations without layers) on a
 // terminal, drawn by cli-progress; one plain line per step otherwise, so a
 // log file or CI output stays readable.
@@ -7,7 +7,8 @@ const cliProgress = require('cli-progress');
 
 // Events come from the library's onProgress callbacks: PullProgress
 // {phase, layer, index, count, current, total}, SaveProgress {phase,
-// current, total}, ExportProgress {phase, current, total, entries}.
+// current, total}, PushProgress {phase, current, total}, ExportProgress
+// {phase, current, total, entries}.
 class Progress {
   constructor(title, stream = process.stderr) {
     this.title = title;

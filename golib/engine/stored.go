@@ -16,10 +16,13 @@ import (
 // an image of the local store, by name, ID or ID prefix; RepoTags are its
 // names there.
 func (e *Engine) inspectStored(ctx context.Context, req inspectRequest, root string) (inspect.Output, error) {
-	st, err := e.store(root)
+	// Held before the image is found: a removeImage in another process may
+	// drop its record meanwhile, and its blobs must stay until they are read.
+	st, hold, err := e.heldStore(root)
 	if err != nil {
 		return inspect.Output{}, err
 	}
+	defer hold.Release()
 	var candidates []string
 	if req.imageTag != "" {
 		candidates = imageCandidates(repositoryPart(req.imageName) + ":" + req.imageTag)

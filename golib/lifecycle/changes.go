@@ -377,6 +377,12 @@ func (cs Containers) Remove(ctx context.Context, id string, force bool) (store.C
 			forgetOrphan(runtime, cs.Store, c)
 		}
 		ociruntime.UnmountRootfs(cs.Store.BundleDir(c.ID))
+		// Deleting the bundle may need a user namespace: a host that
+		// refuses one leaves the container, not a record gone and its
+		// bundle kept.
+		if err := treeops.Allowed(); err != nil {
+			return err
+		}
 		// The record goes first, so the container goes in one step for
 		// every reader; a kill before the bundle is deleted leaves a bundle
 		// no record names, which the store's collection deletes.

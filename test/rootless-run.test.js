@@ -34,7 +34,7 @@ before(() => {
 after(() => {
   if (!tmp) return;
   fs.rmSync(tmp, { recursive: true, force: true });
-  for (const name of ['store', 'orphan', 'nouidmap', 'aborted']) {
+  for (const name of ['store', 'orphan', 'nouidmap', 'aborted', 'nouserns', 'overlaid']) {
     for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}-${process.pid}`), { recursive: true, force: true });
   }
 });
@@ -284,14 +284,21 @@ test('as a user with no subordinate IDs: root inside over the one ID, other owne
   assert.deepEqual(lines.filter((l) => !/Invalid argument/.test(l)), ['0', `0 ${user.uid} 1`, 'refused']);
 });
 
+// A PATH of its own under tmp with what a run needs (node, runc, nsenter)
+// and tools, and nothing else.
+function pathWith(name, tools) {
+  const bin = path.join(tmp, name);
+  fs.mkdirSync(bin, { recursive: true });
+  for (const tool of [process.execPath, 'runc', 'nsenter', ...tools]) {
+    const at = path.isAbsolute(tool) ? tool : execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    fs.symlinkSync(at, path.join(bin, path.basename(at)));
+  }
+  return bin;
+}
+
 test('as a user with a range but no newuidmap: NewuidmapMissing, with the reason and the fix', { skip }, async () => {
   const user = ordinaryUser();
-  // A PATH with what the run needs but newuidmap and newgidmap.
-  const bin = path.join(tmp, 'bin-without-uidmap');
-  fs.mkdirSync(bin, { recursive: true });
-  for (const tool of [process.execPath, execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim(), '/usr/bin/nsenter']) {
-    fs.symlinkSync(tool, path.join(bin, path.basename(tool)));
-  }
+  const bin = pathWith('bin-without-uidmap', []);
   const result = await asUser(user, async ({ cc, failure }) => failure((id) => cc.startContainer(id)),
     { store: 'nouidmap' }, { env: { PATH: bin } });
   assert.equal(result.name, 'NewuidmapMissing', JSON.stringify(result));
@@ -377,4 +384,96 @@ test('as a user: copyToContainer and removeFromContainer reach into a running co
     }
   });
   assert.deepEqual(result, { copied: '/home/app/in', afterCopy: '/home/app/in 0:0\n/home/app/in/note 0:0\ncopied in', removed: '/home/app/own', afterRemove: 'gone' });
+});
+
+// user.max_user_namespaces is 0 in the child's own user namespace (root may
+// not change the host's here: the tests hold no CAP_SYS_RESOURCE; a limit
+// of 0 in a namespace refuses new namespaces in it as one on the host does).
+test('as a user with user namespaces disabled (user.max_user_namespaces=0): what needs one is UserNamespacesDisabled, with the sysctl and the fix; the rest works', { skip }, async () => {
+  const user = ordinaryUser();
+  const hostLimit = fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8');
+  const other = path.join(tmp, 'other');
+  const images = require('./helpers/images');
+  images.writeOciLayout(other, [{ image: images.makeImage({ layers: [[{ path: 'other.txt', content: 'other' }]] }), refName: 'other:1' }]);
+  execFileSync('chmod', ['-R', 'a+rX', other]);
+  // Made while the host allows user namespaces: a container never started.
+  const made = await asUser(user, async ({ cc }) => (await cc.createContainer('busybox:rootless', { cmd: ['echo', 'ran'] })).Id, { store: 'nouserns' });
+  const result = await asUser(user, async ({ k3, cc }, input) => {
+    const limit = require('node:fs').readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim();
+    const tar = require('node:path').join(require('node:os').homedir(), `nouserns-${process.pid}.tar`);
+    const attempt = (p) => p.then((r) => ({ ok: r }), (e) => ({ name: e.name, error: e.details.error, fix: e.details.fix, full: e.createFullMessage() }));
+    return {
+      limit,
+      // The store's records need no namespace.
+      list: await attempt(k3.imageCore.listImages().then((l) => l.map((i) => i.RepoTags[0]))),
+      inspect: await attempt(cc.inspectContainer(input.made).then((c) => c.State)),
+      create: await attempt(cc.createContainer('busybox:rootless', { cmd: ['true'] }).then((c) => c.Id.length)),
+      // The unpacked trees and running do.
+      start: await attempt(cc.startContainer(input.made)),
+      export: await attempt(cc.exportContainer(input.made, tar)),
+      changes: await attempt(cc.containerChanges(input.made)),
+      pull: await attempt(k3.imageCore.pullAnImage(input.other, 'other:1', { containerImageTransport: 'oci' })),
+      remove: await attempt(cc.removeContainer(input.made)),
+      removed: await attempt(cc.inspectContainer(input.made).then((c) => c.State)),
+      exported: require('node:fs').existsSync(tar),
+    };
+  }, { store: 'nouserns', made, other }, { sysctls: { 'user.max_user_namespaces': 0 } });
+  assert.equal(fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8'), hostLimit, "the host's limit is left alone");
+  assert.equal(result.limit, '0');
+  assert.deepEqual(result.list, { ok: ['docker.io/library/busybox:rootless'] });
+  assert.deepEqual(result.inspect, { ok: 'created' });
+  assert.deepEqual(result.create, { ok: 64 });
+  for (const op of ['start', 'export', 'changes', 'pull', 'remove']) {
+    const e = result[op];
+    assert.equal(e.name, 'UserNamespacesDisabled', `${op}: ${JSON.stringify(e)}`);
+    assert.equal(e.error, 'user namespaces are disabled for ordinary users: user.max_user_namespaces is 0', op);
+    assert.match(e.full, /fix: as root: sysctl -w user\.max_user_namespaces=15000/, op);
+  }
+  assert.equal(result.exported, false, 'a refused export writes no file');
+  assert.deepEqual(result.removed, { ok: 'created' }, 'a refused remove leaves the container');
+  // With the host's limit, the same container starts and is removed.
+  const again = await asUser(user, async ({ cc, logs }, input) => {
+    await cc.startContainer(input.made);
+    const { ExitCode } = await cc.waitContainer(input.made);
+    const out = await logs(input.made);
+    await cc.removeContainer(input.made);
+    return { ExitCode, out };
+  }, { store: 'nouserns', made });
+  assert.deepEqual(again, { ExitCode: 0, out: 'ran' });
+});
+
+// The store on an overlay file system, as where k3-core runs in a container
+// whose root is one: the kernel's overlay takes no upper layer there ("not
+// supported as upperdir"), in a user namespace or not. fuse-overlayfs is
+// then the only way, and it is either not installed (a PATH without it) or
+// unusable (/dev/fuse is root's only on this kind of host).
+test('as a user whose store is on an overlay file system, with no usable fuse-overlayfs: startContainer is OverlayUnavailable, with the reason and the fix; the store works', { skip }, async () => {
+  const user = ordinaryUser();
+  const backing = path.join(tmp, 'overlaid');
+  for (const d of ['lower', 'upper', 'work']) fs.mkdirSync(path.join(backing, d), { recursive: true });
+  fs.chownSync(path.join(backing, 'upper'), user.uid, user.gid);
+  const store = path.join(user.home, `k3-rootless-overlaid-${process.pid}`);
+  fs.mkdirSync(store);
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', ['lower', 'upper', 'work'].map((d) => `${d}dir=${path.join(backing, d)}`).join(','), store]);
+  try {
+    assert.equal(execFileSync('stat', ['-f', '-c', '%T', store], { encoding: 'utf8' }).trim(), 'overlayfs');
+    const attempt = async ({ k3, cc, failure }) => ({
+      images: (await k3.imageCore.listImages()).map((i) => i.RepoTags[0]),
+      start: await failure((id) => cc.startContainer(id)),
+    });
+    const notInstalled = await asUser(user, attempt, { store: 'overlaid' }, { env: { PATH: pathWith('bin-without-fuse-overlayfs', ['newuidmap', 'newgidmap']) } });
+    const installed = await asUser(user, attempt, { store: 'overlaid' });
+    for (const r of [notInstalled, installed]) assert.deepEqual(r.images, ['docker.io/library/busybox:rootless'], 'the store is pulled into and read');
+    assert.equal(notInstalled.start.name, 'OverlayUnavailable', JSON.stringify(notInstalled.start));
+    assert.match(notInstalled.start.details.error, /fuse-overlayfs cannot stand in: it is not installed$/);
+    assert.match(notInstalled.start.full, /\n  fix: .*install fuse-overlayfs/);
+    if ((fs.statSync('/dev/fuse').mode & 0o006) === 0o006) {
+      assert.deepEqual(installed.start, { succeeded: true }, 'with /dev/fuse open to users, fuse-overlayfs mounts the rootfs');
+    } else {
+      assert.equal(installed.start.name, 'OverlayUnavailable', JSON.stringify(installed.start));
+      assert.match(installed.start.details.error, /fuse-overlayfs cannot stand in: it is installed, but this user cannot open \/dev\/fuse/);
+    }
+  } finally {
+    execFileSync('umount', [store]);
+  }
 });

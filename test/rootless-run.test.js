@@ -12,7 +12,7 @@ const path = require('node:path');
 
 const { need } = require('./helpers/need');
 const { ordinaryUserReasons, ordinaryUser, giveTo, runAs } = require('./helpers/ordinary-user');
-const { containerRunReasons, writeBusyboxLayout } = require('./helpers/runc');
+const { containerRunReasons, busyboxFiles, writeBusyboxLayout } = require('./helpers/runc');
 const { whichSync } = require('./helpers/registry');
 
 const skip = need([ordinaryUserReasons(), containerRunReasons()].filter(Boolean).join(', '));
@@ -34,7 +34,7 @@ before(() => {
 after(() => {
   if (!tmp) return;
   fs.rmSync(tmp, { recursive: true, force: true });
-  for (const name of ['store', 'orphan', 'nouidmap', 'aborted', 'nouserns', 'overlaid']) {
+  for (const name of ['store', 'orphan', 'nouidmap', 'aborted', 'nouserns', 'overlaid', 'kinds']) {
     for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}-${process.pid}`), { recursive: true, force: true });
   }
 });
@@ -295,6 +295,40 @@ function pathWith(name, tools) {
   }
   return bin;
 }
+
+// What a user with no range loses, beside what a user with one keeps: no
+// operation refuses (NoSubordinateIds is what CheckMultipleIDs names, not
+// an error any call returns); the store keeps the true metadata (exports
+// are root's: userns-store.test.js), the running container does not.
+test('as a user with no subordinate IDs: nothing is refused; the running container sees every file as root\'s, where a user with a range sees the true owners', { skip }, async () => {
+  const images = require('./helpers/images');
+  const kinds = path.join(tmp, 'kinds');
+  images.writeOciLayout(kinds, [{ image: images.makeImage({ layers: [...require('./helpers/kinds').layers(), busyboxFiles(['sh', 'stat'])], config: { Env: ['PATH=/bin'] } }), refName: 'kinds:1' }]);
+  execFileSync('chmod', ['-R', 'a+rX', kinds]);
+  const view = ['stat', '-c', '%n %u:%g %a %F', '/etc/shadow', '/bin/su', '/bin/wall', '/owners/u1000', '/run/fifo'];
+  const seen = async ({ k3, cc, logs }, input) => {
+    await k3.imageCore.pullAnImage(input.kinds, 'kinds:1', { containerImageTransport: 'oci' });
+    const c = await cc.createContainer('kinds:1', { cmd: input.view, network: 'none' });
+    await cc.startContainer(c.Id);
+    const { ExitCode } = await cc.waitContainer(c.Id);
+    const tar = require('node:path').join(require('node:os').homedir(), `kinds-${process.pid}.tar`);
+    await cc.exportContainer(c.Id, tar);
+    const exported = require('node:child_process').execFileSync('tar', ['--numeric-owner', '-tvf', tar], { encoding: 'utf8' });
+    require('node:fs').rmSync(tar);
+    const out = await logs(c.Id);
+    await cc.removeContainer(c.Id);
+    const shadow = exported.split('\n').find((l) => l.endsWith(' etc/shadow')).split(/\s+/).slice(0, 2).join(' ');
+    return { ExitCode, out: out.trim().split('\n').map((l) => l.trim()), shadow };
+  };
+  const none = await asUser(ordinaryUser({ subordinate: false }), seen, { store: 'kinds', kinds, view });
+  const range = await asUser(ordinaryUser(), seen, { store: 'kinds', kinds, view });
+  assert.deepEqual(none, { ExitCode: 0, shadow: '-rw-r----- 0/42', out: [
+    '/etc/shadow 0:0 640 regular file', '/bin/su 0:0 4755 regular file', '/bin/wall 0:0 2755 regular file',
+    '/owners/u1000 0:0 644 regular file', '/run/fifo 0:0 600 regular empty file'] });
+  assert.deepEqual(range, { ExitCode: 0, shadow: '-rw-r----- 0/42', out: [
+    '/etc/shadow 0:42 640 regular file', '/bin/su 0:0 4755 regular file', '/bin/wall 0:5 2755 regular file',
+    '/owners/u1000 1000:1001 644 regular file', '/run/fifo 33:33 600 fifo'] });
+});
 
 test('as a user with a range but no newuidmap: NewuidmapMissing, with the reason and the fix', { skip }, async () => {
   const user = ordinaryUser();

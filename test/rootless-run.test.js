@@ -428,25 +428,34 @@ test('as a user with user namespaces disabled (user.max_user_namespaces=0): what
   const hostLimit = fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8');
   const other = path.join(tmp, 'other');
   const images = require('./helpers/images');
-  images.writeOciLayout(other, [{ image: images.makeImage({ layers: [[{ path: 'other.txt', content: 'other' }]] }), refName: 'other:1' }]);
+  images.writeOciLayout(other, ['other:1', 'other:2'].map((refName, i) => ({ image: images.makeImage({ layers: [[{ path: 'other.txt', content: refName }]] }), refName })));
   execFileSync('chmod', ['-R', 'a+rX', other]);
-  // Made while the host allows user namespaces: a container never started.
-  const made = await asUser(user, async ({ cc }) => (await cc.createContainer('busybox:rootless', { cmd: ['echo', 'ran'] })).Id, { store: 'nouserns' });
-  const result = await asUser(user, async ({ k3, cc }, input) => {
+  // Made while the host allows user namespaces: a container never started,
+  // and a second image.
+  const made = await asUser(user, async ({ k3, cc }, input) => {
+    await k3.imageCore.pullAnImage(input.other, 'other:1', { containerImageTransport: 'oci' });
+    return (await cc.createContainer('busybox:rootless', { cmd: ['echo', 'ran'] })).Id;
+  }, { store: 'nouserns', other });
+  const result = await asUser(user, async ({ k3, cc, root }, input) => {
     const limit = require('node:fs').readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim();
     const tar = require('node:path').join(require('node:os').homedir(), `nouserns-${process.pid}.tar`);
     const attempt = (p) => p.then((r) => ({ ok: r }), (e) => ({ name: e.name, error: e.details.error, fix: e.details.fix, full: e.createFullMessage() }));
     return {
       limit,
       // The store's records need no namespace.
-      list: await attempt(k3.imageCore.listImages().then((l) => l.map((i) => i.RepoTags[0]))),
+      list: await attempt(k3.imageCore.listImages().then((l) => l.map((i) => i.RepoTags[0]).sort())),
       inspect: await attempt(cc.inspectContainer(input.made).then((c) => c.State)),
       create: await attempt(cc.createContainer('busybox:rootless', { cmd: ['true'] }).then((c) => c.Id.length)),
       // The unpacked trees and running do.
       start: await attempt(cc.startContainer(input.made)),
       export: await attempt(cc.exportContainer(input.made, tar)),
       changes: await attempt(cc.containerChanges(input.made)),
-      pull: await attempt(k3.imageCore.pullAnImage(input.other, 'other:1', { containerImageTransport: 'oci' })),
+      copy: await attempt(cc.copyToContainer(input.made, input.layout, '/copied')),
+      commit: await attempt(cc.commitContainer(input.made, { repository: 'committed', tag: '1' })),
+      pull: await attempt(k3.imageCore.pullAnImage(input.other, 'other:2', { containerImageTransport: 'oci' })),
+      removeImage: await attempt(k3.imageCore.removeImage('other:1')),
+      images: await attempt(k3.imageCore.listImages().then((l) => l.map((i) => i.RepoTags[0]).sort())),
+      layers: require('node:fs').readdirSync(require('node:path').join(root, 'layers')).length,
       remove: await attempt(cc.removeContainer(input.made)),
       removed: await attempt(cc.inspectContainer(input.made).then((c) => c.State)),
       exported: require('node:fs').existsSync(tar),
@@ -454,10 +463,10 @@ test('as a user with user namespaces disabled (user.max_user_namespaces=0): what
   }, { store: 'nouserns', made, other }, { sysctls: { 'user.max_user_namespaces': 0 } });
   assert.equal(fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8'), hostLimit, "the host's limit is left alone");
   assert.equal(result.limit, '0');
-  assert.deepEqual(result.list, { ok: ['docker.io/library/busybox:rootless'] });
+  assert.deepEqual(result.list, { ok: ['docker.io/library/busybox:rootless', 'docker.io/library/other:1'] });
   assert.deepEqual(result.inspect, { ok: 'created' });
   assert.deepEqual(result.create, { ok: 64 });
-  for (const op of ['start', 'export', 'changes', 'pull', 'remove']) {
+  for (const op of ['start', 'export', 'changes', 'copy', 'commit', 'pull', 'remove']) {
     const e = result[op];
     assert.equal(e.name, 'UserNamespacesDisabled', `${op}: ${JSON.stringify(e)}`);
     assert.equal(e.error, 'user namespaces are disabled for ordinary users: user.max_user_namespaces is 0', op);
@@ -465,16 +474,22 @@ test('as a user with user namespaces disabled (user.max_user_namespaces=0): what
     assert.doesNotMatch(e.fix, /apparmor/, `${op}: the fix is this host's`);
   }
   assert.equal(result.exported, false, 'a refused export writes no file');
+  // removeImage drops the record; the layer's directory waits for a
+  // collection that may delete it.
+  assert.deepEqual(result.removeImage.ok.Untagged, ['docker.io/library/other:1']);
+  assert.deepEqual(result.images, { ok: ['docker.io/library/busybox:rootless'] });
+  assert.equal(result.layers, 2);
   assert.deepEqual(result.removed, { ok: 'created' }, 'a refused remove leaves the container');
-  // With the host's limit, the same container starts and is removed.
-  const again = await asUser(user, async ({ cc, logs }, input) => {
+  // With the host's limit, the same container starts and is removed, and
+  // the store's collection deletes the removed image's layer.
+  const again = await asUser(user, async ({ cc, logs, root }, input) => {
     await cc.startContainer(input.made);
     const { ExitCode } = await cc.waitContainer(input.made);
     const out = await logs(input.made);
     await cc.removeContainer(input.made);
-    return { ExitCode, out };
+    return { ExitCode, out, layers: require('node:fs').readdirSync(require('node:path').join(root, 'layers')).length };
   }, { store: 'nouserns', made });
-  assert.deepEqual(again, { ExitCode: 0, out: 'ran' });
+  assert.deepEqual(again, { ExitCode: 0, out: 'ran', layers: 1 });
 });
 
 // The store on an overlay file system, as where k3-core runs in a container

@@ -34,7 +34,7 @@ before(() => {
 after(() => {
   if (!tmp) return;
   fs.rmSync(tmp, { recursive: true, force: true });
-  for (const name of ['store', 'orphan', 'nouidmap', 'aborted', 'nouserns', 'overlaid', 'kinds']) {
+  for (const name of ['store', 'orphan', 'nouidmap', 'aborted', 'nouserns', 'overlaid', 'kinds', 'limit']) {
     for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}-${process.pid}`), { recursive: true, force: true });
   }
 });
@@ -490,6 +490,27 @@ test('as a user with user namespaces disabled (user.max_user_namespaces=0): what
     return { ExitCode, out, layers: require('node:fs').readdirSync(require('node:path').join(root, 'layers')).length };
   }, { store: 'nouserns', made });
   assert.deepEqual(again, { ExitCode: 0, out: 'ran', layers: 1 });
+});
+
+// The limit of user namespaces used up: 1 in the child's own namespace,
+// which a running container's monitor holds. The limit file reads 1, not
+// 0: the kernel's refusal itself is the error.
+test('as a user whose user namespaces are used up (user.max_user_namespaces reached): another start is UserNamespacesDisabled, with the reason and the fix; removals are done', { skip }, async () => {
+  const result = await asUser(ordinaryUser(), async ({ cc, failure, root }) => {
+    const running = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    await cc.startContainer(running.Id);
+    const second = await failure((id) => cc.startContainer(id));
+    // Its bundle is deleted in a namespace, or left to a later collection.
+    await cc.removeContainer(running.Id, { force: true });
+    return { second, left: await cc.listContainers({ all: true }), bundles: require('node:fs').readdirSync(require('node:path').join(root, 'containers')).length };
+  }, { store: 'limit' }, { sysctls: { 'user.max_user_namespaces': 1 } });
+  assert.equal(result.second.name, 'UserNamespacesDisabled', JSON.stringify(result.second));
+  assert.match(result.second.details.error, /^the kernel refuses this user another user namespace \(no space left on device\): user\.max_user_namespaces is reached/);
+  assert.match(result.second.full, /\n  fix: as root where the limit is set .*sysctl -w user\.max_user_namespaces=15000/);
+  assert.deepEqual(result.left, []);
+  // With the host's limit, the store's collection deletes what was left.
+  const after = await asUser(ordinaryUser(), async ({ root }) => require('node:fs').readdirSync(require('node:path').join(root, 'containers')).length, { store: 'limit' });
+  assert.equal(after, 0, `bundles left then: ${result.bundles}`);
 });
 
 // The store on an overlay file system, as where k3-core runs in a container

@@ -389,7 +389,11 @@ func (cs Containers) Remove(ctx context.Context, id string, force bool) (store.C
 		if err := cs.Store.DeleteContainer(c.ID); err != nil {
 			return err
 		}
-		if err := cs.Store.RemoveBundle(c.ID); err != nil {
+		// A refusal Allowed could not foresee (the limit of namespaces used
+		// up) leaves the bundle to a later collection: the container is
+		// gone all the same.
+		var refused *treeops.RefusedError
+		if err := cs.Store.RemoveBundle(c.ID); err != nil && !errors.As(err, &refused) {
 			return err
 		}
 		l.Discard()

@@ -496,6 +496,9 @@ test('as a user with user namespaces disabled (user.max_user_namespaces=0): what
 // which a running container's monitor holds. The limit file reads 1, not
 // 0: the kernel's refusal itself is the error.
 test('as a user whose user namespaces are used up (user.max_user_namespaces reached): another start is UserNamespacesDisabled, with the reason and the fix; removals are done', { skip }, async () => {
+  // The pull first, with the host's limit: the kernel frees an ended
+  // helper's namespace a moment after it ends.
+  await asUser(ordinaryUser(), async () => null, { store: 'limit' });
   const result = await asUser(ordinaryUser(), async ({ cc, failure, root }) => {
     const running = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
     await cc.startContainer(running.Id);

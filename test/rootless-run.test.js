@@ -12,7 +12,7 @@ const path = require('node:path');
 
 const { need } = require('./helpers/need');
 const { ordinaryUserReasons, ordinaryUser, giveTo, runAs } = require('./helpers/ordinary-user');
-const { containerRunReasons, writeBusyboxLayout } = require('./helpers/runc');
+const { containerRunReasons, busyboxFiles, writeBusyboxLayout } = require('./helpers/runc');
 const { whichSync } = require('./helpers/registry');
 
 const skip = need([ordinaryUserReasons(), containerRunReasons()].filter(Boolean).join(', '));
@@ -34,7 +34,7 @@ before(() => {
 after(() => {
   if (!tmp) return;
   fs.rmSync(tmp, { recursive: true, force: true });
-  for (const name of ['store', 'orphan', 'nouidmap', 'aborted']) {
+  for (const name of ['store', 'orphan', 'nouidmap', 'aborted', 'nouserns', 'overlaid', 'kinds', 'limit']) {
     for (const subordinate of [true, false]) fs.rmSync(path.join(ordinaryUser({ subordinate }).home, `k3-rootless-${name}-${process.pid}`), { recursive: true, force: true });
   }
 });
@@ -284,14 +284,55 @@ test('as a user with no subordinate IDs: root inside over the one ID, other owne
   assert.deepEqual(lines.filter((l) => !/Invalid argument/.test(l)), ['0', `0 ${user.uid} 1`, 'refused']);
 });
 
+// A PATH of its own under tmp with what a run needs (node, runc, nsenter)
+// and tools, and nothing else.
+function pathWith(name, tools) {
+  const bin = path.join(tmp, name);
+  fs.mkdirSync(bin, { recursive: true });
+  for (const tool of [process.execPath, 'runc', 'nsenter', ...tools]) {
+    const at = path.isAbsolute(tool) ? tool : execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    fs.symlinkSync(at, path.join(bin, path.basename(at)));
+  }
+  return bin;
+}
+
+// What a user with no range loses, beside what a user with one keeps: no
+// operation refuses (NoSubordinateIds is what CheckMultipleIDs names, not
+// an error any call returns); the store keeps the true metadata (exports
+// are root's: userns-store.test.js), the running container does not.
+test('as a user with no subordinate IDs: nothing is refused; the running container sees every file as root\'s, where a user with a range sees the true owners', { skip }, async () => {
+  const images = require('./helpers/images');
+  const kinds = path.join(tmp, 'kinds');
+  images.writeOciLayout(kinds, [{ image: images.makeImage({ layers: [...require('./helpers/kinds').layers(), busyboxFiles(['sh', 'stat'])], config: { Env: ['PATH=/bin'] } }), refName: 'kinds:1' }]);
+  execFileSync('chmod', ['-R', 'a+rX', kinds]);
+  const view = ['stat', '-c', '%n %u:%g %a %F', '/etc/shadow', '/bin/su', '/bin/wall', '/owners/u1000', '/run/fifo'];
+  const seen = async ({ k3, cc, logs }, input) => {
+    await k3.imageCore.pullAnImage(input.kinds, 'kinds:1', { containerImageTransport: 'oci' });
+    const c = await cc.createContainer('kinds:1', { cmd: input.view, network: 'none' });
+    await cc.startContainer(c.Id);
+    const { ExitCode } = await cc.waitContainer(c.Id);
+    const tar = require('node:path').join(require('node:os').homedir(), `kinds-${process.pid}.tar`);
+    await cc.exportContainer(c.Id, tar);
+    const exported = require('node:child_process').execFileSync('tar', ['--numeric-owner', '-tvf', tar], { encoding: 'utf8' });
+    require('node:fs').rmSync(tar);
+    const out = await logs(c.Id);
+    await cc.removeContainer(c.Id);
+    const shadow = exported.split('\n').find((l) => l.endsWith(' etc/shadow')).split(/\s+/).slice(0, 2).join(' ');
+    return { ExitCode, out: out.trim().split('\n').map((l) => l.trim()), shadow };
+  };
+  const none = await asUser(ordinaryUser({ subordinate: false }), seen, { store: 'kinds', kinds, view });
+  const range = await asUser(ordinaryUser(), seen, { store: 'kinds', kinds, view });
+  assert.deepEqual(none, { ExitCode: 0, shadow: '-rw-r----- 0/42', out: [
+    '/etc/shadow 0:0 640 regular file', '/bin/su 0:0 4755 regular file', '/bin/wall 0:0 2755 regular file',
+    '/owners/u1000 0:0 644 regular file', '/run/fifo 0:0 600 regular empty file'] });
+  assert.deepEqual(range, { ExitCode: 0, shadow: '-rw-r----- 0/42', out: [
+    '/etc/shadow 0:42 640 regular file', '/bin/su 0:0 4755 regular file', '/bin/wall 0:5 2755 regular file',
+    '/owners/u1000 1000:1001 644 regular file', '/run/fifo 33:33 600 fifo'] });
+});
+
 test('as a user with a range but no newuidmap: NewuidmapMissing, with the reason and the fix', { skip }, async () => {
   const user = ordinaryUser();
-  // A PATH with what the run needs but newuidmap and newgidmap.
-  const bin = path.join(tmp, 'bin-without-uidmap');
-  fs.mkdirSync(bin, { recursive: true });
-  for (const tool of [process.execPath, execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim(), '/usr/bin/nsenter']) {
-    fs.symlinkSync(tool, path.join(bin, path.basename(tool)));
-  }
+  const bin = pathWith('bin-without-uidmap', []);
   const result = await asUser(user, async ({ cc, failure }) => failure((id) => cc.startContainer(id)),
     { store: 'nouidmap' }, { env: { PATH: bin } });
   assert.equal(result.name, 'NewuidmapMissing', JSON.stringify(result));
@@ -377,4 +418,136 @@ test('as a user: copyToContainer and removeFromContainer reach into a running co
     }
   });
   assert.deepEqual(result, { copied: '/home/app/in', afterCopy: '/home/app/in 0:0\n/home/app/in/note 0:0\ncopied in', removed: '/home/app/own', afterRemove: 'gone' });
+});
+
+// user.max_user_namespaces is 0 in the child's own user namespace (root may
+// not change the host's here: the tests hold no CAP_SYS_RESOURCE; a limit
+// of 0 in a namespace refuses new namespaces in it as one on the host does).
+test('as a user with user namespaces disabled (user.max_user_namespaces=0): what needs one is UserNamespacesDisabled, with the sysctl and the fix; the rest works', { skip }, async () => {
+  const user = ordinaryUser();
+  const hostLimit = fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8');
+  const other = path.join(tmp, 'other');
+  const images = require('./helpers/images');
+  images.writeOciLayout(other, ['other:1', 'other:2'].map((refName, i) => ({ image: images.makeImage({ layers: [[{ path: 'other.txt', content: refName }]] }), refName })));
+  execFileSync('chmod', ['-R', 'a+rX', other]);
+  // Made while the host allows user namespaces: a container never started,
+  // and a second image.
+  const made = await asUser(user, async ({ k3, cc }, input) => {
+    await k3.imageCore.pullAnImage(input.other, 'other:1', { containerImageTransport: 'oci' });
+    return (await cc.createContainer('busybox:rootless', { cmd: ['echo', 'ran'] })).Id;
+  }, { store: 'nouserns', other });
+  const result = await asUser(user, async ({ k3, cc, root }, input) => {
+    const limit = require('node:fs').readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim();
+    const tar = require('node:path').join(require('node:os').homedir(), `nouserns-${process.pid}.tar`);
+    const attempt = (p) => p.then((r) => ({ ok: r }), (e) => ({ name: e.name, error: e.details.error, fix: e.details.fix, full: e.createFullMessage() }));
+    return {
+      limit,
+      // The store's records need no namespace.
+      list: await attempt(k3.imageCore.listImages().then((l) => l.map((i) => i.RepoTags[0]).sort())),
+      inspect: await attempt(cc.inspectContainer(input.made).then((c) => c.State)),
+      create: await attempt(cc.createContainer('busybox:rootless', { cmd: ['true'] }).then((c) => c.Id.length)),
+      // The unpacked trees and running do.
+      start: await attempt(cc.startContainer(input.made)),
+      export: await attempt(cc.exportContainer(input.made, tar)),
+      changes: await attempt(cc.containerChanges(input.made)),
+      copy: await attempt(cc.copyToContainer(input.made, input.layout, '/copied')),
+      commit: await attempt(cc.commitContainer(input.made, { repository: 'committed', tag: '1' })),
+      pull: await attempt(k3.imageCore.pullAnImage(input.other, 'other:2', { containerImageTransport: 'oci' })),
+      removeImage: await attempt(k3.imageCore.removeImage('other:1')),
+      images: await attempt(k3.imageCore.listImages().then((l) => l.map((i) => i.RepoTags[0]).sort())),
+      layers: require('node:fs').readdirSync(require('node:path').join(root, 'layers')).length,
+      remove: await attempt(cc.removeContainer(input.made)),
+      removed: await attempt(cc.inspectContainer(input.made).then((c) => c.State)),
+      exported: require('node:fs').existsSync(tar),
+    };
+  }, { store: 'nouserns', made, other }, { sysctls: { 'user.max_user_namespaces': 0 } });
+  assert.equal(fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8'), hostLimit, "the host's limit is left alone");
+  assert.equal(result.limit, '0');
+  assert.deepEqual(result.list, { ok: ['docker.io/library/busybox:rootless', 'docker.io/library/other:1'] });
+  assert.deepEqual(result.inspect, { ok: 'created' });
+  assert.deepEqual(result.create, { ok: 64 });
+  for (const op of ['start', 'export', 'changes', 'copy', 'commit', 'pull', 'remove']) {
+    const e = result[op];
+    assert.equal(e.name, 'UserNamespacesDisabled', `${op}: ${JSON.stringify(e)}`);
+    assert.equal(e.error, 'user namespaces are disabled for ordinary users: user.max_user_namespaces is 0', op);
+    assert.match(e.full, /\n  fix: as root: sysctl -w user\.max_user_namespaces=15000/, op);
+    assert.doesNotMatch(e.fix, /apparmor/, `${op}: the fix is this host's`);
+  }
+  assert.equal(result.exported, false, 'a refused export writes no file');
+  // removeImage drops the record; the layer's directory waits for a
+  // collection that may delete it.
+  assert.deepEqual(result.removeImage.ok.Untagged, ['docker.io/library/other:1']);
+  assert.deepEqual(result.images, { ok: ['docker.io/library/busybox:rootless'] });
+  assert.equal(result.layers, 2);
+  assert.deepEqual(result.removed, { ok: 'created' }, 'a refused remove leaves the container');
+  // With the host's limit, the same container starts and is removed, and
+  // the store's collection deletes the removed image's layer.
+  const again = await asUser(user, async ({ cc, logs, root }, input) => {
+    await cc.startContainer(input.made);
+    const { ExitCode } = await cc.waitContainer(input.made);
+    const out = await logs(input.made);
+    await cc.removeContainer(input.made);
+    return { ExitCode, out, layers: require('node:fs').readdirSync(require('node:path').join(root, 'layers')).length };
+  }, { store: 'nouserns', made });
+  assert.deepEqual(again, { ExitCode: 0, out: 'ran', layers: 1 });
+});
+
+// The limit of user namespaces used up: 1 in the child's own namespace,
+// which a running container's monitor holds. The limit file reads 1, not
+// 0: the kernel's refusal itself is the error.
+test('as a user whose user namespaces are used up (user.max_user_namespaces reached): another start is UserNamespacesDisabled, with the reason and the fix; removals are done', { skip }, async () => {
+  // The pull first, with the host's limit: the kernel frees an ended
+  // helper's namespace a moment after it ends.
+  await asUser(ordinaryUser(), async () => null, { store: 'limit' });
+  const result = await asUser(ordinaryUser(), async ({ cc, failure, root }) => {
+    const running = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
+    await cc.startContainer(running.Id);
+    const second = await failure((id) => cc.startContainer(id));
+    // Its bundle is deleted in a namespace, or left to a later collection.
+    await cc.removeContainer(running.Id, { force: true });
+    return { second, left: await cc.listContainers({ all: true }), bundles: require('node:fs').readdirSync(require('node:path').join(root, 'containers')).length };
+  }, { store: 'limit' }, { sysctls: { 'user.max_user_namespaces': 1 } });
+  assert.equal(result.second.name, 'UserNamespacesDisabled', JSON.stringify(result.second));
+  assert.match(result.second.details.error, /^the kernel refuses this user another user namespace \(no space left on device\): user\.max_user_namespaces is reached/);
+  assert.match(result.second.full, /\n  fix: as root where the limit is set .*sysctl -w user\.max_user_namespaces=15000/);
+  assert.deepEqual(result.left, []);
+  // With the host's limit, the store's collection deletes what was left.
+  const after = await asUser(ordinaryUser(), async ({ root }) => require('node:fs').readdirSync(require('node:path').join(root, 'containers')).length, { store: 'limit' });
+  assert.equal(after, 0, `bundles left then: ${result.bundles}`);
+});
+
+// The store on an overlay file system, as where k3-core runs in a container
+// whose root is one: the kernel's overlay takes no upper layer there ("not
+// supported as upperdir"), in a user namespace or not. fuse-overlayfs is
+// then the only way, and it is either not installed (a PATH without it) or
+// unusable (/dev/fuse is root's only on this kind of host).
+test('as a user whose store is on an overlay file system, with no usable fuse-overlayfs: startContainer is OverlayUnavailable, with the reason and the fix; the store works', { skip }, async () => {
+  const user = ordinaryUser();
+  const backing = path.join(tmp, 'overlaid');
+  for (const d of ['lower', 'upper', 'work']) fs.mkdirSync(path.join(backing, d), { recursive: true });
+  fs.chownSync(path.join(backing, 'upper'), user.uid, user.gid);
+  const store = path.join(user.home, `k3-rootless-overlaid-${process.pid}`);
+  fs.mkdirSync(store);
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', ['lower', 'upper', 'work'].map((d) => `${d}dir=${path.join(backing, d)}`).join(','), store]);
+  try {
+    assert.equal(execFileSync('stat', ['-f', '-c', '%T', store], { encoding: 'utf8' }).trim(), 'overlayfs');
+    const attempt = async ({ k3, cc, failure }) => ({
+      images: (await k3.imageCore.listImages()).map((i) => i.RepoTags[0]),
+      start: await failure((id) => cc.startContainer(id)),
+    });
+    const notInstalled = await asUser(user, attempt, { store: 'overlaid' }, { env: { PATH: pathWith('bin-without-fuse-overlayfs', ['newuidmap', 'newgidmap']) } });
+    const installed = await asUser(user, attempt, { store: 'overlaid' });
+    for (const r of [notInstalled, installed]) assert.deepEqual(r.images, ['docker.io/library/busybox:rootless'], 'the store is pulled into and read');
+    assert.equal(notInstalled.start.name, 'OverlayUnavailable', JSON.stringify(notInstalled.start));
+    assert.match(notInstalled.start.details.error, /^the store is on a file system of type overlay, which the kernel's overlay cannot take as its upper layer \(invalid argument\), and fuse-overlayfs cannot stand in: it is not installed$/);
+    assert.match(notInstalled.start.full, /\n  fix: put the store on a local file system such as ext4, xfs or btrfs \(the root option\), or install fuse-overlayfs/);
+    if ((fs.statSync('/dev/fuse').mode & 0o006) === 0o006) {
+      assert.deepEqual(installed.start, { succeeded: true }, 'with /dev/fuse open to users, fuse-overlayfs mounts the rootfs');
+    } else {
+      assert.equal(installed.start.name, 'OverlayUnavailable', JSON.stringify(installed.start));
+      assert.match(installed.start.details.error, /fuse-overlayfs cannot stand in: it is installed, but this user cannot open \/dev\/fuse/);
+    }
+  } finally {
+    execFileSync('umount', [store]);
+  }
 });

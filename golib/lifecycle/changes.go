@@ -377,13 +377,23 @@ func (cs Containers) Remove(ctx context.Context, id string, force bool) (store.C
 			forgetOrphan(runtime, cs.Store, c)
 		}
 		ociruntime.UnmountRootfs(cs.Store.BundleDir(c.ID))
+		// Deleting the bundle may need a user namespace: a host that
+		// refuses one leaves the container, not a record gone and its
+		// bundle kept.
+		if err := treeops.Allowed(); err != nil {
+			return err
+		}
 		// The record goes first, so the container goes in one step for
 		// every reader; a kill before the bundle is deleted leaves a bundle
 		// no record names, which the store's collection deletes.
 		if err := cs.Store.DeleteContainer(c.ID); err != nil {
 			return err
 		}
-		if err := cs.Store.RemoveBundle(c.ID); err != nil {
+		// A refusal Allowed could not foresee (the limit of namespaces used
+		// up) leaves the bundle to a later collection: the container is
+		// gone all the same.
+		var refused *treeops.RefusedError
+		if err := cs.Store.RemoveBundle(c.ID); err != nil && !errors.As(err, &refused) {
 			return err
 		}
 		l.Discard()

@@ -142,14 +142,38 @@ func mountRootfsInUserNamespace(bundleDir, diff string, lowers []string) error {
 	}
 	fuse, why := fuseOverlayfs()
 	if fuse == "" {
+		refused, fix := noNativeOverlay(diff, native)
 		return &userns.HostError{Class: userns.ClassOverlayUnavailable,
-			Reason: fmt.Sprintf("the kernel refuses an overlay mount in a user namespace (%v), and fuse-overlayfs cannot stand in: %s", native, why),
-			Fix:    "use a kernel that mounts overlay in a user namespace (Linux 5.11 or newer), or install fuse-overlayfs with /dev/fuse open to users (apt-get install fuse-overlayfs), or run as root"}
+			Reason: fmt.Sprintf("%s, and fuse-overlayfs cannot stand in: %s", refused, why),
+			Fix:    fix + ", or install fuse-overlayfs with /dev/fuse open to users (apt-get install fuse-overlayfs)"}
 	}
 	if out, err := exec.Command(fuse, "-o", opts, rootfs).CombinedOutput(); err != nil {
 		return &RuntimeError{Message: fmt.Sprintf("fuse-overlayfs: %v: %s", err, strings.TrimSpace(string(out)))}
 	}
 	return nil
+}
+
+// noUpper names the file systems the kernel's overlay takes no upper layer
+// on: those whose names it cannot trust to stay as it saw them (remote and
+// FUSE ones), and overlay itself.
+var noUpper = map[int64]string{
+	unix.OVERLAYFS_SUPER_MAGIC: "overlay", unix.FUSE_SUPER_MAGIC: "FUSE", unix.NFS_SUPER_MAGIC: "NFS",
+	unix.CIFS_SUPER_MAGIC: "CIFS", unix.SMB2_SUPER_MAGIC: "SMB", unix.CEPH_SUPER_MAGIC: "Ceph", unix.V9FS_MAGIC: "9p",
+}
+
+// noNativeOverlay says why the kernel's overlay refused the rootfs of the
+// writable layer diff with err, and what lets it mount: the store moved off
+// a file system that cannot be an upper layer, else a newer kernel.
+func noNativeOverlay(diff string, err error) (refused, fix string) {
+	var fs unix.Statfs_t
+	if unix.Statfs(diff, &fs) == nil {
+		if name, ok := noUpper[int64(fs.Type)]; ok {
+			return fmt.Sprintf("the store is on a file system of type %s, which the kernel's overlay cannot take as its upper layer (%v)", name, err),
+				"put the store on a local file system such as ext4, xfs or btrfs (the root option)"
+		}
+	}
+	return fmt.Sprintf("the kernel refuses an overlay mount in a user namespace (%v)", err),
+		"use a kernel that mounts overlay in a user namespace (Linux 5.11 or newer), or run as root"
 }
 
 // fuseOverlayfs returns fuse-overlayfs's path when it can be used here, or

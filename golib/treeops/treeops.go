@@ -15,6 +15,7 @@ package treeops
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/k3-core/k3-core/golib/content"
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/rootfs"
+	"github.com/k3-core/k3-core/golib/userns"
 )
 
 var (
@@ -145,6 +147,20 @@ func writeLayer(ctx context.Context, dir string, skip []string, blob *os.File) (
 		return Layer{}, werr
 	}
 	return Layer{Digest: d, Size: size}, err
+}
+
+// Allowed is the RefusedError of a host that refuses the user namespace
+// this process's work on trees runs in, or nil: a change of several steps
+// asks first, so that a refusal leaves it undone rather than half done.
+func Allowed() error {
+	if helper() == "" {
+		return nil
+	}
+	var host *userns.HostError
+	if errors.As(userns.Detect().Check(), &host) {
+		return &RefusedError{Host: host}
+	}
+	return nil
 }
 
 // RemoveAll removes path and everything under it; a path that does not

@@ -2,6 +2,7 @@ package userns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,6 +52,9 @@ func Start(h Host, cmd *exec.Cmd) error {
 	cmd.SysProcAttr.AmbientCaps = everyCapability()
 	err = cmd.Start()
 	syncR.Close()
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EUSERS) {
+		return limitReached(err)
+	}
 	if err != nil {
 		return fmt.Errorf("starting %s in a user namespace: %w", cmd.Path, err)
 	}
@@ -66,6 +70,18 @@ func Start(h Host, cmd *exec.Cmd) error {
 		return fmt.Errorf("releasing the helper in its user namespace: %w", err)
 	}
 	return nil
+}
+
+// limitReached is the kernel's refusal of a new namespace where Detect saw
+// none: the limit is not 0 here but is used up, here or in a namespace
+// enclosing this one (k3-core in a container), each running container
+// holding one.
+func limitReached(err error) *HostError {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	return &HostError{Class: ClassDisabled,
+		Reason: fmt.Sprintf("the kernel refuses this user another user namespace (%v): user.max_user_namespaces is reached, in this namespace or one that encloses it", errno),
+		Fix:    "as root where the limit is set (this host, or the container k3-core runs in): sysctl -w user.max_user_namespaces=15000; or remove running containers (each holds one); or run as root"}
 }
 
 // Join is the command that runs path with args in the user namespace of

@@ -101,13 +101,25 @@ func subordinate(file, name string, uid int) []Range {
 	return ranges
 }
 
+// The switches that disable user namespaces, as Host.Disabled names them,
+// and what turns each back on.
+const (
+	limitZero          = "user.max_user_namespaces is 0"
+	apparmorRestricted = "kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor forbids unprivileged user namespaces)"
+)
+
+var enable = map[string]string{
+	limitZero:          "as root: sysctl -w user.max_user_namespaces=15000 (and the same in /etc/sysctl.d to keep it), or run as root",
+	apparmorRestricted: "as root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for node, or run as root",
+}
+
 // disabled says why the kernel refuses user namespaces, or "".
 func disabled() string {
 	if n, ok := readInt(maxUserNamespacesFile); ok && n == 0 {
-		return "user.max_user_namespaces is 0"
+		return limitZero
 	}
 	if n, ok := readInt(apparmorRestrictFile); ok && n == 1 {
-		return "kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor forbids unprivileged user namespaces)"
+		return apparmorRestricted
 	}
 	return ""
 }
@@ -189,7 +201,7 @@ func (h Host) Check() error {
 	if h.Disabled != "" {
 		return &HostError{Class: ClassDisabled,
 			Reason: "user namespaces are disabled for ordinary users: " + h.Disabled,
-			Fix:    "as root: sysctl -w user.max_user_namespaces=15000 (and on Ubuntu 24.04 sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for node), or run as root"}
+			Fix:    enable[h.Disabled]}
 	}
 	return nil
 }

@@ -147,15 +147,29 @@ func TestDetectReadsTheKernelSwitches(t *testing.T) {
 			*p = old[i]
 		}
 	}()
+	// Each switch is named, and the fix turns that one back on.
+	fixOf := func() string {
+		var he *HostError
+		if !errors.As(Detect().Check(), &he) {
+			t.Fatal("a disabled host passes Check")
+		}
+		return he.Fix
+	}
 	maxUserNamespacesFile = writeFile(t, dir, "max", "0\n")
 	apparmorRestrictFile = filepath.Join(dir, "absent")
 	if d := Detect().Disabled; !strings.Contains(d, "max_user_namespaces") {
 		t.Fatalf("max_user_namespaces=0: disabled = %q", d)
 	}
+	if fix := fixOf(); !strings.Contains(fix, "sysctl -w user.max_user_namespaces=") || strings.Contains(fix, "apparmor") {
+		t.Fatalf("max_user_namespaces=0: fix %q", fix)
+	}
 	maxUserNamespacesFile = writeFile(t, dir, "max", "15000\n")
 	apparmorRestrictFile = writeFile(t, dir, "apparmor", "1\n")
 	if d := Detect().Disabled; !strings.Contains(d, "apparmor_restrict_unprivileged_userns") {
 		t.Fatalf("apparmor restriction: disabled = %q", d)
+	}
+	if fix := fixOf(); !strings.Contains(fix, "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0") || strings.Contains(fix, "max_user_namespaces") {
+		t.Fatalf("apparmor restriction: fix %q", fix)
 	}
 	apparmorRestrictFile = writeFile(t, dir, "apparmor", "0\n")
 	if d := Detect().Disabled; d != "" {

@@ -117,8 +117,12 @@ Promise.resolve().then(() => fn(K3Core, input)).then(
 
 // Runs fn(K3Core, input) in a Node process as user. env adds to (or, with
 // a null value, takes away from) the child's environment: HOME, USER,
-// LOGNAME and PATH, as cron gives.
-function runAs(user, fn, input = {}, { env = {}, timeout = 120000 } = {}) {
+// LOGNAME and PATH, as cron gives. sysctls ({'user.max_user_namespaces':
+// 0}) runs the child in a user namespace of its own that maps every ID to
+// itself, where root first sets those of the namespace's own sysctls (the
+// user.max_* limits): the child sees the host as it is but for them, and
+// the host's own values are left alone.
+function runAs(user, fn, input = {}, { env = {}, timeout = 120000, sysctls } = {}) {
   const install = readableInstall();
   const script = path.join(install, `child-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.js`);
   fs.writeFileSync(script, CHILD.replace('%FN%', fn.toString()), { mode: 0o644 });
@@ -131,9 +135,23 @@ function runAs(user, fn, input = {}, { env = {}, timeout = 120000 } = {}) {
     if (v === null) delete childEnv[k];
     else childEnv[k] = v;
   }
-  const args = ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, script];
+  let command = whichSync('setpriv');
+  let args = ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, script];
+  if (sysctls) {
+    const set = Object.entries(sysctls).map(([name, value]) => `echo ${Number(value)} > /proc/sys/${name.split('.').join('/')}`);
+    // The first shell waits for its ID maps (mapEveryId); the second, run
+    // as the namespace's root once they are written, holds its capabilities.
+    args = ['--user', '--', 'sh', '-c', 'read mapped && exec sh -c "$@"', 'sh', `${set.join(' && ')} && exec "$@"`, 'sh', command, ...args];
+    command = whichSync('unshare');
+  }
   return new Promise((resolve, reject) => {
-    const child = spawn(whichSync('setpriv'), args, { cwd: user.home, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: user.home, env: childEnv, stdio: [sysctls ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'] });
+    if (sysctls) {
+      mapEveryId(child.pid).then(() => child.stdin.end('mapped\n'), (e) => {
+        child.kill('SIGKILL');
+        reject(e);
+      });
+    }
     const out = { stdout: [], stderr: [], report: [] };
     child.stdout.on('data', (d) => out.stdout.push(d));
     child.stderr.on('data', (d) => out.stderr.push(d));
@@ -153,6 +171,14 @@ function runAs(user, fn, input = {}, { env = {}, timeout = 120000 } = {}) {
       resolve(r);
     });
   });
+}
+
+// Maps every ID to itself in the user namespace process pid is entering
+// (unshare --user), once it is in it.
+async function mapEveryId(pid) {
+  const own = fs.readlinkSync('/proc/self/ns/user');
+  while (fs.readlinkSync(`/proc/${pid}/ns/user`) === own) await new Promise((r) => setTimeout(r, 2));
+  for (const map of ['uid_map', 'gid_map']) fs.writeFileSync(`/proc/${pid}/${map}`, '0 0 4294967295\n');
 }
 
 module.exports = { ordinaryUserReasons, ordinaryUser, giveTo, readableInstall, runAs, WITH_RANGE, WITHOUT_RANGE };

@@ -12,17 +12,23 @@ function containerRunReasons() {
   return reasons.join(', ');
 }
 
-// A busybox image with the given applets (symlinks to a static busybox),
-// written as an OCI layout at dir under the name ref.
+// A layer's files: a static busybox with the given applets (symlinks to
+// it), and the directories a container's mounts need.
+function busyboxFiles(applets) {
+  return [
+    { path: 'bin', type: 'dir' }, { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+    ...applets.map((a) => ({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })),
+    { path: 'tmp', type: 'dir', mode: 0o1777 },
+    { path: 'proc', type: 'dir' }, { path: 'sys', type: 'dir' }, { path: 'dev', type: 'dir' },
+  ];
+}
+
+// A busybox image with the given applets, written as an OCI layout at dir
+// under the name ref.
 function writeBusyboxLayout(dir, ref, applets) {
   const images = require('./images');
   const img = images.makeImage({
-    layers: [[
-      { path: 'bin', type: 'dir' }, { path: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
-      ...applets.map((a) => ({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })),
-      { path: 'tmp', type: 'dir', mode: 0o1777 },
-      { path: 'proc', type: 'dir' }, { path: 'sys', type: 'dir' }, { path: 'dev', type: 'dir' },
-    ]],
+    layers: [busyboxFiles(applets)],
     config: { Cmd: ['sleep', '600'], Env: ['PATH=/bin'] },
   });
   images.writeOciLayout(dir, [{ image: img, refName: ref }]);
@@ -47,4 +53,4 @@ async function busyboxStore(prefix, ref, applets) {
   };
   return { tmp, k3, remove };
 }
-module.exports = { containerRunReasons, writeBusyboxLayout, busyboxStore };
+module.exports = { containerRunReasons, busyboxFiles, writeBusyboxLayout, busyboxStore };

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func openTestStore(t *testing.T) *Store {
@@ -79,6 +81,46 @@ func TestCollectDeletesOnlyWhatNoRecordNames(t *testing.T) {
 	}
 	if found, _ := s.FindContainers("c2", false); len(found) != 0 {
 		t.Errorf("the container record without a bundle is still there")
+	}
+}
+
+func TestCollectDropsTheLocksOfContainersWithoutRecordsThatNoOneHolds(t *testing.T) {
+	s := openTestStore(t)
+	recordImage(t, s, "sha256:aa", "sha256:bb", "sha256:cc")
+	if err := os.MkdirAll(filepath.Join(s.BundleDir("kept"), "diff"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateContainer(Container{ID: "kept", Name: "kept", ImageID: "sha256:aa", State: "created"}); err != nil {
+		t.Fatal(err)
+	}
+	// "removed": its remover was killed after deleting the record; "held":
+	// a lock someone holds on a container not recorded yet.
+	if err := os.MkdirAll(filepath.Join(s.Root(), "locks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"kept", "removed", "held"} {
+		if err := os.WriteFile(s.ContainerLockPath(id), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := os.Open(s.ContainerLockPath("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := unix.Flock(int(held.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := s.Collect(); err != nil || !ran {
+		t.Fatalf("Collect: ran %v, %v", ran, err)
+	}
+	if exists(s.ContainerLockPath("removed")) {
+		t.Error("the lock of a removed container is still there")
+	}
+	for _, id := range []string{"kept", "held"} {
+		if !exists(s.ContainerLockPath(id)) {
+			t.Errorf("the lock of %s was deleted", id)
+		}
 	}
 }
 

@@ -11,7 +11,7 @@ const path = require('node:path');
 
 const K3Core = require('..');
 const { runInChild } = require('./helpers/child');
-const { containerRunReasons, busyboxStore } = require('./helpers/runc');
+const { containerRunReasons, busyboxStore, mountsOf, runcStatus, monitorPids } = require('./helpers/runc');
 const { need } = require('./helpers/need');
 
 const skip = need(containerRunReasons());
@@ -49,22 +49,8 @@ async function events(id, since) {
   return seen;
 }
 
-function mountsOf(id) {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(id)).length;
-}
 function runcHas(id) {
-  return execFileSync('runc', ['list', '-q'], { encoding: 'utf8' }).split('\n').includes(id);
-}
-// The pids of container id's monitors.
-function monitorPids(id) {
-  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      return args[0].endsWith('k3-monitor') && args[3] === id;
-    } catch {
-      return false; // it ended while we looked
-    }
-  }).map(Number);
+  return runcStatus(id) !== '';
 }
 function monitorsOf(id) {
   return monitorPids(id).length;

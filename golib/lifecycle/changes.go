@@ -48,7 +48,7 @@ func (cs Containers) locked(ctx context.Context, id string, change func(l *Lock,
 		return refuse(ErrGone, "container %s was removed by another caller", short(id))
 	}
 	if err == nil {
-		c, err = settle(cs.Store, c)
+		c, err = settle(ctx, cs.Store, c)
 	}
 	if err != nil {
 		return err
@@ -127,7 +127,6 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 		return c, err
 	}
 	bundleDir := cs.Store.BundleDir(c.ID)
-	forgetOrphan(runtime, cs.Store, c)
 	ociruntime.ClearExit(bundleDir)
 	if err := ctx.Err(); err != nil {
 		return c, err
@@ -139,28 +138,20 @@ func (cs Containers) start(ctx context.Context, c store.Container) (store.Contai
 	} else {
 		started, err = cs.startAsRoot(ctx, c, runtime, stack)
 	}
+	if err == nil {
+		run.Pid, run.MonitorPid = started.Pid, started.MonitorPid
+		if err = cs.Store.SetRunning(c.ID, run); err != nil {
+			started.Undo()
+		}
+	}
 	if err != nil {
+		// Undone, or never begun: the container is as it was (its monitor
+		// recorded the start and die of a run it undid).
+		ociruntime.ForgetRun(bundleDir)
 		return c, err
 	}
-	run.Pid, run.MonitorPid = started.Pid, started.MonitorPid
-	if err := cs.Store.SetRunning(c.ID, run); err != nil {
-		started.Undo()
-		return c, err
-	}
-	record(cs.Store, "start", c, nil)
+	// Its monitor recorded the start event (recordStart in k3-monitor).
 	return cs.Store.Container(c.ID)
-}
-
-// forgetOrphan ends what a run whose monitor died left (its exit recorded
-// by no monitor): the container's process, which outlives the monitor, and
-// the runtime's record of it, which would refuse the ID's next run.
-func forgetOrphan(runtime ociruntime.Runtime, st *store.Store, c store.Container) {
-	if c.State != "exited" {
-		return
-	}
-	if exit, err := ociruntime.ReadExit(st.BundleDir(c.ID)); exit == nil && err == nil {
-		ociruntime.Forget(runtime, c.ID)
-	}
 }
 
 // startAsRoot mounts the rootfs of stack (the writable layer first),
@@ -264,7 +255,7 @@ func (cs Containers) stop(ctx context.Context, c store.Container, timeout time.D
 		return c, err
 	}
 	c.State = "running" // resumed, if it was paused
-	return settle(cs.Store, c)
+	return settle(ctx, cs.Store, c)
 }
 
 // Restart stops the container (see Stop) and starts it again, as one change.
@@ -372,9 +363,6 @@ func (cs Containers) Remove(ctx context.Context, id string, force bool) (store.C
 		}
 		if Alive(c) {
 			return &ociruntime.RuntimeError{Message: fmt.Sprintf("container %s did not end after SIGKILL", c.Name)}
-		}
-		if runtime, err := RuntimeFor(cs.Runtime, cs.Store, c); err == nil {
-			forgetOrphan(runtime, cs.Store, c)
 		}
 		ociruntime.UnmountRootfs(cs.Store.BundleDir(c.ID))
 		// Deleting the bundle may need a user namespace: a host that

@@ -1,7 +1,8 @@
 // Package lifecycle owns a container's life in the store: creating it,
 // starting it under k3-monitor, stopping, killing, pausing, restarting and
 // removing it, and reconciling its record with the world (a run whose
-// monitor recorded an exit, or died, is exited).
+// starter was killed before recording it is recorded; a run whose monitor
+// recorded an exit, or died, is exited).
 //
 // Each container has one owner at a time, across every process using the
 // store: every change takes the container's Lock, reads the record again,
@@ -20,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/k3-core/k3-core/golib/archive"
@@ -67,9 +69,14 @@ func Alive(c store.Container) bool { return c.State == "running" || c.State == "
 // was killed, or the host rebooted), as docker reports it.
 const exitUnknown = 255
 
+// exitKilled is the exit code of a run ended because its monitor died
+// while it ran: 128+SIGKILL, as containerd reports a task it ends after
+// its shim died.
+const exitKilled = 128 + 9
+
 // ended is what a live container's run left: its exit, and whether its
-// monitor recorded it (else the monitor died, and its mount may remain).
-// It is nil while the run goes on.
+// monitor recorded it (else the monitor died, and its process and mount
+// may remain: see endOrphan). It is nil while the run goes on.
 func ended(st *store.Store, c store.Container) (exit *ociruntime.Exit, recorded bool, err error) {
 	if !Alive(c) {
 		return nil, false, nil
@@ -88,44 +95,127 @@ func ended(st *store.Store, c store.Container) (exit *ociruntime.Exit, recorded 
 	return &ociruntime.Exit{ExitCode: exitUnknown, FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)}, false, nil
 }
 
+// unrecorded returns the run of container c that its bundle names and its
+// record does not: a start whose starter was killed after the monitor
+// began and before the run was recorded. Its Started says whether the
+// container process came to exist; a run not started whose monitor is gone
+// never ran, and is nil.
+func unrecorded(st *store.Store, c store.Container) (*ociruntime.RunRecord, error) {
+	if Alive(c) {
+		return nil, nil
+	}
+	r, err := ociruntime.ReadRun(st.BundleDir(c.ID))
+	if r == nil || err != nil {
+		return nil, err
+	}
+	if r.BootID != ociruntime.BootID() || (r.MonitorPid == c.Run.MonitorPid && r.BootID == c.Run.BootID) {
+		return nil, nil
+	}
+	if !r.Started && !ociruntime.MonitorAlive(r.MonitorPid, c.ID) {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// adopt is c with run r recorded: running, as it was when it started.
+func adopt(c store.Container, r *ociruntime.RunRecord) store.Container {
+	c.State = "running"
+	c.Run = store.Run{Pid: r.Pid, MonitorPid: r.MonitorPid, BootID: r.BootID, StartedAt: r.StartedAt}
+	return c
+}
+
 func withExit(c store.Container, exit *ociruntime.Exit) store.Container {
 	c.State, c.Run.ExitCode, c.Run.FinishedAt, c.Run.Pid = "exited", exit.ExitCode, exit.FinishedAt, 0
 	return c
 }
 
 // Reconcile brings a container's recorded state in line with the world: a
-// container recorded as running whose monitor recorded an exit, or whose
-// monitor is gone, is exited. Every read of a container goes through here,
-// so none is ever shown running after it died. Only the container's owner
-// writes: when another caller holds its lock, the exit is shown but left
-// for that owner to record.
+// run the record does not know (its starter was killed) is recorded; a
+// container recorded as running whose monitor recorded an exit is exited;
+// one whose monitor is gone is ended (endOrphan) and exited. Every read of
+// a container goes through here, so none is shown otherwise than it is.
+// Only the container's owner writes: when another caller holds its lock,
+// what the monitors recorded is shown, and the rest left for that owner.
 func Reconcile(st *store.Store, c store.Container) (store.Container, error) {
-	exit, _, err := ended(st, c)
-	if exit == nil || err != nil {
-		return c, err
+	shown, stale, err := observe(st, c)
+	if !stale || err != nil {
+		return shown, err
 	}
 	l, err := TryAcquire(st, c.ID)
 	if err != nil || l == nil {
-		return withExit(c, exit), err
+		return shown, err
 	}
 	defer l.Release()
 	fresh, err := st.Container(c.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		l.Discard()
-		return withExit(c, exit), nil
+		return shown, nil
 	}
 	if err != nil {
 		return c, err
 	}
-	return settle(st, fresh)
+	return settle(context.Background(), st, fresh)
+}
+
+// observe is c as its monitors show it, without writing, and whether its
+// record is stale.
+func observe(st *store.Store, c store.Container) (shown store.Container, stale bool, err error) {
+	r, err := unrecorded(st, c)
+	if err != nil {
+		return c, false, err
+	}
+	if r != nil && r.Started {
+		c, stale = adopt(c, r), true
+	}
+	if !Alive(c) && r == nil && ociruntime.RootfsMounted(st.BundleDir(c.ID)) {
+		// A start killed between mounting the root and starting the monitor.
+		return c, true, nil
+	}
+	exit, recorded, err := ended(st, c)
+	if exit == nil || err != nil {
+		return c, stale, err
+	}
+	if recorded {
+		c = withExit(c, exit)
+	}
+	return c, true, nil
 }
 
 // settle is Reconcile for the holder of the container's lock: it records
-// an ended run, and unmounts the root a dead monitor left mounted.
-func settle(st *store.Store, c store.Container) (store.Container, error) {
+// a run its starter did not (waiting, while ctx lasts, for one still
+// starting), and an ended run, and ends what a dead monitor left, or a
+// start killed before its monitor began.
+func settle(ctx context.Context, st *store.Store, c store.Container) (store.Container, error) {
+	r, err := unrecorded(st, c)
+	for err == nil && r != nil && !r.Started {
+		select {
+		case <-ctx.Done():
+			return c, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		r, err = unrecorded(st, c)
+	}
+	if err != nil {
+		return c, err
+	}
+	if r != nil {
+		if err := st.SetRunning(c.ID, adopt(c, r).Run); err != nil {
+			return c, err
+		}
+		c = adopt(c, r)
+	}
+	if !Alive(c) {
+		// No run has it: a root mounted by a start killed before its
+		// monitor began goes.
+		ociruntime.UnmountRootfs(st.BundleDir(c.ID))
+		return c, nil
+	}
 	exit, recorded, err := ended(st, c)
 	if exit == nil || err != nil {
 		return c, err
+	}
+	if !recorded {
+		exit.ExitCode = endOrphan(st, c)
 	}
 	err = st.SetExited(c.ID, c.Run.MonitorPid, exit.ExitCode, exit.FinishedAt)
 	if errors.Is(err, store.ErrStateChanged) {
@@ -136,9 +226,32 @@ func settle(st *store.Store, c store.Container) (store.Container, error) {
 		return c, err
 	}
 	if !recorded {
-		ociruntime.UnmountRootfs(st.BundleDir(c.ID))
+		// The monitor that would have recorded it is gone.
+		record(st, "die", c, map[string]string{"exitCode": strconv.Itoa(exit.ExitCode)})
 	}
 	return withExit(c, exit), nil
+}
+
+// endOrphan ends what a run whose monitor died left, as containerd does
+// when a shim dies: a container process still running, which no one
+// would log or see end, is killed (exitKilled); one already gone ended
+// unseen (exitUnknown). The runtime's record of it, which would refuse
+// the ID's next run, and its mount go too.
+func endOrphan(st *store.Store, c store.Container) int {
+	bundleDir := st.BundleDir(c.ID)
+	code := exitUnknown
+	name := ""
+	if r, _ := ociruntime.ReadRun(bundleDir); r != nil {
+		name = r.Runtime
+	}
+	if runtime, err := RuntimeFor(name, st, c); err == nil && c.Run.BootID == ociruntime.BootID() {
+		if ociruntime.Running(runtime, c.ID) {
+			code = exitKilled
+		}
+		ociruntime.Forget(runtime, c.ID)
+	}
+	ociruntime.UnmountRootfs(bundleDir)
+	return code
 }
 
 // Stack returns the container's layer directories, top first (its own

@@ -132,6 +132,17 @@ func UnmountRootfs(bundle string) {
 	unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH)
 }
 
+// RootfsMounted reports whether something is mounted on bundle/rootfs in
+// this process's mount namespace: a mount point lies on another device
+// than the directory holding it.
+func RootfsMounted(bundle string) bool {
+	var dir, rootfs unix.Stat_t
+	if unix.Stat(bundle, &dir) != nil || unix.Stat(filepath.Join(bundle, "rootfs"), &rootfs) != nil {
+		return false
+	}
+	return dir.Dev != rootfs.Dev
+}
+
 // Started is a running container.
 type Started struct {
 	Pid        int // the container's init, in the host's pid namespace
@@ -267,18 +278,7 @@ type Exit struct {
 
 // ReadExit returns the recorded exit, or nil while there is none.
 func ReadExit(bundle string) (*Exit, error) {
-	data, err := os.ReadFile(filepath.Join(bundle, "exit.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var e Exit
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, err
-	}
-	return &e, nil
+	return readJSON[Exit](bundle, "exit.json")
 }
 
 // ClearExit forgets a previous run's exit before the next one starts.

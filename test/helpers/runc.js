@@ -1,6 +1,7 @@
 'use strict';
 // What running containers in a test needs: root, runc and a static busybox
 // to build images from. Returns why not, or '' when all is there.
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const { whichSync } = require('./registry');
 
@@ -53,4 +54,28 @@ async function busyboxStore(prefix, ref, applets) {
   };
   return { tmp, k3, remove };
 }
-module.exports = { containerRunReasons, busyboxFiles, writeBusyboxLayout, busyboxStore };
+// What the host shows of container id, whatever the store says: how many
+// mounts name it, the runtime's status of it ('' when the runtime has no
+// such container), and the pids of its monitors.
+function mountsOf(id) {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(id)).length;
+}
+function runcStatus(id) {
+  try {
+    return JSON.parse(execFileSync('runc', ['state', id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).status;
+  } catch {
+    return '';
+  }
+}
+function monitorPids(id) {
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return args[0].endsWith('k3-monitor') && args[3] === id;
+    } catch {
+      return false; // it ended while we looked
+    }
+  }).map(Number);
+}
+
+module.exports = { containerRunReasons, busyboxFiles, writeBusyboxLayout, busyboxStore, mountsOf, runcStatus, monitorPids };

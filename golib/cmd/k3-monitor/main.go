@@ -1,9 +1,11 @@
 // Command k3-monitor watches over one running container, as conmon does for
 // podman: k3-core starts it detached, it runs the OCI runtime in the
 // foreground, writes the container's stdout and stderr to the bundle's log
-// as JSON lines with timestamps, and when the container ends records its
-// exit code, unmounts its rootfs and records its die event in the store's
-// journal (package events). It outlives the Node process that
+// as JSON lines with timestamps, records the container's start event once
+// its process exists, and when the container ends records its exit code,
+// unmounts its rootfs and records its die event in the store's journal
+// (package events): so every die has its start, whatever becomes of the
+// starter. The bundle's run.json (ociruntime.RunRecord) names its run. It outlives the Node process that
 // started it, so a container keeps running, and its exit is still recorded,
 // after that process is gone.
 //
@@ -100,6 +102,13 @@ func monitor(runtime string, runtimeArgs []string, bundle, id string, attributes
 	pidFile := filepath.Join(bundle, "container.pid")
 	os.Remove(pidFile)
 	os.Remove(filepath.Join(bundle, "exit.json"))
+	// Before the runtime runs: a run this monitor watches is always named
+	// by the bundle, even if its starter is killed before recording it.
+	run := ociruntime.RunRecord{MonitorPid: os.Getpid(), BootID: ociruntime.BootID(), Runtime: runtime}
+	if err := ociruntime.WriteRun(bundle, run); err != nil {
+		fmt.Fprintf(report, "failed recording the run: %v\n", err)
+		return 1
+	}
 
 	cmd := exec.Command(runtime, append(runtimeArgs, "run", "--bundle", bundle, "--pid-file", pidFile, id)...)
 	cmd.Stdin = nil
@@ -149,6 +158,7 @@ func monitor(runtime string, runtimeArgs []string, bundle, id string, attributes
 	var waitErr error
 	select {
 	case pid := <-started:
+		recordStart(bundle, id, run, pid, attributes)
 		fmt.Fprintf(report, "started %d\n", pid)
 		report.Close()
 		waitErr = <-waited
@@ -166,6 +176,7 @@ func monitor(runtime string, runtimeArgs []string, bundle, id string, attributes
 			return 1
 		}
 		// It ran and ended before we saw the pid file.
+		recordStart(bundle, id, run, 0, attributes)
 		fmt.Fprintf(report, "started 0\n")
 		report.Close()
 	}
@@ -174,7 +185,7 @@ func monitor(runtime string, runtimeArgs []string, bundle, id string, attributes
 	// The runtime's record of the container goes with it, so the ID can run again.
 	exec.Command(runtime, append(runtimeArgs, "delete", "--force", id)...).Run()
 	unmount(bundle)
-	writeExit(bundle, exit)
+	ociruntime.WriteJSON(bundle, "exit.json", exit)
 	// After exit.json, so a watcher that sees the die sees the container exited.
 	attributes["exitCode"] = strconv.Itoa(exit.ExitCode)
 	die := events.New("container", "die", id, attributes)
@@ -201,13 +212,14 @@ func unmount(bundle string) {
 	syscall.Unmount(filepath.Join(bundle, "rootfs"), syscall.MNT_DETACH)
 }
 
-// writeExit replaces exit.json in one rename, so readers never see half.
-func writeExit(bundle string, exit Exit) {
-	data, _ := json.Marshal(exit)
-	tmp := filepath.Join(bundle, ".exit.json.tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err == nil {
-		os.Rename(tmp, filepath.Join(bundle, "exit.json"))
-	}
+// recordStart records that the container process exists: in the run
+// record, then as the start event, both before the starter hears of it. So
+// the monitor records every start whose die it records, even when its
+// starter is killed, or aborted, before recording the run in the store.
+func recordStart(bundle, id string, run ociruntime.RunRecord, pid int, attributes map[string]string) {
+	run.Started, run.Pid, run.StartedAt = true, pid, time.Now().UTC().Format(time.RFC3339Nano)
+	ociruntime.WriteRun(bundle, run)
+	events.Append(filepath.Dir(filepath.Dir(bundle)), events.New("container", "start", id, attributes))
 }
 
 // logLine is one line of container.log, as `docker logs` keeps them.

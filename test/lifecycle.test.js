@@ -133,6 +133,25 @@ test('an aborted start settles with nothing of it left: no runtime process, no m
   assert.ok(outcomes.filter((o) => o === 'aborted').length >= 3, `starts were aborted on the way: ${outcomes.join(', ')}`);
 });
 
+test('a start aborted after its monitor began records start then die, and leaves the container as it was', { skip }, async () => {
+  // A runtime that takes 2 s to run a container: the abort comes while the
+  // monitor waits for it, and the start undoes what then began.
+  const slowRuntime = path.join(box.tmp, 'slow-runc');
+  fs.writeFileSync(slowRuntime, '#!/bin/sh\n[ "$1" = run ] && sleep 2\nexec runc "$@"\n', { mode: 0o755 });
+  const slow = new K3Core({ root, runtime: slowRuntime });
+  const { Id: id } = await slow.containerCore.createContainer('busybox:lifecycle', { name: 'slowstart' });
+  const since = Date.now() / 1000 - 1;
+  const abort = new AbortController();
+  const started = slow.containerCore.startContainer(id, { signal: abort.signal }).then(() => 'started', (e) => e.name);
+  while (!monitorsOf(id)) await new Promise((r) => setTimeout(r, 10));
+  abort.abort();
+  assert.equal(await started, 'AbortError');
+  assert.deepEqual(await world(id), { state: 'created', mounts: 0, runc: false, monitors: 0 });
+  assert.deepEqual(await events(id, since), ['create', 'start', 'die']);
+  assert.equal((await k3.containerCore.startContainer(id)).State, 'running');
+  await k3.containerCore.removeContainer(id, { force: true });
+});
+
 test('a start that waits for the container lock is aborted by its signal', { skip }, async () => {
   // Another process holds the lock for as long as a slow stop lasts.
   const { Id: id } = await k3.containerCore.createContainer('busybox:lifecycle', { name: 'held', cmd: ['sh', '-c', 'trap "" TERM; sleep 600'] });

@@ -175,10 +175,21 @@ func observe(st *store.Store, c store.Container) (shown store.Container, stale b
 	if exit == nil || err != nil {
 		return c, stale, err
 	}
-	if recorded {
+	if recorded || !processLeft(c) {
 		c = withExit(c, exit)
 	}
+	// Else a process its dead monitor left still runs, until the lock's
+	// holder ends it (endOrphan).
 	return c, true, nil
+}
+
+// processLeft reports whether the init of c's run may still run.
+func processLeft(c store.Container) bool {
+	if c.Run.Pid <= 0 || c.Run.BootID != ociruntime.BootID() {
+		return false
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", c.Run.Pid))
+	return err == nil
 }
 
 // settle is Reconcile for the holder of the container's lock: it records

@@ -140,14 +140,7 @@ func TestWaiterOfADiscardedLockLocksTheNewFile(t *testing.T) {
 // can take the container's lock records it: the lock's holder is changing
 // the container and records what it finds itself.
 func TestReconcileWritesOnlyAsOwner(t *testing.T) {
-	st := openStore(t)
-	if err := st.AddImage(store.Image{ID: "sha256:aa", ManifestDigest: "sha256:bb", ManifestMediaType: "m", Architecture: "amd64", OS: "linux"}); err != nil {
-		t.Fatal(err)
-	}
-	c := store.Container{ID: "c1", Name: "one", ImageID: "sha256:aa", ImageRef: "x", State: "created", Created: "now", Config: "{}"}
-	if err := st.CreateContainer(c); err != nil {
-		t.Fatal(err)
-	}
+	st, c := storeWithContainer(t)
 	// A run whose monitor (pid 0) is not alive: its end was never seen.
 	if err := st.SetRunning("c1", store.Run{Pid: 1, MonitorPid: 0, BootID: "old boot"}); err != nil {
 		t.Fatal(err)

@@ -8,11 +8,9 @@ import (
 	"github.com/k3-core/k3-core/golib/store"
 )
 
-// A starter killed after its monitor started the container, and before it
-// recorded the run, left a record that says created; the monitor's run
-// record names the run, and here its exit too. Reconcile records both, and
-// a run the record already knows is left alone.
-func TestReconcileRecordsARunItsStarterDidNot(t *testing.T) {
+// storeWithContainer is a new store holding one created container, c1.
+func storeWithContainer(t *testing.T) (*store.Store, store.Container) {
+	t.Helper()
 	st := openStore(t)
 	if err := st.AddImage(store.Image{ID: "sha256:aa", ManifestDigest: "sha256:bb", ManifestMediaType: "m", Architecture: "amd64", OS: "linux"}); err != nil {
 		t.Fatal(err)
@@ -21,6 +19,15 @@ func TestReconcileRecordsARunItsStarterDidNot(t *testing.T) {
 	if err := st.CreateContainer(c); err != nil {
 		t.Fatal(err)
 	}
+	return st, c
+}
+
+// A starter killed after its monitor started the container, and before it
+// recorded the run, left a record that says created; the monitor's run
+// record names the run, and here its exit too. Reconcile records both, and
+// a run the record already knows is left alone.
+func TestReconcileRecordsARunItsStarterDidNot(t *testing.T) {
+	st, c := storeWithContainer(t)
 	bundle := st.BundleDir(c.ID)
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		t.Fatal(err)

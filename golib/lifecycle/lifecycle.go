@@ -164,8 +164,11 @@ func observe(st *store.Store, c store.Container) (shown store.Container, stale b
 	if err != nil {
 		return c, false, err
 	}
-	if r != nil && r.Started {
-		c, stale = adopt(c, r), true
+	// A run still starting is stale too: if no one holds the lock, its
+	// starter is dead, and settle waits for it.
+	stale = r != nil
+	if stale && r.Started {
+		c = adopt(c, r)
 	}
 	if !Alive(c) && r == nil && ociruntime.RootfsMounted(st.BundleDir(c.ID)) {
 		// A start killed between mounting the root and starting the monitor.

@@ -196,9 +196,15 @@ test('bad sources and options are refused with their class, and nothing is recor
   }
   // A stream that fails half way: the engine sees a broken source, and the
   // stream's own error is the cause.
-  const failing = new Readable({ read() {} });
-  failing.push(whole.subarray(0, 20000));
-  setTimeout(() => failing.destroy(new Error('upstream went away')), 50);
+  // It fails once the engine has read the first part and asks for more.
+  let given = false;
+  const failing = new Readable({
+    read() {
+      if (given) return void setImmediate(() => failing.destroy(new Error('upstream went away')));
+      given = true;
+      this.push(whole.subarray(0, 20000));
+    },
+  });
   const err = await k3.imageCore.importImage(failing).then(() => null, (e) => e);
   assert.ok(err instanceof K3Core.errors.InvalidImportArchive, err && `${err.name}: ${err.details.error}`);
   assert.equal(err.cause && err.cause.message, 'upstream went away');

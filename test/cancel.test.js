@@ -93,12 +93,12 @@ async function baseline() {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // The promise settled: the work has stopped, so the child processes are
-// those of before and so are the goroutines (given a tenth of a second for
-// the call's own to end).
+// those of before and so are the goroutines (given a moment, up to 10 s on
+// a loaded machine, for the call's own to end).
 async function assertStopped(base, what) {
   assert.deepEqual([...children()].sort(), [...base.children].sort(), `${what}: the child processes changed`);
   let now;
-  for (let i = 0; i < 10; i++) {
+  for (const end = Date.now() + 10000; Date.now() < end;) {
     now = await goroutines();
     if (now.started === base.goroutines.started && now.total === base.goroutines.total) return;
     await sleep(10);
@@ -156,6 +156,20 @@ function watchFor(when, then, promise) {
 // pull or a load from a stream is held in the middle by its source, so it
 // cannot end at all.
 const label = (moment) => moment.name || moment;
+
+// The size of the largest file this process has open in dir, named or not
+// (O_TMPFILE).
+function openIn(dir) {
+  let most = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) most = Math.max(most, fs.statSync(`/proc/self/fd/${fd}`).size);
+    } catch {
+      // closed while we looked
+    }
+  }
+  return most;
+}
 
 // The size of the largest file in dir whose name starts with prefix.
 function largest(dir, prefix) {
@@ -305,9 +319,14 @@ function describe(output) {
 async function abortOutputs(opName, write) {
   const dir = path.join(tmp, `${opName}-out`);
   fs.mkdirSync(dir, { recursive: true });
+  // A Writable is slow, so the engine waits for it past the middle; a file
+  // is not, and the first event past half could come after the rest was
+  // written: it is looked at from outside as it grows (unnamed until done,
+  // among this process's open files), with most of the work still to do.
+  const written = (bytes) => ({ name: `with ${bytes >> 20} MiB written`, when: () => openIn(dir) >= bytes });
   for (const output of OUTPUTS) {
-    for (const moment of MOMENTS) {
-      const what = `${opName} to ${describe(output)} aborted ${moment}`;
+    for (const moment of output.name ? ['at once', 'first progress', written(2 << 20), written(8 << 20)] : MOMENTS) {
+      const what = `${opName} to ${describe(output)} aborted ${label(moment)}`;
       const base = await baseline();
       const sink = output.stream && slowSink();
       const target = output.name ? path.join(dir, output.name) : sink;

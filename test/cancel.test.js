@@ -139,7 +139,11 @@ async function abortAt(moment, start) {
   return { err, aborted: controller.signal.aborted, seen };
 }
 
-// Calls then() once when() holds, unless promise settles first.
+// Calls then() once when() holds, unless promise settles first. The
+// moments seen from outside are a small part of the work done, so most of
+// it is still to do when the abort comes, however fast the machine; a pull
+// or a load from a stream is held in the middle by its source, so it
+// cannot end at all.
 function watchFor(when, then, promise) {
   let settled = false;
   promise.then(() => { settled = true; }, () => { settled = true; });
@@ -151,10 +155,7 @@ function watchFor(when, then, promise) {
   look();
 }
 
-// The moments seen from outside are a small part of the work done, so most
-// of it is still to do when the abort comes, however fast the machine; a
-// pull or a load from a stream is held in the middle by its source, so it
-// cannot end at all.
+// A moment as the test names it.
 const label = (moment) => moment.name || moment;
 
 // The size of the largest file this process has open in dir, named or not

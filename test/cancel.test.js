@@ -11,12 +11,13 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Writable } = require('node:stream');
+const { Readable, Writable } = require('node:stream');
 
 const K3Core = require('..');
 const { call } = require('../js/native');
 const images = require('./helpers/images');
 const { startRegistry, registryAvailable } = require('./helpers/registry');
+const { startHoldingProxy } = require('./helpers/fakeRegistry');
 const { containerRunReasons, busyboxStore } = require('./helpers/runc');
 const { need } = require('./helpers/need');
 
@@ -92,12 +93,12 @@ async function baseline() {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // The promise settled: the work has stopped, so the child processes are
-// those of before and so are the goroutines (given a tenth of a second for
-// the call's own to end).
+// those of before and so are the goroutines (given a moment, up to 10 s on
+// a loaded machine, for the call's own to end).
 async function assertStopped(base, what) {
   assert.deepEqual([...children()].sort(), [...base.children].sort(), `${what}: the child processes changed`);
   let now;
-  for (let i = 0; i < 10; i++) {
+  for (const end = Date.now() + 10000; Date.now() < end;) {
     now = await goroutines();
     if (now.started === base.goroutines.started && now.total === base.goroutines.total) return;
     await sleep(10);
@@ -117,8 +118,10 @@ function storeStaging() {
 
 // Runs start(signal, onProgress) and aborts it at moment: 'at once',
 // 'first progress' (the first progress event), 'midway' (the first event
-// past half its total), or a number of milliseconds. Resolves with the
-// error the call rejected with and whether the abort came before the end.
+// past half its total), a number of milliseconds, or a moment seen from
+// outside ({name, when}: once when() holds, looked at every millisecond).
+// Resolves with the error the call rejected with and whether the abort
+// came before the end.
 async function abortAt(moment, start) {
   const controller = new AbortController();
   const abort = () => controller.abort();
@@ -131,8 +134,55 @@ async function abortAt(moment, start) {
   const promise = start(controller.signal, onProgress);
   if (moment === 'at once') abort();
   if (typeof moment === 'number') setTimeout(abort, moment);
+  if (moment && moment.when) watchFor(moment.when, abort, promise);
   const err = await promise.then(() => null, (e) => e);
   return { err, aborted: controller.signal.aborted, seen };
+}
+
+// Calls then() once when() holds, unless promise settles first. The
+// moments seen from outside are a small part of the work done, so most of
+// it is still to do when the abort comes, however fast the machine; a pull
+// or a load from a stream is held in the middle by its source, so it
+// cannot end at all.
+function watchFor(when, then, promise) {
+  let settled = false;
+  promise.then(() => { settled = true; }, () => { settled = true; });
+  const look = () => {
+    if (settled) return;
+    if (when()) then();
+    else setTimeout(look, 1);
+  };
+  look();
+}
+
+// A moment as the test names it.
+const label = (moment) => moment.name || moment;
+
+// The size of the largest file this process has open in dir, named or not
+// (O_TMPFILE).
+function openIn(dir) {
+  let most = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) most = Math.max(most, fs.statSync(`/proc/self/fd/${fd}`).size);
+    } catch {
+      // closed while we looked
+    }
+  }
+  return most;
+}
+
+// The size of the largest file in dir whose name starts with prefix.
+function largest(dir, prefix) {
+  let most = 0;
+  for (const name of leftovers(dir).filter((n) => n.startsWith(prefix))) {
+    try {
+      most = Math.max(most, fs.statSync(path.join(dir, name)).size);
+    } catch {
+      // removed while we looked
+    }
+  }
+  return most;
 }
 
 function assertAbortError({ err, aborted }, what) {
@@ -141,28 +191,43 @@ function assertAbortError({ err, aborted }, what) {
 }
 
 const MOMENTS = ['at once', 'first progress', 'midway'];
-// A pull's progress comes a few times a second, per layer: too seldom to
-// catch the middle by, so times stand in for it.
-const PULL_MOMENTS = ['at once', 'first progress', 20, 80];
 
 test('an aborted pull stops its downloads and unpacks, and records nothing', { skip }, async () => {
-  for (const moment of PULL_MOMENTS) {
-    const what = `pull aborted ${moment}`;
-    // A store of its own each time: none finds layers of the one before.
-    const puller = new K3Core({ root: path.join(tmp, `pull-${moment}`) });
-    const base = await baseline();
-    const outcome = await abortAt(moment, (signal, onProgress) =>
-      puller.imageCore.pullAnImage(`${registry.host}/cancel/pulled`, '1', { signal, onProgress }));
-    assertAbortError(outcome, what);
-    await assertStopped(base, what);
-    assert.deepEqual(leftovers(path.join(puller.root, 'tmp')), [], `${what}: staging left`);
-    assert.deepEqual(await puller.imageCore.listImages(), [], `${what}: the image was recorded`);
+  // Through a proxy that holds every layer (or the first) half sent.
+  let proxy;
+  const moments = [
+    { moment: 'at once' },
+    { moment: 'first progress' },
+    { moment: { name: 'with a layer half sent', when: () => proxy.held > 0 } },
+    {
+      hold: 1,
+      moment: { name: 'with a layer half sent and the others sent whole', when: () => proxy.held > 0 && proxy.passed === LAYERS - 1 },
+    },
+  ];
+  for (const { moment, hold } of moments) {
+    const what = `pull aborted ${label(moment)}`;
+    proxy = await startHoldingProxy(registry.host, { hold });
+    try {
+      // A store of its own each time: none finds layers of the one before.
+      const puller = new K3Core({ root: path.join(tmp, `pull-${label(moment)}`) });
+      const base = await baseline();
+      const outcome = await abortAt(moment, (signal, onProgress) =>
+        puller.imageCore.pullAnImage(`${proxy.host}/cancel/pulled`, '1', { signal, onProgress }));
+      assertAbortError(outcome, what);
+      await assertStopped(base, what);
+      assert.deepEqual(leftovers(path.join(puller.root, 'tmp')), [], `${what}: staging left`);
+      assert.deepEqual(await puller.imageCore.listImages(), [], `${what}: the image was recorded`);
+    } finally {
+      await proxy.stop();
+    }
   }
 });
 
 test('an aborted load stops and records nothing', { skip }, async () => {
-  for (const moment of PULL_MOMENTS) {
-    const what = `load aborted ${moment}`;
+  // A load copies each layer to a blob- file in staging as it unpacks it.
+  const copied = (bytes) => ({ name: `with a layer's first ${bytes >> 20} MiB copied`, when: () => largest(path.join(k3.root, 'tmp'), 'blob-') >= bytes });
+  for (const moment of ['at once', 'first progress', copied(1 << 20), copied(4 << 20)]) {
+    const what = `load aborted ${label(moment)}`;
     const base = await baseline();
     const outcome = await abortAt(moment, (signal, onProgress) =>
       k3.imageCore.loadImage(path.join(tmp, 'load.tar'), { signal, onProgress }));
@@ -174,11 +239,33 @@ test('an aborted load stops and records nothing', { skip }, async () => {
   }
 });
 
+// The bytes of file as a stream that stops at half of them and never ends:
+// a load from it cannot end. wanted: it was asked for more after the half.
+function halfStream(file) {
+  const bytes = fs.readFileSync(file);
+  let at = 0;
+  const stream = new Readable({
+    read() {
+      if (at >= bytes.length / 2) {
+        stream.wanted = true;
+        return;
+      }
+      this.push(bytes.subarray(at, at + (1 << 16)));
+      at += 1 << 16;
+    },
+  });
+  stream.wanted = false;
+  return stream;
+}
+
 test('an aborted load from a stream stops reading it and records nothing', { skip }, async () => {
-  for (const moment of PULL_MOMENTS) {
-    const what = `load from a stream aborted ${moment}`;
+  let source;
+  const half = { name: 'with half the stream read', when: () => source.wanted };
+  for (const moment of ['at once', 'first progress', half]) {
+    const what = `load from a stream aborted ${label(moment)}`;
     const base = await baseline();
-    const source = fs.createReadStream(path.join(tmp, 'load.tar'));
+    const file = path.join(tmp, 'load.tar');
+    source = moment === half ? halfStream(file) : fs.createReadStream(file);
     const outcome = await abortAt(moment, (signal, onProgress) => k3.imageCore.loadImage(source, { signal, onProgress }));
     assertAbortError(outcome, what);
     await assertStopped(base, what);
@@ -189,8 +276,11 @@ test('an aborted load from a stream stops reading it and records nothing', { ski
 
 test('an aborted import stops and records nothing', { skip }, async () => {
   const before = (await k3.imageCore.listImages()).length;
-  for (const moment of MOMENTS) {
-    const what = `import aborted ${moment}`;
+  // Its progress comes every 8 MiB, too seldom to be sure of the middle by:
+  // the layer is watched as it grows in staging (import-*).
+  const imported = (bytes) => ({ name: `with ${bytes >> 20} MiB imported`, when: () => largest(path.join(k3.root, 'tmp'), 'import-') >= bytes });
+  for (const moment of ['at once', 'first progress', imported(4 << 20)]) {
+    const what = `import aborted ${label(moment)}`;
     const base = await baseline();
     const outcome = await abortAt(moment, (signal, onProgress) =>
       k3.imageCore.importImage(path.join(tmp, 'load.tar'), { repository: 'imported', signal, onProgress }));
@@ -236,9 +326,14 @@ function describe(output) {
 async function abortOutputs(opName, write) {
   const dir = path.join(tmp, `${opName}-out`);
   fs.mkdirSync(dir, { recursive: true });
+  // A Writable is slow, so the engine waits for it past the middle; a file
+  // is not, and the first event past half could come after the rest was
+  // written: it is looked at from outside as it grows (unnamed until done,
+  // among this process's open files), with most of the work still to do.
+  const written = (bytes) => ({ name: `with ${bytes >> 20} MiB written`, when: () => openIn(dir) >= bytes });
   for (const output of OUTPUTS) {
-    for (const moment of MOMENTS) {
-      const what = `${opName} to ${describe(output)} aborted ${moment}`;
+    for (const moment of output.name ? ['at once', 'first progress', written(2 << 20), written(8 << 20)] : MOMENTS) {
+      const what = `${opName} to ${describe(output)} aborted ${label(moment)}`;
       const base = await baseline();
       const sink = output.stream && slowSink();
       const target = output.name ? path.join(dir, output.name) : sink;
@@ -266,8 +361,10 @@ test('an aborted commit stops packing and records no image', { skip }, async () 
   // Many files: the pack stops between entries.
   await k3.containerCore.copyToContainer('changed', path.join(tmp, 'many'), '/many');
   const before = (await k3.imageCore.listImages()).length;
-  for (const moment of ['at once', 5, 30]) {
-    const what = `commit aborted after ${moment}`;
+  // The pack goes to a commit- file in staging.
+  const packed = (bytes) => ({ name: `with ${bytes >> 20} MiB packed`, when: () => largest(path.join(k3.root, 'tmp'), 'commit-') >= bytes });
+  for (const moment of ['at once', packed(1 << 20), packed(4 << 20)]) {
+    const what = `commit aborted ${label(moment)}`;
     const base = await baseline();
     const outcome = await abortAt(moment, (signal) =>
       k3.containerCore.commitContainer('changed', { repository: 'committed', tag: 'x', signal }));
@@ -288,8 +385,11 @@ test('an export that unpacks a committed layer stops there when aborted', { skip
   fs.mkdirSync(dir);
   const layers = () => leftovers(path.join(k3.root, 'layers')).length;
   const packed = layers();
-  for (const moment of [1, 10]) {
-    const what = `export of a committed container aborted after ${moment}`;
+  // The layer is unpacked to <store>/tmp/read-*/layer: its files are counted there.
+  const unpacked = (files) => ({ name: `with ${files} files unpacked`, when: () => storeStaging().filter((n) => n.startsWith('read-'))
+    .some((n) => leftovers(path.join(k3.root, 'tmp', n, 'layer', 'many')).length >= files) });
+  for (const moment of [unpacked(1), unpacked(1000)]) {
+    const what = `export of a committed container aborted ${label(moment)}`;
     const base = await baseline();
     const outcome = await abortAt(moment, (signal) =>
       k3.containerCore.exportContainer('of-committed', path.join(dir, 'out.tar'), { signal }));
@@ -308,26 +408,33 @@ test('an export that unpacks a committed layer stops there when aborted', { skip
 test('an aborted copy into a container stops, and removes the file it was writing', { skip }, async () => {
   await k3.containerCore.createContainer('busybox:cancel', { name: 'copied' });
   const diff = path.join((await k3.containerCore.inspectContainer('copied')).BundleDir, 'diff');
-  for (const moment of ['at once', 2]) {
-    const what = `copy of a file aborted after ${moment}`;
+  // A file is copied 32 MiB at a time, the abort looked at in between:
+  // one of five such pieces, once the copy has begun, leaves four to stop before.
+  const huge = path.join(tmp, 'huge');
+  fs.writeFileSync(huge, Buffer.alloc(5 << 25, 'k3'));
+  const begun = { name: 'once the file is begun', when: () => fs.existsSync(path.join(diff, 'huge')) };
+  for (const moment of ['at once', begun]) {
+    const what = `copy of a file aborted ${label(moment)}`;
     const base = await baseline();
     const outcome = await abortAt(moment, (signal) =>
-      k3.containerCore.copyToContainer('copied', path.join(tmp, 'big.tar'), '/big.tar', { signal }));
+      k3.containerCore.copyToContainer('copied', huge, '/huge', { signal }));
     assertAbortError(outcome, what);
     await assertStopped(base, what);
     assert.deepEqual(leftovers(diff), [], `${what}: the container changed`);
   }
   // A directory stops between its files: those copied before stay.
-  for (const moment of [5, 30]) {
-    const what = `copy of a directory aborted after ${moment}`;
+  for (const files of [1, 1000]) {
+    const into = path.join(diff, `many${files}`);
+    const moment = { name: `with ${files} files copied`, when: () => leftovers(into).length >= files };
+    const what = `copy of a directory aborted ${label(moment)}`;
     const base = await baseline();
     const outcome = await abortAt(moment, (signal) =>
-      k3.containerCore.copyToContainer('copied', path.join(tmp, 'many'), `/many${moment}`, { signal }));
+      k3.containerCore.copyToContainer('copied', path.join(tmp, 'many'), `/many${files}`, { signal }));
     assertAbortError(outcome, what);
     await assertStopped(base, what);
-    const copied = leftovers(path.join(diff, `many${moment}`));
+    const copied = leftovers(into);
     assert.ok(copied.length < MANY, `${what}: all ${copied.length} files were copied`);
-    for (const name of copied) assert.equal(fs.statSync(path.join(diff, `many${moment}`, name)).size, 4096, `${what}: ${name}`);
+    for (const name of copied) assert.equal(fs.statSync(path.join(into, name)).size, 4096, `${what}: ${name}`);
   }
 });
 

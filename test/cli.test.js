@@ -99,8 +99,10 @@ test('on a terminal (tmux), pull draws a progress bar', { skip: skipTmux }, asyn
   const cmd = `${process.execPath} ${K3} pull --root ${path.join(tmp, 'tty-store')} ${ref}; echo $? > ${done}; sleep 60`;
   tmux('new-session', '-d', '-x', '120', '-y', '30', cmd);
   try {
-    const deadline = Date.now() + 30000;
-    while (!fs.existsSync(done) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // The shell makes the file before it writes the line: wait for the line.
+    const written = () => fs.existsSync(done) && fs.readFileSync(done, 'utf8').endsWith('\n');
+    const deadline = Date.now() + 120000;
+    while (!written() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(fs.readFileSync(done, 'utf8').trim(), '0');
     const screen = tmux('capture-pane', '-p', '-t', '0');
     assert.match(screen, new RegExp(`^pull ${ref} layers \\|\u2588{30}\\| 100% 2/2 layers$`, 'm'), screen);

@@ -101,7 +101,10 @@ test('committing a running container keeps what it wrote, and it keeps running',
   await k3.containerCore.createContainer('base:1', { name: 'live', cmd: ['/bin/sh', '-c', 'echo written-while-running > /etc/live; sleep 1000'] });
   await k3.containerCore.startContainer('live');
   const bundle = (await k3.containerCore.inspectContainer('live')).BundleDir;
-  for (let i = 0; i < 200 && !fs.existsSync(path.join(bundle, 'diff', 'etc', 'live')); i++) await new Promise((r) => setTimeout(r, 10));
+  const written = path.join(bundle, 'diff', 'etc', 'live');
+  for (const end = Date.now() + 60000; !fs.existsSync(written); await new Promise((r) => setTimeout(r, 10))) {
+    assert.ok(Date.now() < end, 'the container wrote /etc/live within a minute');
+  }
   const out = await k3.containerCore.commitContainer('live', { repository: 'k3test/live' });
   assert.equal((await k3.containerCore.inspectContainer('live')).State, 'running', 'resumed after the commit');
   await k3.containerCore.createContainer(out.Id.slice(7, 19), { name: 'live-copy' });

@@ -108,7 +108,7 @@ async function exportOf(id) {
   return exported(file);
 }
 
-async function waitFor(predicate, ms = 10000) {
+async function waitFor(predicate, ms = 60000) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await predicate()) return true;

@@ -66,7 +66,7 @@ async function collect(options) {
   return seen;
 }
 
-async function exists(file, ms = 10000) {
+async function exists(file, ms = 60000) {
   const end = Date.now() + ms;
   while (!fs.existsSync(file)) {
     if (Date.now() > end) return false;
@@ -109,10 +109,12 @@ test('a container that ends while no Node process runs: a later process replays 
   const since = now();
   await runInChild(`
     const k3 = new K3Core({ root: ${JSON.stringify(root)} });
-    await k3.containerCore.createContainer('busybox:events', { name: 'orphan', cmd: ['/bin/sh', '-c', 'sleep 0.5; exit 5'] });
+    await k3.containerCore.createContainer('busybox:events', { name: 'orphan', cmd: ['/bin/sh', '-c', 'while [ ! -e /go ]; do sleep 0.05; done; exit 5'] });
     await k3.containerCore.startContainer('orphan');
     done('started');`);
   // Its starter has exited; only its k3-monitor sees it end.
+  fs.writeFileSync(path.join(tmp, 'go'), '');
+  await k3.containerCore.copyToContainer('orphan', path.join(tmp, 'go'), '/');
   const exitFile = path.join(root, 'containers', (await k3.containerCore.listContainers({ name: 'orphan' }))[0].Id, 'exit.json');
   assert.ok(await exists(exitFile), 'the monitor recorded the exit');
   const replayed = await runInChild(`

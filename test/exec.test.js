@@ -69,7 +69,7 @@ async function processes() {
 }
 // An aborted call rejects at once; the engine kills the process just after.
 async function assertGone(command) {
-  const end = Date.now() + 5000;
+  const end = Date.now() + 60000;
   let left = await processes();
   while (left.some((p) => p.includes(command)) && Date.now() < end) left = await processes();
   assert.ok(!left.some((p) => p.includes(command)), `the aborted command is gone: ${left}`);
@@ -201,8 +201,11 @@ test('a container that ends as the exec starts: ContainerNotRunning, not a runti
   for (let i = 0; i < 5; i++) {
     const c = await k3.containerCore.createContainer('busybox:exec', { cmd: ['true'] });
     await k3.containerCore.startContainer(c.Id);
-    const outcome = await k3.containerCore.execContainer(c.Id, ['true']).then((r) => `exit ${r.ExitCode}`, (e) => e.name);
-    assert.ok(['exit 0', 'ContainerNotRunning'].includes(outcome), outcome);
+    const outcome = await k3.containerCore.execContainer(c.Id, ['true'])
+      .then((r) => `exit ${r.ExitCode}`, (e) => `${e.name}${e.name === 'ContainerNotRunning' ? '' : `: ${e.details && e.details.error}`}`);
+    // It ran; or it began as the container ended, which killed it (as
+    // docker exec shows it, 137); or the container had ended.
+    assert.ok(['exit 0', 'exit 137', 'ContainerNotRunning'].includes(outcome), outcome);
     await k3.containerCore.removeContainer(c.Id, { force: true });
   }
 });
@@ -211,7 +214,8 @@ test('an abort kills the command, and leaves the container running', { skip }, a
   const started = Date.now();
   const err = await failure(exec(['sleep', '123'], { signal: AbortSignal.timeout(300) }));
   assert.equal(err.name, 'AbortError');
-  assert.ok(Date.now() - started < 5000, `the abort took ${Date.now() - started} ms`);
+  // Well short of the command's own 123 s, however loaded the machine.
+  assert.ok(Date.now() - started < 30000, `the abort took ${Date.now() - started} ms`);
   await assertGone('sleep 123');
   assert.equal((await k3.containerCore.inspectContainer('box')).State, 'running');
 });
@@ -229,7 +233,7 @@ function terminalSession(cmd, options = {}) {
     },
   });
   session.until = async (re) => {
-    const end = Date.now() + 10000;
+    const end = Date.now() + 60000;
     while (!re.test(session.shown) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     assert.match(session.shown, re);
   };
@@ -264,7 +268,7 @@ test('tty: the env and user options apply; a command not found is typed; an abor
   const started = Date.now();
   const aborted = terminalSession(['sleep', '321'], { signal: AbortSignal.timeout(300) });
   assert.equal((await failure(aborted.done)).name, 'AbortError');
-  assert.ok(Date.now() - started < 5000);
+  assert.ok(Date.now() - started < 30000, `the abort took ${Date.now() - started} ms`);
   await assertGone('sleep 321');
 
   const both = await failure(exec(['cat'], { tty: true, stdin: 'x', onTerminal: () => {} }));
@@ -318,7 +322,7 @@ test('k3 exec -it in a terminal (tmux): typed into, sized and resized as the win
   const done = path.join(tmp, 'tmux-done');
   tmux('new-session', '-d', '-x', '100', '-y', '30', `K3_ROOT=${root} ${process.execPath} ${K3} exec -it box sh; echo "exit $?" > ${done}; sleep 60`);
   const screenShows = async (re) => {
-    const end = Date.now() + 10000;
+    const end = Date.now() + 60000;
     let screen = '';
     while (!re.test(screen) && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 50));
@@ -334,8 +338,10 @@ test('k3 exec -it in a terminal (tmux): typed into, sized and resized as the win
     tmux('send-keys', '-t', '0', 'echo "size $(stty size)"', 'Enter');
     await screenShows(/^size 40 120$/m);
     tmux('send-keys', '-t', '0', 'exit 6', 'Enter');
-    const end = Date.now() + 10000;
-    while (!fs.existsSync(done) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    // The shell makes the file before it writes the line: wait for the line.
+    const written = () => fs.existsSync(done) && fs.readFileSync(done, 'utf8').endsWith('\n');
+    const end = Date.now() + 60000;
+    while (!written() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     assert.equal(fs.readFileSync(done, 'utf8').trim(), 'exit 6');
   } finally {
     tmux('kill-server');

@@ -182,7 +182,7 @@ function runAsNobody(program) {
     (async () => { ${program} })().catch((e) => out({ thrown: asPlain(e) }));`;
   return new Promise((resolve, reject) => {
     execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', wrapped], {
-      cwd: '/', env: { ...process.env, HOME: '/nonexistent' }, timeout: 60000,
+      cwd: '/', env: { ...process.env, HOME: '/nonexistent' }, timeout: 300000,
     }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`child failed: ${err.message}\n${stderr}`));
       try {

@@ -3,6 +3,8 @@
 // with the host's runc in an image built here with a static busybox.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
 const { Readable, Transform } = require('node:stream');
 const { pipeline } = require('node:stream/promises');
 
@@ -33,14 +35,33 @@ async function started(name, cmd) {
   await k3.containerCore.startContainer(name);
 }
 
+// Waits (up to a minute) until ok() holds.
+async function until(ok, what) {
+  for (const end = Date.now() + 60000; !(await ok()); await new Promise((r) => setTimeout(r, 20))) {
+    assert.ok(Date.now() < end, `waited a minute for ${what}`);
+  }
+}
+
+// Lets a container that waits for /go go on.
+async function letGo(name) {
+  const go = path.join(store.tmp, 'go');
+  fs.writeFileSync(go, '');
+  await k3.containerCore.copyToContainer(name, go, '/');
+}
+const afterGo = (cmd) => ['/bin/sh', '-c', `${cmd.at(-1)}; while [ ! -e /go ]; do sleep 0.05; done`];
+
 test('follow yields the lines as they are written and ends after the exit', { skip }, async () => {
-  await started('counting', COUNTING);
+  // It exits only once the first line has been seen.
+  await started('counting', afterGo(COUNTING));
   const logs = k3.containerCore.containerLogs('counting', { follow: true });
   assert.ok(logs instanceof Readable);
   const seen = [];
   let stateAtFirst;
   for await (const entry of logs) {
-    if (seen.length === 0) stateAtFirst = (await k3.containerCore.inspectContainer('counting')).State;
+    if (seen.length === 0) {
+      stateAtFirst = (await k3.containerCore.inspectContainer('counting')).State;
+      await letGo('counting');
+    }
     assert.equal(entry.stream, 'stdout');
     assert.ok(!Number.isNaN(Date.parse(entry.time)));
     seen.push(entry.log);
@@ -52,7 +73,7 @@ test('follow yields the lines as they are written and ends after the exit', { sk
 
 test('follow with tail starts at the last lines; since leaves out older ones', { skip }, async () => {
   await started('tailed', COUNTING);
-  await new Promise((r) => setTimeout(r, 700));
+  await until(async () => (await k3.containerCore.containerLogs('tailed')).length >= 4, 'four lines');
   const tailed = [];
   for await (const entry of k3.containerCore.containerLogs('tailed', { follow: true, tail: 3 })) tailed.push(entry.log);
   const n = Number(tailed[0].split(' ')[1]);
@@ -83,7 +104,8 @@ test('an abort ends a follow promptly with an AbortError', { skip }, async () =>
     }
   })().then(() => assert.fail('the follow ended without an error'), (e) => e);
   assert.equal(err.name, 'AbortError');
-  assert.ok(Date.now() - abortedAt < 1000, `ended ${Date.now() - abortedAt} ms after the abort`);
+  // Without the abort the follow never ends.
+  assert.ok(Date.now() - abortedAt < 10000, `ended ${Date.now() - abortedAt} ms after the abort`);
   await k3.containerCore.killContainer('endless', { signal: 'KILL' }).catch(() => {});
 });
 
@@ -113,11 +135,14 @@ test('the followed form pipes through a Transform', { skip }, async () => {
 });
 
 test('a reader that does not read holds at most one batch beyond the high-water mark', { skip }, async () => {
-  await started('fast', ['/bin/sh', '-c', 'i=1; while [ $i -le 20000 ]; do echo $i; i=$((i+1)); done; sleep 1']);
+  await started('fast', afterGo(['i=1; while [ $i -le 20000 ]; do echo $i; i=$((i+1)); done']));
   const logs = k3.containerCore.containerLogs('fast', { follow: true });
-  await new Promise((r) => setTimeout(r, 1500));
+  // Everything is written, and the reader has had all it can take.
+  await until(async () => (await k3.containerCore.containerLogs('fast', { tail: 1 }))[0]?.log === '20000', 'the last line');
+  await until(() => logs.readableLength >= logs.readableHighWaterMark, 'the reader to fill up');
   assert.ok(logs.readableLength <= 2 * logs.readableHighWaterMark, `${logs.readableLength} entries held`);
   let expected = 1;
+  await letGo('fast');
   for await (const entry of logs) assert.equal(entry.log, String(expected++));
   assert.equal(expected, 20001);
 });

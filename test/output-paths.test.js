@@ -83,13 +83,13 @@ function mkfifo(name) {
 }
 
 // Starts `cat fifo > file` (or another shell reader); resolves with its
-// exit code once it is done, or 'still reading' (and kills it) after 20 s:
+// exit code once it is done, or 'still reading' (and kills it) after 60 s:
 // a reader left waiting on a FIFO that was replaced never ends by itself.
 function startReader(script, ...args) {
   const child = spawn('sh', ['-c', script, 'reader', ...args], { stdio: 'ignore' });
   readers.push(child);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => { resolve('still reading'); child.kill('SIGKILL'); }, 20000);
+    const timer = setTimeout(() => { resolve('still reading'); child.kill('SIGKILL'); }, 60000);
     child.on('exit', (code) => { clearTimeout(timer); resolve(code); });
   });
 }

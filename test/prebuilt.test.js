@@ -103,7 +103,7 @@ async function startVerdaccio(dir) {
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
   child.stderr.on('data', (d) => { output += d; });
-  const deadline = Date.now() + 30000;
+  const deadline = Date.now() + 120000;
   for (;;) {
     try {
       if ((await fetch(`${url}/-/ping`)).ok) break;

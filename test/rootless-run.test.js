@@ -165,7 +165,16 @@ test('as a user: a container whose monitor died is ended and exited (137), and s
     assert.equal(after.State, 'exited');
     assert.equal(after.ExitCode, 137);
     assert.equal(after.again, 'running');
-    assert.ok(!fs.existsSync(`/proc/${started.pid}`), 'the orphaned run ended');
+    // Ended: gone, or a zombie its new parent has yet to reap.
+    const ended = () => {
+      try {
+        return fs.readFileSync(`/proc/${started.pid}/stat`, 'utf8').split(') ').at(-1).startsWith('Z');
+      } catch {
+        return true;
+      }
+    };
+    for (const end = Date.now() + 60000; !ended() && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(ended(), 'the orphaned run ended');
   } finally {
     try {
       process.kill(started.pid, 'SIGKILL'); // the container outlives its monitor, as for root
@@ -229,7 +238,7 @@ test('as a user: an aborted start settles with nothing of it left, as for root',
       const abort = new AbortController();
       const started = cc.startContainer(c.Id, { signal: abort.signal }).then((x) => x.State, (e) => e.name);
       setTimeout(() => abort.abort(), delay);
-      const result = await Promise.race([started, new Promise((r) => setTimeout(() => r('hung'), 20000))]);
+      const result = await Promise.race([started, new Promise((r) => setTimeout(() => r('hung'), 60000))]);
       if (result === 'hung') {
         // The start holds the container's lock: nothing more can be done here.
         setTimeout(() => process.exit(0), 200);

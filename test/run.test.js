@@ -57,7 +57,7 @@ async function failure(promise) {
 function mountsUnder(dir) {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(dir)).length;
 }
-async function waitFor(predicate, ms = 5000) {
+async function waitFor(predicate, ms = 60000) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await predicate()) return true;
@@ -94,7 +94,8 @@ test('a long-running container: running, exported while it writes, stopped', { s
   assert.deepEqual(running.map((c) => c.Name), ['long']);
   assert.ok(running[0].Pid > 0);
   assert.equal(mountsUnder(k3.root), 1, 'its rootfs is an overlay mount');
-  await new Promise((r) => setTimeout(r, 200));
+  const written = path.join((await k3.containerCore.inspectContainer('long')).BundleDir, 'diff', 'tmp');
+  assert.ok(await waitFor(() => fs.existsSync(path.join(written, 'ready')) && fs.existsSync(path.join(written, 'ticks'))), 'the process wrote');
   const file = path.join(tmp, 'long.tar');
   await k3.containerCore.exportContainer('long', file);
   const names = execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).split('\n');
@@ -147,11 +148,13 @@ test('a container outlives the process that started it, and its exit is still re
   const root = k3.root;
   await runInChild(`
     const k3 = new K3Core({ root: ${JSON.stringify(root)} });
-    await k3.containerCore.createContainer('busybox:run', { name: 'survivor', cmd: ['/bin/sh', '-c', 'sleep 0.7; exit 3'] });
+    await k3.containerCore.createContainer('busybox:run', { name: 'survivor', cmd: ['/bin/sh', '-c', 'while [ ! -e /go ]; do sleep 0.05; done; exit 3'] });
     await k3.containerCore.startContainer('survivor');
     done('started');`);
   const [c] = await k3.containerCore.listContainers({ name: 'survivor' });
   assert.equal(c.State, 'running', 'still running after its starter exited');
+  fs.writeFileSync(path.join(tmp, 'go'), '');
+  await k3.containerCore.copyToContainer('survivor', path.join(tmp, 'go'), '/');
   assert.equal((await k3.containerCore.waitContainer('survivor')).ExitCode, 3);
 });
 

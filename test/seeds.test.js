@@ -47,7 +47,7 @@ after(async () => {
 function runExample(file) {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [path.join(__dirname, 'seeds', '001', file)], {
-      env: { ...process.env, NODE_PATH: modules, K3_TEST_REGISTRY: reg.host }, timeout: 60000,
+      env: { ...process.env, NODE_PATH: modules, K3_TEST_REGISTRY: reg.host }, timeout: 300000,
     }, (err, stdout, stderr) => (err ? reject(new Error(`${file}: ${err.message}\n${stderr}`)) : resolve(stdout)));
   });
 }

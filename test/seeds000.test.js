@@ -83,7 +83,7 @@ after(async () => {
 function runExample(file) {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [path.join(__dirname, 'seeds', '000', file)], {
-      env: { ...process.env, NODE_PATH: modules, K3_ROOT: root, K3_TEST_FS: R }, timeout: 60000,
+      env: { ...process.env, NODE_PATH: modules, K3_ROOT: root, K3_TEST_FS: R }, timeout: 300000,
     }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${file}: ${err.message}\n${stderr}`));
       assert.doesNotMatch(stdout, /ERROR/, `${file} printed an error:\n${stdout}`);

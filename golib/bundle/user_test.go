@@ -62,7 +62,7 @@ func symlink(t *testing.T, target, link string) {
 }
 
 // resolve runs ResolveUser and reads back the process it configured. A
-// resolution that does not finish in seconds (a read blocked on a FIFO)
+// resolution that does not finish within a minute (a read blocked on a FIFO)
 // fails the test rather than hanging it.
 func resolve(t *testing.T, dir, userSpec string) (*specs.Process, error) {
 	t.Helper()
@@ -73,7 +73,7 @@ func resolve(t *testing.T, dir, userSpec string) (*specs.Process, error) {
 		if err != nil {
 			return nil, err
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatalf("resolving %q did not finish", userSpec)
 	}
 	spec, err := ReadSpec(dir)

@@ -115,7 +115,7 @@ func TestHiddenImageSymlinksStayClosed(t *testing.T) {
 		}
 	}
 
-	got := listWithin(t, upper, bundle.Stack{l2, l1}, 10*time.Second)
+	got := listWithin(t, upper, bundle.Stack{l2, l1}, time.Minute)
 	want := []Change{{"/a", Modified}, {"/a/old", Deleted}, {"/b", Modified}, {"/b/old", Deleted}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %v\nwant %v", got, want)
@@ -135,7 +135,7 @@ func TestUpperSymlinkNotFollowed(t *testing.T) {
 	mustMkdir(t, filepath.Join(lower, "d"))
 	mustSymlink(t, host, filepath.Join(upper, "d"))
 
-	got := listWithin(t, upper, bundle.Stack{lower}, 10*time.Second)
+	got := listWithin(t, upper, bundle.Stack{lower}, time.Minute)
 	if want := []Change{{"/d", Modified}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %v\nwant %v", got, want)
 	}

@@ -86,15 +86,17 @@ func (e *Engine) execContainer(ctx context.Context, call *Request) (any, error) 
 	}
 	var cmdErr *ociruntime.CommandError
 	switch {
+	case err != nil && (initGone(c.Run.Pid) || !stillRunning(st, c.ID)):
+		// It ended as the exec started ("container does not exist", "cannot
+		// exec in a stopped container", a failed setns), before its monitor
+		// recorded the exit. Asked first: the runtime's words for a
+		// namespace that went away ("lstat /proc/N/ns/ipc: no such file or
+		// directory") read like a command not found.
+		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s exited: %v", c.Name, err), err).With("containerId", c.ID)
 	case errors.As(err, &cmdErr) && errors.Is(err, ociruntime.ErrCommandNotFound):
 		return nil, errcat.New(op, "CommandNotFound", cmdErr.Message, err).With("containerId", c.ID).With("cmd", opts.cmd)
 	case errors.As(err, &cmdErr):
 		return nil, errcat.New(op, "CommandNotExecutable", cmdErr.Message, err).With("containerId", c.ID).With("cmd", opts.cmd)
-	case err != nil && (initGone(c.Run.Pid) || !stillRunning(st, c.ID)):
-		// It ended as the exec started ("container does not exist", "cannot
-		// exec in a stopped container", a failed setns), before its monitor
-		// recorded the exit.
-		return nil, errcat.New(op, "ContainerNotRunning", fmt.Sprintf("container %s exited: %v", c.Name, err), err).With("containerId", c.ID)
 	case err != nil:
 		return nil, runtimeFailure(op, c, err)
 	}
@@ -126,7 +128,9 @@ func stillRunning(st *store.Store, id string) bool {
 }
 
 // initGone says whether the container's init (pid, in the host's pid
-// namespace) has ended: no such process, or a zombie not yet reaped.
+// namespace) has ended: no such process, a zombie not yet reaped, or one
+// on its way out that has already let go of its namespaces (which is what
+// makes the runtime's setns fail, before the process is a zombie).
 func initGone(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if pid <= 0 || err != nil {
@@ -134,7 +138,11 @@ func initGone(pid int) bool {
 	}
 	// The state follows the command's closing parenthesis.
 	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	return len(fields) == 0 || fields[0] == "Z" || fields[0] == "X"
+	if len(fields) == 0 || fields[0] == "Z" || fields[0] == "X" {
+		return true
+	}
+	_, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // bundleGone says that the container's files are missing, when they are.

@@ -30,13 +30,13 @@ func holdInOtherProcess(t *testing.T, st *store.Store, id string) *exec.Cmd {
 		t.Fatal("flock (util-linux) is not installed")
 	}
 	os.MkdirAll(st.Root()+"/locks", 0o700)
-	cmd := exec.Command("flock", st.ContainerLockPath(id), "sleep", "30")
+	cmd := exec.Command("flock", st.ContainerLockPath(id), "sleep", "600")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		l, err := TryAcquire(st, id)
 		if err != nil {
 			t.Fatal(err)
@@ -84,7 +84,7 @@ func TestLockIsHeldAcrossProcessesAndFreedWhenTheHolderDies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the lock of a killed holder was never freed")
 	}
 }

@@ -12,10 +12,10 @@ import (
 )
 
 // settledGoroutines waits until the process runs want goroutines, or
-// fails with their stacks after a few seconds.
+// fails with their stacks after a minute.
 func settledGoroutines(t *testing.T, want int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for runtime.NumGoroutine() > want && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

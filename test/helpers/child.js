@@ -17,7 +17,7 @@ function runInChild(snippet, env = {}) {
       process.stdout.write(JSON.stringify({ thrown: { name: e.name, details: e.details, message: e.message } }));
     });`;
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['-e', program], { env: { ...process.env, ...env }, timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['-e', program], { env: { ...process.env, ...env }, timeout: 120000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`child failed: ${err.message}\n${stderr}`));
       try {
         resolve(JSON.parse(stdout));

@@ -1,7 +1,7 @@
 'use strict';
 // A tiny registry of our own for what a real one will not serve: schema 1
-// manifests, content that lies about its digest, and a server that accepts
-// connections and never answers.
+// manifests, content that lies about its digest, a server that accepts
+// connections and never answers, and a proxy that holds blobs half sent.
 const http = require('node:http');
 const net = require('node:net');
 
@@ -53,4 +53,58 @@ async function closedPort() {
   return port;
 }
 
-module.exports = { startFakeRegistry, startSilentServer, closedPort };
+// A proxy in front of the registry at target (host:port) that sends the
+// first `hold` blobs of more than 1 MiB only up to their middle, then holds
+// them for as long as the client waits; other requests pass whole. A pull
+// through it cannot end, so an abort is sure to find it in the middle,
+// however fast the machine. held: blobs half sent and held; passed: large
+// blobs sent whole.
+async function startHoldingProxy(target, { hold = Infinity } = {}) {
+  const [hostname, port] = target.split(':');
+  const sockets = new Set();
+  const counts = { held: 0, passed: 0 };
+  let claimed = 0;
+  const server = http.createServer((req, res) => {
+    const upstream = http.request({ hostname, port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode, up.headers);
+      const size = Number(up.headers['content-length']);
+      const large = req.method === 'GET' && req.url.includes('/blobs/') && size > 1 << 20;
+      if (!large || claimed >= hold) {
+        if (large) res.on('finish', () => { counts.passed++; });
+        up.pipe(res);
+        return;
+      }
+      claimed++;
+      const half = Math.floor(size / 2);
+      let sent = 0;
+      up.on('data', (chunk) => {
+        if (sent >= half) return;
+        const part = chunk.subarray(0, half - sent);
+        sent += part.length;
+        res.write(part);
+        if (sent >= half) {
+          up.destroy(); // the rest never comes; res stays open
+          counts.held++;
+        }
+      });
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${server.address().port}`,
+    get held() { return counts.held; },
+    get passed() { return counts.passed; },
+    stop: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+module.exports = { startFakeRegistry, startSilentServer, closedPort, startHoldingProxy };

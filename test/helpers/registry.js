@@ -8,7 +8,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
-const READY_TIMEOUT_MS = 10000;
+const READY_TIMEOUT_MS = 60000;
 const KILL_GRACE_MS = 2000;
 const BIND_ATTEMPTS = 5;
 const STDERR_KEEP = 64 * 1024;

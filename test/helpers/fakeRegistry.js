@@ -57,8 +57,10 @@ async function closedPort() {
 // first `hold` blobs of more than 1 MiB only up to their middle, then holds
 // them for as long as the client waits; other requests pass whole. A pull
 // through it cannot end, so an abort is sure to find it in the middle,
-// however fast the machine. held: blobs half sent and held; passed: large
-// blobs sent whole.
+// however fast the machine. Uploads are held the same way: the first 1 MiB
+// of an upload's body reaches the registry, then the proxy reads no more,
+// so a push cannot end either. held: blobs half sent (or uploads begun) and
+// held; passed: large blobs sent whole.
 async function startHoldingProxy(target, { hold = Infinity } = {}) {
   const [hostname, port] = target.split(':');
   const sockets = new Set();
@@ -89,7 +91,24 @@ async function startHoldingProxy(target, { hold = Infinity } = {}) {
       });
     });
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    const upload = (req.method === 'PATCH' || req.method === 'PUT') && req.url.includes('/blobs/uploads/');
+    if (!upload || claimed >= hold) {
+      req.pipe(upstream);
+      return;
+    }
+    let received = 0;
+    req.on('data', (chunk) => {
+      if (received >= 1 << 20) return;
+      received += chunk.length;
+      upstream.write(chunk);
+      if (received >= 1 << 20) {
+        req.pause(); // the client blocks on its full socket
+        claimed++;
+        counts.held++;
+      }
+    });
+    req.on('end', () => upstream.end()); // an upload of less than 1 MiB
+    req.on('close', () => { if (!req.complete) upstream.destroy(); }); // the client gave up
   });
   server.on('connection', (socket) => {
     sockets.add(socket);

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/k3-core/k3-core/golib/bundle"
 	"github.com/k3-core/k3-core/golib/fsat"
 	"github.com/k3-core/k3-core/golib/layer"
@@ -228,6 +230,18 @@ func run(ctx context.Context, helper string, req request, data *dataFile, progre
 	return nil
 }
 
+// pipeSize is how much a data pipe holds: an ordinary user may grow a
+// pipe up to /proc/sys/fs/pipe-max-size, 1 MiB by default.
+const pipeSize = 1 << 20
+
+// growPipe makes the pipe hold pipeSize; where the host allows less, it
+// keeps the size it has.
+func growPipe(p *os.File) {
+	if raw, err := p.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
+}
+
 // attach gives the helper the data as its descriptor 3, through a pipe
 // when the data is not a file: handed is then the pipe's end the helper
 // gets, to be closed here once it started, and copied reports the end of
@@ -247,11 +261,15 @@ func attach(cmd *exec.Cmd, data *dataFile) (copied <-chan error, handed *os.File
 	if err != nil {
 		return nil, nil, err
 	}
+	growPipe(w)
 	if data.in != nil {
 		cmd.ExtraFiles, handed = []*os.File{r}, r
 		safego.Go(func() error {
 			defer w.Close()
-			_, err := io.Copy(w, data.in)
+			// Written in blocks as large as the pipe (the file's own
+			// ReadFrom would write 32 KiB at a time), so each side wakes
+			// the other less often.
+			_, err := io.CopyBuffer(struct{ io.Writer }{w}, data.in, make([]byte, pipeSize))
 			if errors.Is(err, syscall.EPIPE) {
 				err = nil // the helper stopped reading: its error says why
 			}

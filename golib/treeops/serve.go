@@ -73,7 +73,10 @@ func (h *serving) serve(ctx context.Context, req request, data *os.File) (any, e
 	progress := h.progress
 	switch req.Op {
 	case opUnpack:
-		return unpack(ctx, data, req.Dir, req.Lower, func(n int64) { progress(n, 0) }, req.Way)
+		// Read from the pipe in large blocks: the tar reader's own reads (a
+		// 512-byte header each) would each be a system call.
+		in := bufio.NewReaderSize(data, pipeSize)
+		return unpack(ctx, in, req.Dir, req.Lower, func(n int64) { progress(n, 0) }, req.Way)
 	case opExport:
 		if req.Approve {
 			if err := h.approved(ctx, rootfs.Stack(req.Stack)); err != nil {

@@ -8,6 +8,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -237,6 +238,30 @@ test('an aborted load stops and records nothing', { skip }, async () => {
     const names = (await k3.imageCore.listImages()).flatMap((i) => i.RepoTags || []);
     assert.ok(!names.includes('loaded:1'), `${what}: the image was recorded`);
   }
+});
+
+// A compressed archive is first decompressed into staging. A hostile one
+// may inflate enormously: 1 GiB of zeros is 1 MiB gzipped. An abort once
+// 4 MiB are out stops the decompression there, not after the whole.
+test('an aborted load of a compressed archive stops decompressing it', { skip }, async () => {
+  const bomb = path.join(tmp, 'zeros.tar.gz');
+  execFileSync('sh', ['-c', `head -c 1G /dev/zero | gzip -1 > ${bomb}`]);
+  let most = 0;
+  const staged = () => {
+    most = Math.max(most, largest(path.join(k3.root, 'tmp'), 'load-'));
+    return most;
+  };
+  const moment = { name: 'with 4 MiB decompressed', when: () => staged() >= 4 << 20 };
+  const what = `load of a .tar.gz aborted ${label(moment)}`;
+  const base = await baseline();
+  // Watched until the call settles, when the file is removed.
+  const watching = setInterval(staged, 1);
+  const outcome = await abortAt(moment, (signal) => k3.imageCore.loadImage(bomb, { signal }));
+  clearInterval(watching);
+  assertAbortError(outcome, what);
+  await assertStopped(base, what);
+  assert.ok(most < 512 << 20, `${what}: ${most} bytes were decompressed before it stopped`);
+  assert.deepEqual(storeStaging(), [], `${what}: staging left`);
 });
 
 // The bytes of file as a stream that stops at half of them and never ends:

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/k3-core/k3-core/golib/archive"
+	"github.com/k3-core/k3-core/golib/ctxio"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/inspect"
@@ -61,7 +62,7 @@ func (e *Engine) loadImage(ctx context.Context, call *Request) (any, error) {
 	if socket {
 		tarPath, cleanup, err = streamedTar(ctx, st, source)
 	} else {
-		tarPath, cleanup, err = plainTar(st, source)
+		tarPath, cleanup, err = plainTar(ctx, st, source)
 	}
 	if err != nil {
 		return nil, failArchive(err)
@@ -150,13 +151,13 @@ func streamedTar(ctx context.Context, st *store.Store, socket string) (string, f
 		return "", nil, err
 	}
 	defer src.Close()
-	return decompressedCopy(st, src)
+	return decompressedCopy(ctx, st, src)
 }
 
 // plainTar returns a seekable, uncompressed copy of the archive: the file
 // itself when it is a plain tar, else a decompressed copy in the store's
 // staging area.
-func plainTar(st *store.Store, filePath string) (string, func(), error) {
+func plainTar(ctx context.Context, st *store.Store, filePath string) (string, func(), error) {
 	f, err := os.Open(filePath)
 	if err != nil {
 		return "", nil, err
@@ -170,13 +171,14 @@ func plainTar(st *store.Store, filePath string) (string, func(), error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", nil, err
 	}
-	return decompressedCopy(st, f)
+	return decompressedCopy(ctx, st, f)
 }
 
 // decompressedCopy writes what src holds, decompressed if it is
-// compressed, to a file in the store's staging area.
-func decompressedCopy(st *store.Store, src io.Reader) (string, func(), error) {
-	r, err := archive.Decompress(src)
+// compressed, to a file in the store's staging area; an abort stops it
+// within one read.
+func decompressedCopy(ctx context.Context, st *store.Store, src io.Reader) (string, func(), error) {
+	r, err := archive.Decompress(ctxio.Reader(ctx, src))
 	if err != nil {
 		return "", nil, &inspect.ContentError{Reason: "the archive could not be decompressed: " + err.Error()}
 	}
@@ -192,6 +194,9 @@ func decompressedCopy(st *store.Store, src io.Reader) (string, func(), error) {
 	}
 	if err != nil {
 		cleanup()
+		if ctx.Err() != nil {
+			return "", nil, ctx.Err()
+		}
 		return "", nil, &inspect.ContentError{Reason: "the archive could not be decompressed: " + err.Error()}
 	}
 	return tmp.Name(), cleanup, nil

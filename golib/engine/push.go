@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/pgzip"
 
+	"github.com/k3-core/k3-core/golib/ctxio"
 	"github.com/k3-core/k3-core/golib/errcat"
 	"github.com/k3-core/k3-core/golib/imagesrc"
 	"github.com/k3-core/k3-core/golib/inspect"
@@ -295,7 +296,7 @@ func gzipBlob(ctx context.Context, st *store.Store, blobDigest string) (string, 
 	hasher := sha256.New()
 	counter := &byteCounter{}
 	gz := pgzip.NewWriter(io.MultiWriter(out, hasher, counter))
-	if _, err := io.Copy(gz, &ctxReader{ctx: ctx, r: in}); err != nil {
+	if _, err := io.Copy(gz, ctxio.Reader(ctx, in)); err != nil {
 		return fail(err)
 	}
 	if err := gz.Close(); err != nil {
@@ -312,18 +313,6 @@ type byteCounter struct{ n int64 }
 func (c *byteCounter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	return len(p), nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func jsonString(s string) []byte {

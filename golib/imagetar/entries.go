@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/k3-core/k3-core/golib/ctxio"
 )
 
 // entry is one member of the archive being assembled.
@@ -142,7 +144,7 @@ func copyMember(ctx context.Context, w io.Writer, e entry, copied func(int64)) e
 		return err
 	}
 	defer r.Close()
-	n, err := io.CopyBuffer(w, &countingReader{ReadCloser: io.NopCloser(&contextReader{ctx: ctx, r: io.LimitReader(r, e.size)}), add: copied}, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(w, &countingReader{ReadCloser: io.NopCloser(ctxio.Reader(ctx, io.LimitReader(r, e.size))), add: copied}, make([]byte, 1<<20))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/ctxio"
 	"github.com/k3-core/k3-core/golib/safego"
 )
 
@@ -190,7 +191,7 @@ func stageOne(ctx context.Context, s *stagedLayer, diffID digest.Digest, layer v
 		return err
 	}
 	defer compressed.Close()
-	plain, err := archive.Decompress(&contextReader{ctx: ctx, r: compressed})
+	plain, err := archive.Decompress(ctxio.Reader(ctx, compressed))
 	if err != nil {
 		return fmt.Errorf("layer %s cannot be decompressed: %w", diffID, err)
 	}
@@ -226,19 +227,6 @@ func unnamedFile(dir string) (*os.File, error) {
 	}
 	os.Remove(f.Name())
 	return f, nil
-}
-
-// contextReader stops a download when the call is cancelled.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // verifiedReader fails at the end of a blob whose bytes do not match its digest.

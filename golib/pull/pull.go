@@ -22,6 +22,7 @@ import (
 
 	"github.com/k3-core/k3-core/golib/archive"
 	"github.com/k3-core/k3-core/golib/content"
+	"github.com/k3-core/k3-core/golib/ctxio"
 	"github.com/k3-core/k3-core/golib/imageconfig"
 	"github.com/k3-core/k3-core/golib/layer"
 	"github.com/k3-core/k3-core/golib/safego"
@@ -344,7 +345,7 @@ func fetch(ctx context.Context, st *store.Store, l *plannedLayer, lower []string
 	defer blob.Close()
 	verifier := want.Verifier()
 	counter := &countingWriter{onBytes: func(n int64) { report("download", n, l.BlobSize) }}
-	raw := io.TeeReader(contextReader{ctx, rc}, io.MultiWriter(blob, verifier, counter))
+	raw := io.TeeReader(ctxio.Reader(ctx, rc), io.MultiWriter(blob, verifier, counter))
 
 	staged, unpackErr := unpackStream(ctx, st, l, raw, lower, report)
 	if staged != "" {
@@ -465,17 +466,4 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	c.onBytes(c.n)
 	return len(p), nil
-}
-
-// contextReader stops a copy when its context ends.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -138,9 +138,27 @@ function mountedIds() {
     .map((l) => (l.split(' ')[4] || '')).filter((p) => p.startsWith(under)).map((p) => p.slice(under.length).split('/')[0]);
 }
 
+// Whether no monitor of the store is between states: a kill may leave one
+// still starting its container (the runtime has it not yet running) or
+// ending it (the runtime has it stopped, or no more), which it finishes by
+// itself. A check before it has would race it, and fail on a slow machine.
+function monitorsSettled() {
+  const under = path.join(store, 'containers') + path.sep;
+  const ids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
+    try {
+      const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return args[0].endsWith('k3-monitor') && args[2].startsWith(under) ? args[3] : '';
+    } catch {
+      return ''; // it ended while we looked
+    }
+  }).filter(Boolean);
+  return ids.every((id) => runcStatus(id) === 'running');
+}
+
 // After a kill at moment: a new process's view must agree with the host,
 // and every container must start, stop and go, leaving nothing behind.
 async function checkAfter(moment) {
+  await until(`${moment}: every monitor to have its container running, or to end`, monitorsSettled);
   const checker = child(CHECK);
   try {
     await checkWith(checker, moment);
@@ -189,11 +207,12 @@ async function holdDatabase() {
   };
 }
 
+// Waits for condition; a minute is long enough for a loaded machine.
 async function until(what, condition) {
-  for (const end = Date.now() + 10000; Date.now() < end; await sleep(10)) {
+  for (const end = Date.now() + 60000; Date.now() < end; await sleep(10)) {
     if (condition()) return;
   }
-  assert.fail(`waited 10 s for ${what}`);
+  assert.fail(`waited a minute for ${what}`);
 }
 
 // The moments a kill leaves the most to repair, each reached for certain:

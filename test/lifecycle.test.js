@@ -144,10 +144,12 @@ test('an aborted start settles with nothing of it left: no runtime process, no m
 });
 
 test('a start aborted after its monitor began records start then die, and leaves the container as it was', { skip }, async () => {
-  // A runtime that takes 2 s to run a container: the abort comes while the
-  // monitor waits for it, and the start undoes what then began.
+  // A runtime that runs a container only once the test lets it: the abort
+  // comes while the monitor waits for it, however slow the machine, and
+  // the start undoes what then began.
   const slowRuntime = path.join(box.tmp, 'slow-runc');
-  fs.writeFileSync(slowRuntime, '#!/bin/sh\n[ "$1" = run ] && sleep 2\nexec runc "$@"\n', { mode: 0o755 });
+  const letRun = path.join(box.tmp, 'slow-runc-go');
+  fs.writeFileSync(slowRuntime, `#!/bin/sh\nif [ "$1" = run ]; then while [ ! -e ${letRun} ]; do sleep 0.05; done; fi\nexec runc "$@"\n`, { mode: 0o755 });
   const slow = new K3Core({ root, runtime: slowRuntime });
   const { Id: id } = await slow.containerCore.createContainer('busybox:lifecycle', { name: 'slowstart' });
   const since = Date.now() / 1000 - 1;
@@ -155,6 +157,7 @@ test('a start aborted after its monitor began records start then die, and leaves
   const started = slow.containerCore.startContainer(id, { signal: abort.signal }).then(() => 'started', (e) => e.name);
   while (!monitorsOf(id)) await new Promise((r) => setTimeout(r, 10));
   abort.abort();
+  fs.writeFileSync(letRun, '');
   assert.equal(await started, 'AbortError');
   assert.deepEqual(await world(id), { state: 'created', mounts: 0, runc: false, monitors: 0 });
   assert.deepEqual(await events(id, since), ['create', 'start', 'die']);

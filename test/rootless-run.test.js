@@ -512,13 +512,14 @@ test('as a user whose user namespaces are used up (user.max_user_namespaces reac
   const result = await asUser(ordinaryUser(), async ({ cc, failure, root }) => {
     const running = await cc.createContainer('busybox:rootless', { cmd: ['sleep', '600'] });
     // The one namespace allowed may still be counted to a helper the create
-    // ran, for a moment after that helper ended: the first start waits it out.
+    // ran, for a moment after that helper ended: the first start waits it
+    // out, for up to a minute on a loaded machine.
     for (let tries = 0; ; tries++) {
       try {
         await cc.startContainer(running.Id);
         break;
       } catch (err) {
-        if (err.name !== 'UserNamespacesDisabled' || tries >= 50) throw err;
+        if (err.name !== 'UserNamespacesDisabled' || tries >= 600) throw err;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }

@@ -52,3 +52,31 @@ func TestReconcileRecordsARunItsStarterDidNot(t *testing.T) {
 		t.Fatalf("Reconcile of a recorded run changed it: %+v, %v", again, err)
 	}
 }
+
+// A run record or exit a host crash left torn (written, renamed, and never
+// flushed: an empty file) names no run: the container is shown, and can be
+// started and removed, rather than every read of it, and every listing of
+// the store, failing.
+func TestReconcileTakesATornRecordForNone(t *testing.T) {
+	st, c := storeWithContainer(t)
+	bundle := st.BundleDir(c.ID)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"run.json", "exit.json"} {
+		if err := os.WriteFile(bundle+"/"+name, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if shown, err := Reconcile(st, c); err != nil || shown.State != "created" {
+		t.Fatalf("Reconcile of a created container with a torn run record: %+v, %v; want created", shown, err)
+	}
+	// A run recorded in an earlier boot whose exit is torn: it ended unseen.
+	if err := st.SetRunning(c.ID, store.Run{Pid: 1 << 22, MonitorPid: 1 << 22, BootID: "an earlier boot"}); err != nil {
+		t.Fatal(err)
+	}
+	running, _ := st.Container(c.ID)
+	if shown, err := Reconcile(st, running); err != nil || shown.State != "exited" || shown.Run.ExitCode != exitUnknown {
+		t.Fatalf("Reconcile of a run of an earlier boot with a torn exit: %+v, %v; want exited %d", shown, err, exitUnknown)
+	}
+}

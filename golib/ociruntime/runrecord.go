@@ -35,6 +35,10 @@ func ReadRun(bundle string) (*RunRecord, error) {
 }
 
 // readJSON reads the bundle's file name as JSON, or nil when there is none.
+// A file that is not JSON counts as none: WriteJSON replaces it whole, so
+// only a host crash before its data reached the disk leaves one torn (the
+// run it would name was of an earlier boot), and an error would make every
+// read of the container fail, and with it every listing of the store.
 func readJSON[T any](bundle, name string) (*T, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, name))
 	if errors.Is(err, os.ErrNotExist) {
@@ -44,8 +48,8 @@ func readJSON[T any](bundle, name string) (*T, error) {
 		return nil, err
 	}
 	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, err
+	if json.Unmarshal(data, &v) != nil {
+		return nil, nil
 	}
 	return &v, nil
 }

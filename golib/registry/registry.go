@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,10 +101,12 @@ func newTransport(insecure bool) *http.Transport {
 
 // Client reads from and writes to registries with one set of credentials.
 type Client struct {
-	puller   *remote.Puller
-	pusher   *remote.Pusher
-	options  []remote.Option // what made them, for a pusher that reports progress
-	insecure bool
+	puller  *remote.Puller
+	pusher  *remote.Pusher
+	options []remote.Option // what made them, for a pusher that reports progress
+	// transport is the one in options, for a pusher that reports progress.
+	transport http.RoundTripper
+	insecure  bool
 }
 
 func (opts Options) key() string {
@@ -146,7 +149,7 @@ func (p *Pool) Client(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{puller: puller, pusher: pusher, options: options, insecure: opts.Insecure}
+	c := &Client{puller: puller, pusher: pusher, options: options, transport: rt, insecure: opts.Insecure}
 	p.clients[k] = c
 	return c, nil
 }
@@ -266,8 +269,14 @@ func (c *Client) Push(ctx context.Context, ref name.Reference, img v1.Image, pro
 	}
 	// go-containerregistry reports progress per pusher, so a push that
 	// reports it has a pusher of its own (its token is fetched afresh).
+	// Each read of an upload's body sends an update, and net/http may read
+	// a body after its request has returned (when it was canceled): the
+	// bodies are read through bodies, which ends them before updates is
+	// closed, so that no read sends on the closed channel and crashes the
+	// process.
 	updates := make(chan v1.Update, 64)
-	pusher, err := remote.NewPusher(append(slices.Clip(c.options), remote.WithProgress(updates))...)
+	bodies := &endingBodies{next: c.transport}
+	pusher, err := remote.NewPusher(append(slices.Clip(c.options), remote.WithTransport(bodies), remote.WithProgress(updates))...)
 	if err != nil {
 		return err
 	}
@@ -281,10 +290,48 @@ func (c *Client) Push(ctx context.Context, ref name.Reference, img v1.Image, pro
 		return nil
 	}, func(error) { close(reported) })
 	err = pusher.Push(ctx, ref, img)
-	// Push returns once every upload has ended, so nothing sends any more.
+	bodies.end()
 	close(updates)
 	<-reported
 	return err
+}
+
+// endingBodies is a transport whose request bodies can be ended: a read
+// after end fails, and end waits for the reads under way.
+type endingBodies struct {
+	next  http.RoundTripper
+	mu    sync.RWMutex
+	ended bool
+}
+
+var errPushEnded = errors.New("the push has ended")
+
+func (e *endingBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r = r.Clone(r.Context())
+		r.Body = endingBody{ReadCloser: r.Body, of: e}
+	}
+	return e.next.RoundTrip(r)
+}
+
+func (e *endingBodies) end() {
+	e.mu.Lock()
+	e.ended = true
+	e.mu.Unlock()
+}
+
+type endingBody struct {
+	io.ReadCloser
+	of *endingBodies
+}
+
+func (b endingBody) Read(p []byte) (int, error) {
+	b.of.mu.RLock()
+	defer b.of.mu.RUnlock()
+	if b.of.ended {
+		return 0, errPushEnded
+	}
+	return b.ReadCloser.Read(p)
 }
 
 // Get fetches the manifest a tag or digest names, with its descriptor.

@@ -305,6 +305,40 @@ test('a container whose monitor is killed while it runs is ended and shown exite
   await assertEventsPaired();
 });
 
+test('a start killed while its runtime has not yet run the container: a reader lists it at once, not when the runtime gets on, and records the run once it exists', { skip }, async () => {
+  const { k3 } = box;
+  // A runtime that runs a container only once the test lets it, as a hung
+  // runtime would never.
+  const slowRuntime = path.join(box.tmp, 'held-runc');
+  const letRun = path.join(box.tmp, 'held-runc-go');
+  fs.writeFileSync(slowRuntime, `#!/bin/sh\nif [ "$1" = run ]; then while [ ! -e ${letRun} ]; do sleep 0.05; done; fi\nexec runc "$@"\n`, { mode: 0o755 });
+  const starter = child(`
+    const cc = new K3Core({ root: process.env.KILL_ROOT, runtime: process.env.KILL_RUNTIME }).containerCore;
+    (async () => {
+      const { Id } = await cc.createContainer(${JSON.stringify(IMAGE)});
+      process.stdout.write(Id + '\\n');
+      await cc.startContainer(Id);
+    })();`, { KILL_RUNTIME: slowRuntime });
+  const id = await starter.line();
+  try {
+    await until('the monitor to wait on the runtime', () => monitorPids(id).length === 1);
+    await starter.kill();
+    const listed = await Promise.race([
+      k3.containerCore.listContainers({ all: true }),
+      sleep(60000).then(() => 'still waiting after a minute'),
+    ]);
+    assert.notEqual(listed, 'still waiting after a minute', 'the listing waited on the runtime');
+    assert.equal(listed.find((c) => c.Id === id).State, 'created');
+  } finally {
+    fs.writeFileSync(letRun, '');
+  }
+  for (const end = Date.now() + 60000; (await k3.containerCore.inspectContainer(id)).State !== 'running'; await sleep(50)) {
+    assert.ok(Date.now() < end, 'the run was not recorded within a minute of its start');
+  }
+  await checkAfter('a start killed while its runtime held the container');
+  await assertEventsPaired();
+});
+
 test(`kill -9 at ${Object.keys(AT_WRITE).length + 3 * DELAYS.length} moments of start, stop and remove leaves containers the store shows truly, that start, stop and go`, { skip, timeout: 300000 }, async (t) => {
   const moments = [];
   for (const op of Object.keys(AT_WRITE)) {

@@ -154,8 +154,21 @@ func Reconcile(st *store.Store, c store.Container) (store.Container, error) {
 	if err != nil {
 		return c, err
 	}
-	return settle(context.Background(), st, fresh)
+	ctx, cancel := context.WithTimeout(context.Background(), readerPatience)
+	defer cancel()
+	settled, err := settle(ctx, st, fresh)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A monitor still starting its container (its runtime slow or
+		// hung): the reader shows what it sees, and the next one settles.
+		return shown, nil
+	}
+	return settled, err
 }
+
+// readerPatience is how long a reader waits for a monitor, whose starter
+// died, to bring its container to exist: a start takes well under a
+// second, and a listing must not hang on a runtime that hangs.
+const readerPatience = 2 * time.Second
 
 // observe is c as its monitors show it, without writing, and whether its
 // record is stale.

@@ -2,13 +2,8 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/k3-core/k3-core/golib/store"
 )
@@ -53,38 +48,11 @@ func Acquire(ctx context.Context, st *store.Store, id string) (*Lock, error) {
 // TryAcquire takes container id's lock if no one holds it, else returns
 // nil and no error.
 func TryAcquire(st *store.Store, id string) (*Lock, error) {
-	path := st.ContainerLockPath(id)
-	for {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("opening the container's lock: %w", err)
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("locking the container: %w", err)
-		}
-		// The holder before us may have removed the container and its lock
-		// file: a lock on a file no longer at path locks nothing.
-		if samePath(f, path) {
-			return &Lock{file: f, path: path}, nil
-		}
-		f.Close()
+	f, err := st.TryLockContainer(id, true)
+	if f == nil || err != nil {
+		return nil, err
 	}
-}
-
-func samePath(f *os.File, path string) bool {
-	held, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	now, err := os.Stat(path)
-	return err == nil && os.SameFile(held, now)
+	return &Lock{file: f, path: st.ContainerLockPath(id)}, nil
 }
 
 // Release lets the next waiter have the lock; releasing twice is harmless.

@@ -157,41 +157,21 @@ func (s *Store) collect() error {
 	}
 	for _, e := range locks {
 		if !keep[s.BundleDir(e.Name())] {
-			errs = append(errs, dropLock(s.ContainerLockPath(e.Name())))
+			errs = append(errs, s.dropLock(e.Name()))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// dropLock deletes the lock file of a container that has no record (its
-// remover was killed before deleting it), unless someone holds it: as the
-// lock's holder removes it (lifecycle.Lock.Discard), after checking that
-// the file it locked is still the one at path, so that no lock taken on a
-// newer file there is ever deleted from under its holder.
-func dropLock(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+// dropLock deletes the lock file of container id, which has no record
+// (its remover was killed before deleting it), unless someone holds it.
+func (s *Store) dropLock(id string) error {
+	f, err := s.TryLockContainer(id, false)
+	if f == nil || err != nil {
 		return err
 	}
 	defer f.Close()
-	err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	held, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if now, err := os.Stat(path); err != nil || !os.SameFile(held, now) {
-		return nil
-	}
-	return os.Remove(path)
+	return os.Remove(s.ContainerLockPath(id))
 }
 
 // dropDeadRecords deletes the layers no image uses, and the containers

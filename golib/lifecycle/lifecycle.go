@@ -226,10 +226,10 @@ func settle(ctx context.Context, st *store.Store, c store.Container) (store.Cont
 		return c, err
 	}
 	if r != nil {
-		if err := st.SetRunning(c.ID, adopt(c, r).Run); err != nil {
+		c = adopt(c, r)
+		if err := st.SetRunning(c.ID, c.Run); err != nil {
 			return c, err
 		}
-		c = adopt(c, r)
 	}
 	if !Alive(c) {
 		// No run has it: a root mounted by a start killed before its
